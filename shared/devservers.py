@@ -1,0 +1,182 @@
+"""Real S3 (SeaweedFS) and MQTT (mosquitto) servers on loopback, for tests, demos and benchmarks.
+
+Every port is picked free, so several sessions can run side by side; every process is
+stopped by the context manager that started it.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RecyclopsError
+
+logger = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RecyclopsError(f"server exited early ({proc.returncode}); see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.1)
+    raise RecyclopsError(f"server did not open port {port} within {timeout}s; see {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+
+
+def find_binary(name: str) -> str:
+    """Look beside the running interpreter first (a venv's bin/), then on PATH."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if not found:
+        raise RecyclopsError(f"{name} not found: install it (see README, 'make install')")
+    return found
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    access_key: str
+    secret_key: str
+    bucket: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+
+@contextlib.contextmanager
+def seaweedfs(workdir: str | Path, bucket: str = "recyclops", timeout: float = 60.0) -> Iterator[S3Server]:
+    """Run ``weed mini`` with S3 on a free port; yields its endpoint and keys."""
+    workdir = Path(workdir)
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    access, secret = "recyclops-test", "recyclops-test-secret"
+    config = {
+        "identities": [
+            {
+                "name": "admin",
+                "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    (workdir / "s3.json").write_text(json.dumps(config))
+    ports = {name: free_port() for name in (
+        "s3.port", "master.port", "filer.port", "volume.port", "admin.port", "webdav.port",
+        "master.port.grpc", "filer.port.grpc", "volume.port.grpc", "s3.port.grpc",
+        "admin.port.grpc", "s3.port.iceberg", "s3.port.lance", "debug.port",
+    )}
+    args = [
+        find_binary("weed"), "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1", f"-s3.config={workdir / 's3.json'}", f"-bucket={bucket}",
+        "-admin.ui=false", "-webdav=false",
+    ] + [f"-{name}={port}" for name, port in ports.items()]
+    log = workdir / "weed.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_port(ports["s3.port"], proc, timeout, log)
+        server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", access, secret, bucket)
+        _wait_bucket(server, proc, timeout, log)
+        yield server
+    finally:
+        _stop(proc)
+
+
+def _wait_bucket(server: S3Server, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    """The S3 port opens before the filer is ready: wait until a real put succeeds."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.endpoint_url,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
+    )
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RecyclopsError(f"weed exited early ({proc.returncode}); see {log}")
+        try:
+            with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                client.create_bucket(Bucket=server.bucket)
+            client.put_object(Bucket=server.bucket, Key=".ready", Body=b"1")
+            client.delete_object(Bucket=server.bucket, Key=".ready")
+            return
+        except Exception as exc:  # the filer is still starting
+            last = exc
+            time.sleep(0.3)
+    raise RecyclopsError(f"SeaweedFS S3 not ready within {timeout}s: {last}; see {log}")
+
+
+@dataclass(frozen=True)
+class MqttBroker:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        """Stop the broker (tests use this to show that updates fall back to polling)."""
+        _stop(self.process)
+
+
+@contextlib.contextmanager
+def mosquitto(workdir: str | Path, port: int | None = None, timeout: float = 15.0) -> Iterator[MqttBroker]:
+    """Run mosquitto with one anonymous listener on 127.0.0.1."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "log_dest stderr\nlog_type error\nlog_type warning\n"
+    )
+    log = workdir / "mosquitto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [find_binary("mosquitto"), "-c", str(conf)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_port(port, proc, timeout, log)
+        yield MqttBroker("127.0.0.1", port, proc)
+    finally:
+        _stop(proc)

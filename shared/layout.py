@@ -1,0 +1,87 @@
+"""Where everything lives in the store: the one contract every part uses.
+
+See docs/store-layout.md for the reasoning. In short: images are content-addressed (a
+retried upload is the same key), gathered records are one object per key press, review
+journals are one object per session (only their owner writes them), model versions are
+immutable folders and a channel pointer, written last, says which one is current.
+"""
+
+import re
+from datetime import date
+
+from .config.base import is_safe_segment
+from .errors import InvalidKeyError
+from .hashing import is_sha256
+
+IMAGES = "images/"
+GATHERED = "gathered/"
+LABELS = "labels/"
+MODELS = "models/"
+CHANNELS = "models/channels/"
+RUNS = "runs/"
+
+MODEL_FILE = "model.tflite"
+KERAS_FILE = "model.keras"
+MANIFEST_FILE = "manifest.json"
+CARD_FILE = "MODEL_CARD.md"
+
+_GATHERED_RE = re.compile(
+    r"^gathered/(?P<device>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sha>[0-9a-f]{64})(?P<undo>\.undo)?\.json$"
+)
+
+
+def _segment(kind: str, value: str) -> str:
+    if not is_safe_segment(value):
+        raise InvalidKeyError(f"{kind} {value!r} is not a safe name (letters, digits, . _ -)")
+    return value
+
+
+def _sha(value: str) -> str:
+    if not is_sha256(value):
+        raise InvalidKeyError(f"{value!r} is not a lowercase sha256 hex digest")
+    return value
+
+
+def image_key(sha256: str) -> str:
+    return f"{IMAGES}{_sha(sha256)}.jpg"
+
+
+def gathered_key(device: str, day: date, sha256: str) -> str:
+    return f"{GATHERED}{_segment('device', device)}/{day.isoformat()}/{_sha(sha256)}.json"
+
+
+def gathered_undo_key(device: str, day: date, sha256: str) -> str:
+    """A tombstone: the operator undid a gather after it was uploaded (the edge never deletes)."""
+    return f"{GATHERED}{_segment('device', device)}/{day.isoformat()}/{_sha(sha256)}.undo.json"
+
+
+def parse_gathered_key(key: str) -> tuple[str, str, str, bool] | None:
+    """(device, day, sha256, is_undo) for a gathered key, None for anything else."""
+    match = _GATHERED_RE.match(key)
+    if not match:
+        return None
+    return match["device"], match["day"], match["sha"], bool(match["undo"])
+
+
+def labels_key(session_id: str) -> str:
+    return f"{LABELS}{_segment('session id', session_id)}.jsonl"
+
+
+def model_prefix(version: str) -> str:
+    return f"{MODELS}{_segment('model version', version)}/"
+
+
+def model_file_key(version: str, name: str) -> str:
+    return model_prefix(version) + _segment("model file", name)
+
+
+def manifest_key(version: str) -> str:
+    return model_file_key(version, MANIFEST_FILE)
+
+
+def channel_key(channel: str) -> str:
+    return f"{CHANNELS}{_segment('channel', channel)}.json"
+
+
+def run_prefix(kind: str, run_id: str) -> str:
+    return f"{RUNS}{_segment('run kind', kind)}/{_segment('run id', run_id)}/"

@@ -1,0 +1,164 @@
+"""The model manifest (what a model is and how to feed it) and the channel pointer."""
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from .config.base import SafeName, StrictModel
+from .errors import ManifestError
+from .hashing import is_sha256, sha256_file
+
+MANIFEST_SCHEMA = 1
+
+
+class InputSpec(StrictModel):
+    """How the edge must prepare a frame: raw RGB pixels; normalisation is inside the model."""
+
+    height: int = Field(ge=8, le=4096)
+    width: int = Field(ge=8, le=4096)
+    channels: Literal[3] = 3
+    dtype: Literal["uint8", "int8", "float32"] = "uint8"
+    scale: float | None = Field(None, gt=0, title="Quantisation scale (int8/uint8 input)")
+    zero_point: int | None = Field(None, ge=-128, le=255, title="Quantisation zero point")
+    color_order: Literal["RGB"] = "RGB"
+    resize: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
+    fit: Literal["stretch", "center_crop"] = "stretch"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+
+class FileEntry(StrictModel):
+    name: SafeName
+    size: int = Field(ge=0)
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        if not is_sha256(value):
+            raise ValueError("must be a lowercase sha256 hex digest")
+        return value
+
+
+class ClassMetrics(StrictModel):
+    float_accuracy: float | None = Field(None, ge=0, le=1)
+    int8_accuracy: float | None = Field(None, ge=0, le=1)
+    support: int = Field(0, ge=0)
+
+
+class Metrics(StrictModel):
+    float_accuracy: float | None = Field(None, ge=0, le=1)
+    int8_accuracy: float | None = Field(None, ge=0, le=1)
+    test_images: int = Field(0, ge=0)
+    per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
+
+
+class DatasetInfo(StrictModel):
+    fingerprint: str = ""
+    images: int = Field(0, ge=0)
+    per_class: dict[str, int] = Field(default_factory=dict)
+
+
+class ModelManifest(StrictModel):
+    schema_version: Literal[1] = MANIFEST_SCHEMA
+    version: SafeName
+    created: datetime
+    categories: list[str] = Field(min_length=2)
+    input: InputSpec
+    model_file: SafeName = "model.tflite"
+    metrics: Metrics = Field(default_factory=Metrics)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    dataset: DatasetInfo = Field(default_factory=DatasetInfo)
+    files: list[FileEntry] = Field(min_length=1)
+    min_edge_version: str = "0.1.0"
+
+    @model_validator(mode="after")
+    def _model_listed(self) -> "ModelManifest":
+        if self.model_file not in {f.name for f in self.files}:
+            raise ValueError(f"model_file {self.model_file!r} is not among files")
+        if len(set(self.categories)) != len(self.categories):
+            raise ValueError("categories must be unique")
+        return self
+
+    def file(self, name: str) -> FileEntry:
+        for entry in self.files:
+            if entry.name == name:
+                return entry
+        raise ManifestError(f"manifest {self.version}: no file {name!r}")
+
+    def verify_folder(self, folder: str | Path) -> None:
+        """Check every listed file's size and sha256; ManifestError names the first bad one."""
+        folder = Path(folder)
+        for entry in self.files:
+            path = folder / entry.name
+            if not path.is_file():
+                raise ManifestError(f"model {self.version}: {entry.name} is missing")
+            size = path.stat().st_size
+            if size != entry.size:
+                raise ManifestError(
+                    f"model {self.version}: {entry.name} is {size} bytes, manifest says {entry.size}"
+                )
+            digest = sha256_file(path)
+            if digest != entry.sha256:
+                raise ManifestError(
+                    f"model {self.version}: {entry.name} sha256 {digest[:12]}… "
+                    f"does not match the manifest's {entry.sha256[:12]}…"
+                )
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode("utf-8")
+
+
+class ChannelPointer(StrictModel):
+    """``models/channels/<channel>.json``: written last, so it only names complete versions."""
+
+    schema_version: Literal[1] = 1
+    channel: SafeName
+    version: SafeName
+    manifest_key: str
+    manifest_sha256: str
+    published_at: datetime
+
+    @field_validator("manifest_sha256")
+    @classmethod
+    def _sha(cls, value: str) -> str:
+        if not is_sha256(value):
+            raise ValueError("must be a lowercase sha256 hex digest")
+        return value
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        msg = "missing" if item["type"] == "missing" else item["msg"]
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def parse_manifest(data: bytes | str, source: str = "manifest") -> ModelManifest:
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise ManifestError(f"{source}: not JSON: {exc}") from None
+    try:
+        return ModelManifest.model_validate_json(data)
+    except ValidationError as exc:
+        raise ManifestError(f"{source}: {_describe(exc)}") from None
+
+
+def parse_pointer(data: bytes | str, source: str = "channel pointer") -> ChannelPointer:
+    try:
+        return ChannelPointer.model_validate_json(data)
+    except ValidationError as exc:
+        raise ManifestError(f"{source}: {_describe(exc)}") from None
+
+
+def file_entry(path: str | Path) -> FileEntry:
+    path = Path(path)
+    return FileEntry(name=path.name, size=path.stat().st_size, sha256=sha256_file(path))

@@ -1,0 +1,135 @@
+"""A small MQTT client over paho-mqtt 2.x: connect, publish, subscribe, stop.
+
+Subscriptions are remembered and renewed on every reconnect; a handler that raises is
+logged, never allowed to kill the network thread.
+"""
+
+import logging
+import ssl
+import threading
+import uuid
+from collections.abc import Callable
+
+from pydantic import BaseModel
+
+from .config.mqtt import MqttConfig
+from .errors import RecyclopsError
+from .secrets import read_secret
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[str, bytes], None]
+
+
+class MqttError(RecyclopsError):
+    """The broker cannot be reached or refused us."""
+
+
+def _payload(data: bytes | str | BaseModel) -> bytes:
+    if isinstance(data, BaseModel):
+        return data.model_dump_json().encode("utf-8")
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+class MqttClient:
+    def __init__(
+        self,
+        config: MqttConfig,
+        client_id: str | None = None,
+        *,
+        will: tuple[str, bytes | str | BaseModel] | None = None,
+        password: str | None = None,
+    ) -> None:
+        import paho.mqtt.client as mqtt
+
+        if not config.host:
+            raise MqttError("no MQTT broker configured (mqtt.host is empty)")
+        self.config = config
+        self._handlers: dict[str, tuple[int, Handler]] = {}
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"recyclops-{uuid.uuid4().hex[:8]}",
+        )
+        if config.username:
+            secret = password if password is not None else read_secret("mqtt_password")[0]
+            self._client.username_pw_set(config.username, secret)
+        if config.tls:
+            context = ssl.create_default_context(cafile=config.ca_file)
+            self._client.tls_set_context(context)
+        if will:
+            self._client.will_set(will[0], _payload(will[1]), qos=1, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, wait: float | None = None) -> bool:
+        """Connect in the background (retrying forever); optionally wait for the first connect."""
+        try:
+            self._client.connect_async(self.config.host or "", self.config.port, self.config.keepalive)
+        except (OSError, ValueError) as exc:
+            raise MqttError(f"mqtt://{self.config.host}:{self.config.port}: {exc}") from exc
+        self._client.loop_start()
+        if wait is not None:
+            return self._connected.wait(wait)
+        return self.connected
+
+    def stop(self) -> None:
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+            self._connected.clear()
+
+    def publish(
+        self, topic: str, data: bytes | str | BaseModel, *, qos: int = 1, retain: bool = False,
+        wait: float | None = None,
+    ) -> bool:
+        """Queue a message; with ``wait``, block until the broker acknowledged it (True)."""
+        info = self._client.publish(topic, _payload(data), qos=qos, retain=retain)
+        if wait is None:
+            return info.rc == 0
+        try:
+            info.wait_for_publish(wait)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
+    def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
+        with self._lock:
+            self._handlers[topic] = (qos, handler)
+        if self.connected:
+            self._client.subscribe(topic, qos)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if reason_code.is_failure:
+            logger.warning("MQTT connect to %s refused: %s", self.config.host, reason_code)
+            return
+        logger.info("MQTT connected to %s:%s", self.config.host, self.config.port)
+        with self._lock:
+            subs = list(self._handlers.items())
+        for topic, (qos, _) in subs:
+            client.subscribe(topic, qos)
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+        if self._connected.is_set():
+            logger.warning("MQTT disconnected from %s: %s", self.config.host, reason_code)
+        self._connected.clear()
+
+    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        import paho.mqtt.client as mqtt
+
+        with self._lock:
+            handlers = [h for t, (_, h) in self._handlers.items() if mqtt.topic_matches_sub(t, message.topic)]
+        for handler in handlers:
+            try:
+                handler(message.topic, bytes(message.payload))
+            except Exception:
+                logger.exception("MQTT handler for %s failed; message ignored", message.topic)
