@@ -1,0 +1,1 @@
+"""Cloud side of Recyclops: training jobs, publishing, the review tool."""
