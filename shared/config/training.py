@@ -1,20 +1,86 @@
-"""Training, search and publishing settings for the cloud jobs."""
+"""Training, search and publishing settings for the cloud jobs.
 
-from pydantic import Field
+Every field is also a ``recyclops train`` flag (see ``recyclops.cloud.cli.train``); a file
+``[train]`` section, flags and RECYCLOPS_TRAIN__KEY overrides all land here.
+"""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from .base import SafeName, StrictModel
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(20, ge=1, le=1000, title="Epochs")
+    epochs: int = Field(12, ge=1, le=1000, title="Epochs (head stage)")
     batch_size: int = Field(32, ge=1, le=1024, title="Batch size")
-    dropout: float = Field(0.2, ge=0.0, lt=1.0, title="Dropout")
-    optimizer: str = Field("adam", title="Optimizer")
-    learning_rate: float = Field(1e-3, gt=0, le=1.0, title="Learning rate")
+    dropout: float = Field(0.2, ge=0.0, lt=1.0, title="Dropout before the classifier")
+    optimizer: Literal["adam", "rmsprop", "sgd"] = Field("adam", title="Optimizer")
+    learning_rate: float = Field(
+        3e-3, gt=0, le=1.0, title="Learning rate (head stage)",
+        description="Fine-tuning uses this ÷ 10 unless fine_tune_learning_rate is set.",
+    )
+    lr_schedule: Literal["constant", "cosine"] = Field("cosine", title="Learning-rate schedule")
+    label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, title="Label smoothing")
+    validation_split: float = Field(0.15, gt=0.0, lt=0.5, title="Validation fraction")
+    test_split: float = Field(0.15, gt=0.0, lt=0.5, title="Test fraction")
     image_size: int = Field(224, ge=32, le=1024, title="Input size (square)")
+    weights: str = Field(
+        "imagenet", title="Base weights", description="'imagenet', 'none' or a .h5/.weights.h5 path"
+    )
+    alpha: float = Field(1.0, gt=0.0, le=1.4, title="MobileNetV2 width multiplier")
+    fine_tune: bool = Field(True, title="Fine-tune the top of the base after the head")
+    fine_tune_layers: int = Field(
+        39, ge=1, le=500, title="Top base layers to unfreeze",
+        description="Rounded up to a clean cut (39 = block 13 and up); BatchNorm stays frozen.",
+    )
+    fine_tune_epochs: int = Field(10, ge=0, le=1000, title="Fine-tuning epochs")
+    fine_tune_learning_rate: float | None = Field(None, gt=0, le=1.0, title="Fine-tune LR")
+    pipeline: Literal["cached", "pixels"] = Field(
+        "cached", title="Training pipeline",
+        description="cached: frozen layers run once per fixed augmented view; pixels: tf.data "
+        "with live augmentation through the whole model.",
+    )
+    augment: bool = Field(True, title="Augment training images")
+    augment_views: int = Field(3, ge=1, le=32, title="Fixed augmented views per image (cached)")
+    flip: bool = Field(True, title="Random horizontal flip")
+    rotation: float = Field(0.08, ge=0.0, le=0.5, title="Random rotation (fraction of a turn)")
+    zoom: float = Field(0.15, ge=0.0, le=0.9, title="Random zoom")
+    class_weights: bool = Field(True, title="Weight classes by inverse frequency")
+    early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
+    representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
+    gate_margin: float = Field(1.5, ge=0.0, le=100.0, title="Max int8 drop (points), overall")
+    gate_class_margin: float = Field(5.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class")
     seed: int = Field(1337, title="Seed")
     channel: SafeName = Field("stable", title="Channel to publish to")
 
+    @property
+    def fine_tune_lr(self) -> float:
+        return self.fine_tune_learning_rate or self.learning_rate / 10
+
 
 class SearchConfig(StrictModel):
-    pass
+    """The grid; the default is the original project's."""
+
+    batch_size: list[int] = Field([4, 8, 16, 32], min_length=1, title="Batch sizes")
+    dropout: list[float] = Field([0.0, 0.1, 0.2, 0.3, 0.4, 0.5], min_length=1, title="Dropouts")
+    optimizer: list[Literal["adam", "rmsprop", "sgd"]] = Field(["adam", "rmsprop"], min_length=1)
+    learning_rate: list[float] = Field([1e-4, 1e-5], min_length=1, title="Learning rates")
+    fine_tune: list[bool] = Field([False, True], min_length=1, title="Fine-tuning off/on")
+    epochs: int = Field(10, ge=1, le=1000, title="Epochs per trial (head)")
+    fine_tune_epochs: int = Field(5, ge=0, le=1000, title="Fine-tune epochs per trial")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "SearchConfig":
+        if any(not 1 <= b <= 1024 for b in self.batch_size):
+            raise ValueError("batch sizes must be 1..1024")
+        if any(not 0.0 <= d < 1.0 for d in self.dropout):
+            raise ValueError("dropouts must be in [0, 1)")
+        if any(not 0.0 < lr <= 1.0 for lr in self.learning_rate):
+            raise ValueError("learning rates must be in (0, 1]")
+        return self
+
+    @property
+    def size(self) -> int:
+        return (len(self.batch_size) * len(self.dropout) * len(self.optimizer)
+                * len(self.learning_rate) * len(self.fine_tune))

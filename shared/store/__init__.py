@@ -14,15 +14,23 @@ __all__ = ["LocalStore", "ObjectStore", "S3Store", "open_store", "validate_key",
 
 def open_store(target: str | StoreConfig, *, endpoint_url: str | None = None) -> ObjectStore:
     """Open a store from a URL or a StoreConfig. Relative ``file://./x`` is relative to cwd."""
-    config = StoreConfig(url=target, endpoint_url=endpoint_url) if isinstance(target, str) else target
+    if isinstance(target, str):
+        try:
+            config = StoreConfig(url=target, endpoint_url=endpoint_url)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise StoreError(f"store URL {target!r}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from None
+    else:
+        config = target
     url = config.url
     parsed = urlparse(url)
     if parsed.scheme == "file":
         path = unquote(parsed.netloc + parsed.path)
-        if not path:
+        if not path or path == "/" and not parsed.path:
             raise StoreError(f"store URL {url!r} has no folder: use file:///abs/path")
         return LocalStore(Path(path))
     if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise StoreError(f"store URL {url!r} has no bucket: use s3://bucket/prefix")
         if parsed.query or parsed.fragment:
             raise StoreError(f"store URL {url!r}: no query or fragment allowed")
         return S3Store(

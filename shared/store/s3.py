@@ -65,10 +65,11 @@ class S3Store(ObjectStore):
         return StoreError(f"{self.url}: {action} {key} failed: {exc}")
 
     def put(self, key: str, data: bytes | Path, *, if_absent: bool = False) -> bool:
-        body = Path(data).read_bytes() if isinstance(data, Path) else data
+        full = self._key(key)
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if if_absent else {}
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **extra)
+            body = Path(data).read_bytes() if isinstance(data, Path) else data
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=body, **extra)
             return True
         except Exception as exc:
             if if_absent and _code(exc) in _EXISTS:
@@ -76,8 +77,9 @@ class S3Store(ObjectStore):
             raise self._fail("put", key, exc) from exc
 
     def get(self, key: str) -> bytes:
+        full = self._key(key)
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            obj = self.client.get_object(Bucket=self.bucket, Key=full)
             return bytes(obj["Body"].read())
         except Exception as exc:
             raise self._fail("get", key, exc) from exc
@@ -90,8 +92,9 @@ class S3Store(ObjectStore):
             return False
 
     def size(self, key: str) -> int:
+        full = self._key(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
             return int(head["ContentLength"])
         except Exception as exc:
             raise self._fail("head", key, exc) from exc
@@ -111,18 +114,20 @@ class S3Store(ObjectStore):
             raise self._fail("list", prefix or "(all)", exc) from exc
 
     def delete(self, key: str) -> None:
+        full = self._key(key)
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+            self.client.delete_object(Bucket=self.bucket, Key=full)
         except Exception as exc:
             if _code(exc) not in _NOT_FOUND:
                 raise self._fail("delete", key, exc) from exc
 
     def presigned_url(self, key: str, expires: int = 3600) -> str | None:
+        full = self._key(key)
         try:
             return str(
                 self.client.generate_presigned_url(
                     "get_object",
-                    Params={"Bucket": self.bucket, "Key": self._key(key)},
+                    Params={"Bucket": self.bucket, "Key": full},
                     ExpiresIn=expires,
                 )
             )
