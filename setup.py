@@ -18,8 +18,10 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
-        "recyclops.edge": ["static/*", "systemd/*", "install/*"],
-        "recyclops.cloud": ["clean/static/*"],
+        "recyclops.edge": ["static/*", "systemd/*", "install/*", "configs/*"],
+        "recyclops.cloud": ["configs/*", "clean/static/*"],
+        "recyclops.cloud.clean": ["static/*"],
+        "recyclops.cloud.demo": ["sample/*.md", "sample/*/*.jpg", "configs/*"],
         "recyclops.shared": ["py.typed"],
     },
     include_package_data=True,

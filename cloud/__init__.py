@@ -1,1 +1,1 @@
-"""Cloud side of Recyclops: training jobs, publishing, the review tool."""
+"""Cloud jobs: data set sync, training, int8 conversion with a quality gate, publishing, search."""
