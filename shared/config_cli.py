@@ -20,6 +20,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument("-v", "--verbose", action="count", default=0)
     check.add_argument("-q", "--quiet", action="store_true")
     check.set_defaults(func=run_check)
+    ref = subs.add_parser("reference", help="print the configuration reference (markdown)")
+    ref.add_argument("-v", "--verbose", action="count", default=0)
+    ref.add_argument("-q", "--quiet", action="store_true")
+    ref.set_defaults(func=run_reference)
 
 
 def secrets_summary() -> dict[str, str]:
@@ -50,4 +54,11 @@ def run_check(args: argparse.Namespace) -> int:
 
         print(tomli_w.dumps(data), end="")
     print(f"{args.file}: OK", file=sys.stderr)
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    from .config.reference import reference_markdown
+
+    sys.stdout.write(reference_markdown())
     return 0

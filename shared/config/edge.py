@@ -1,8 +1,117 @@
-"""Edge daemon settings (camera, classifier, keypad, spool, updates)."""
+"""Edge daemon settings: camera, classifier, keypad, outputs, spool, updates, live view, status."""
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from .base import SafeName, StrictModel
+
+
+class CameraConfig(StrictModel):
+    """Where frames come from. ``source``: a folder (replay), a USB index, file or URL (opencv)."""
+
+    kind: Literal["picamera2", "opencv", "replay"] = Field("picamera2", title="Camera kind")
+    source: str = Field("0", title="Camera source", description="replay: folder; opencv: index, file or URL")
+    fps: float = Field(10.0, gt=0, le=120, title="Frames per second (replay pace, capture request)")
+    width: int = Field(1280, ge=16, le=8192, title="Main (saved) frame width")
+    height: int = Field(960, ge=16, le=8192, title="Main (saved) frame height")
+    lores_width: int = Field(320, ge=16, le=4096, title="Inference stream width (picamera2)")
+    lores_height: int = Field(240, ge=16, le=4096, title="Inference stream height (picamera2)")
+    at_end: Literal["loop", "stop", "hold"] = Field(
+        "loop", title="Replay/file end", description="loop; stop (daemon exits); hold (no more frames)"
+    )
+    read_timeout: float = Field(5.0, gt=0, le=120, title="Seconds to wait for one frame")
+    preview: bool = Field(False, title="picamera2 preview window with the overlay (screen attached)")
+
+
+class ClassifierConfig(StrictModel):
+    backend: Literal["auto", "litert", "tflite_runtime", "tensorflow"] = Field(
+        "auto", title="Interpreter", description="auto: ai-edge-litert, tflite-runtime, then TensorFlow"
+    )
+    threads: int = Field(2, ge=1, le=16, title="Interpreter threads")
+    smoothing: Literal["vote", "mean", "none"] = Field("mean", title="Smoothing over frames")
+    window: int = Field(5, ge=1, le=120, title="Frames smoothed over")
+    threshold: float = Field(0.5, ge=0, le=1, title="Below this score the answer is 'unsure'")
+
+
+class OutputPin(StrictModel):
+    kind: Literal["servo", "relay"] = Field("relay", title="Output kind")
+    pin: int | str = Field(title="GPIO pin (BCM number or name)")
+    angle: float = Field(0.0, ge=-180, le=180, title="Servo angle for this category")
+    pulse_seconds: float = Field(0.5, gt=0, le=10, title="How long a relay stays on / servo holds")
+
+
+class OutputsConfig(StrictModel):
+    """One output per category, fired once per item (not per frame)."""
+
+    enabled: bool = Field(False, title="Drive outputs")
+    pins: dict[str, OutputPin] = Field(default_factory=dict, title="Output per category name")
+    background_category: str | None = Field(
+        None, title="Category meaning 'nothing there'", description="Re-arms the sorter when seen."
+    )
+    stable_frames: int = Field(3, ge=1, le=100, title="Frames a label must hold before firing")
+    scene_change: float = Field(12.0, gt=0, le=255, title="Mean pixel change that re-arms (no background)")
+
+
+class KeypadConfig(StrictModel):
+    kind: Literal["none", "terminal", "gpio", "evdev"] = Field("none", title="Keypad kind")
+    undo_key: str = Field("u", min_length=1, max_length=16, title="Key that undoes the last gather")
+    keys: dict[str, str] = Field(
+        default_factory=dict, title="Extra key → category", description="Beyond each category's own key"
+    )
+    row_pins: list[int | str] = Field(default_factory=list, title="Matrix row pins (outputs)")
+    col_pins: list[int | str] = Field(default_factory=list, title="Matrix column pins (inputs, pull-up)")
+    layout: list[str] = Field(
+        default_factory=lambda: ["123A", "456B", "789C", "*0#D"], title="Key per row/column"
+    )
+    debounce_ms: int = Field(30, ge=0, le=1000, title="Debounce (ms)")
+    scan_hz: float = Field(100.0, gt=0, le=2000, title="Matrix scan rate")
+    evdev_device: str | None = Field(None, title="evdev device path (None: first keyboard)")
+    led_pin: int | str | None = Field(None, title="Confirmation LED pin")
+    buzzer_pin: int | str | None = Field(None, title="Confirmation buzzer pin")
+
+    @model_validator(mode="after")
+    def _matrix(self) -> "KeypadConfig":
+        if self.kind == "gpio":
+            if not self.row_pins or not self.col_pins:
+                raise ValueError("a gpio keypad needs row_pins and col_pins")
+            if len(self.layout) != len(self.row_pins) or any(
+                len(row) != len(self.col_pins) for row in self.layout
+            ):
+                raise ValueError("layout must have one string per row with one key per column")
+        return self
+
+
+class SpoolConfig(StrictModel):
+    max_mb: float = Field(512.0, gt=0, le=1_000_000, title="Spool size bound (MB)")
+    max_items: int = Field(10_000, ge=1, le=10_000_000, title="Spool item bound")
+    retry_min: float = Field(0.5, gt=0, le=600, title="First retry delay (s)")
+    retry_max: float = Field(60.0, gt=0, le=3600, title="Longest retry delay (s)")
+    jpeg_quality: int = Field(92, ge=50, le=100, title="JPEG quality of gathered frames")
+
+
+class UpdatesConfig(StrictModel):
+    poll_seconds: float = Field(30.0, gt=0, le=86400, title="Pointer poll interval without MQTT")
+    poll_seconds_connected: float = Field(900.0, gt=0, le=86400, title="Pointer poll interval with MQTT")
+    keep_versions: int = Field(3, ge=1, le=50, title="Versions kept for rollback")
+    max_model_mb: float = Field(256.0, gt=0, le=10_000, title="Largest model accepted (MB)")
+    selftest_dir: str | None = Field(None, title="Images the self-test classifies (default: synthetic)")
+
+
+class LiveViewConfig(StrictModel):
+    enabled: bool = Field(True, title="Serve the live view")
+    host: str = Field("127.0.0.1", title="Bind address (loopback by default)")
+    port: int = Field(8090, ge=0, le=65535, title="Port (0: any free port)")
+    fps: float = Field(5.0, gt=0, le=60, title="Stream frame rate")
+    width: int = Field(640, ge=64, le=4096, title="Stream width")
+    quality: int = Field(75, ge=20, le=100, title="Stream JPEG quality")
+
+
+class StatusConfig(StrictModel):
+    stats_seconds: float = Field(10.0, gt=0, le=3600, title="Stats message interval")
+    file_seconds: float = Field(1.0, gt=0, le=3600, title="Status file refresh interval")
+    last_predictions: int = Field(20, ge=0, le=1000, title="Predictions kept in the status file")
+    publish_classifications: bool = Field(True, title="Publish an event per item classified")
 
 
 class EdgeConfig(StrictModel):
@@ -10,3 +119,12 @@ class EdgeConfig(StrictModel):
     channel: SafeName = Field("stable", title="Model channel to follow")
     model_dir: str = Field("/var/lib/recyclops/models", title="Installed models")
     spool_dir: str = Field("/var/lib/recyclops/spool", title="Upload spool")
+    state_dir: str = Field("/var/lib/recyclops/state", title="Status file and small state")
+    camera: CameraConfig = Field(default_factory=CameraConfig)  # type: ignore[arg-type]
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)  # type: ignore[arg-type]
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)  # type: ignore[arg-type]
+    keypad: KeypadConfig = Field(default_factory=KeypadConfig)  # type: ignore[arg-type]
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)  # type: ignore[arg-type]
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig)  # type: ignore[arg-type]
+    live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)  # type: ignore[arg-type]
+    status: StatusConfig = Field(default_factory=StatusConfig)  # type: ignore[arg-type]

@@ -116,3 +116,12 @@ def test_config_check_fails_with_errors(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "edge.what: unknown key" in result.stderr
     assert "edge.device_id" in result.stderr
+
+
+def test_configuration_reference_in_docs_is_current() -> None:
+    from recyclops.shared.config.reference import reference_markdown
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert docs.read_text() == reference_markdown(), (
+        "docs/configuration.md is stale: run `recyclops config reference > docs/configuration.md`"
+    )
