@@ -6,7 +6,10 @@ export GPIOZERO_PIN_FACTORY ?= mock
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-fast test-edge-numpy1 lint demo bench setup search train publish clean-ui tensorboard edge-install container-test compose-check clean
+KERAS_CACHE := $(or $(KERAS_HOME),$(HOME)/.keras)/models
+MNV2_WEIGHTS := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+
+.PHONY: help install system-deps test test-fast test-edge-numpy1 lint demo bench weights edge-install docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,5 +43,27 @@ lint: install ## ruff and mypy
 	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
 	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
 
+weights: ## put MobileNetV2 ImageNet weights in the Keras cache from ../shared if present (offline machines)
+	@if [ -f "$(KERAS_CACHE)/$(MNV2_WEIGHTS)" ]; then echo "weights: already in $(KERAS_CACHE)"; \
+	elif [ -f "../shared/weights/$(MNV2_WEIGHTS)" ]; then mkdir -p "$(KERAS_CACHE)" && \
+	  cp "../shared/weights/$(MNV2_WEIGHTS)" "$(KERAS_CACHE)/" && echo "weights: copied into $(KERAS_CACHE)"; \
+	else echo "weights: not cached; Keras downloads them when online, the demo falls back otherwise"; fi
+
+demo: $(VENV)/.installed weights ## run the whole loop on this machine (store, review, train, edge) in minutes
+	$(VENV)/bin/recyclops demo $(DEMO_ARGS)
+
+bench: $(VENV)/.installed weights ## run every benchmark and write docs/benchmarks.md
+	$(PY) tests/benchmarks/run_all.py $(BENCH_ARGS)
+
+edge-install: ## install the edge daemon on this Raspberry Pi (Raspberry Pi OS 64-bit, needs sudo)
+	sudo ./edge/install/install-pi.sh
+
+docs: $(VENV)/.installed ## regenerate generated docs (configuration reference)
+	$(VENV)/bin/recyclops config reference > docs/configuration.md
+
 clean: ## remove build outputs (not the venv)
 	rm -rf build .lint .pytest_cache .mypy_cache .ruff_cache
+
+# Container, compose and job targets (setup, search, train, publish, clean-ui, tensorboard,
+# container-test, compose-check) live beside the Dockerfiles.
+-include docker/containers.mk
