@@ -1,1 +1,1 @@
-"""What the edge and the cloud must agree on: config, store, layout, manifest, preprocessing, MQTT."""
+"""What edge and cloud must agree on: config, store, layout, manifest, preprocessing, MQTT."""

@@ -33,7 +33,10 @@ def add_common(parser: argparse.ArgumentParser, config: bool = True) -> None:
     """Options every subcommand shares."""
     if config:
         parser.add_argument(
-            "-c", "--config", metavar="FILE", default=os.environ.get("RECYCLOPS_CONFIG"),
+            "-c",
+            "--config",
+            metavar="FILE",
+            default=os.environ.get("RECYCLOPS_CONFIG"),
             help="TOML configuration (default: $RECYCLOPS_CONFIG, else built-in defaults)",
         )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")

@@ -80,7 +80,9 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def seaweedfs(workdir: str | Path, bucket: str = "recyclops", timeout: float = 60.0) -> Iterator[S3Server]:
+def seaweedfs(
+    workdir: str | Path, bucket: str = "recyclops", timeout: float = 60.0
+) -> Iterator[S3Server]:
     """Run ``weed mini`` with S3 on a free port; yields its endpoint and keys."""
     workdir = Path(workdir)
     (workdir / "data").mkdir(parents=True, exist_ok=True)
@@ -95,15 +97,35 @@ def seaweedfs(workdir: str | Path, bucket: str = "recyclops", timeout: float = 6
         ]
     }
     (workdir / "s3.json").write_text(json.dumps(config))
-    ports = {name: free_port() for name in (
-        "s3.port", "master.port", "filer.port", "volume.port", "admin.port", "webdav.port",
-        "master.port.grpc", "filer.port.grpc", "volume.port.grpc", "s3.port.grpc",
-        "admin.port.grpc", "s3.port.iceberg", "s3.port.lance", "debug.port",
-    )}
+    ports = {
+        name: free_port()
+        for name in (
+            "s3.port",
+            "master.port",
+            "filer.port",
+            "volume.port",
+            "admin.port",
+            "webdav.port",
+            "master.port.grpc",
+            "filer.port.grpc",
+            "volume.port.grpc",
+            "s3.port.grpc",
+            "admin.port.grpc",
+            "s3.port.iceberg",
+            "s3.port.lance",
+            "debug.port",
+        )
+    }
     args = [
-        find_binary("weed"), "mini", f"-dir={workdir / 'data'}", "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1", f"-s3.config={workdir / 's3.json'}", f"-bucket={bucket}",
-        "-admin.ui=false", "-webdav=false",
+        find_binary("weed"),
+        "mini",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.config={workdir / 's3.json'}",
+        f"-bucket={bucket}",
+        "-admin.ui=false",
+        "-webdav=false",
     ] + [f"-{name}={port}" for name, port in ports.items()]
     log = workdir / "weed.log"
     with open(log, "wb") as out:
@@ -117,7 +139,9 @@ def seaweedfs(workdir: str | Path, bucket: str = "recyclops", timeout: float = 6
         _stop(proc)
 
 
-def _wait_bucket(server: S3Server, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+def _wait_bucket(
+    server: S3Server, proc: subprocess.Popen[bytes], timeout: float, log: Path
+) -> None:
     """The S3 port opens before the filer is ready: wait until a real put succeeds."""
     import boto3
     from botocore.config import Config
@@ -159,7 +183,9 @@ class MqttBroker:
 
 
 @contextlib.contextmanager
-def mosquitto(workdir: str | Path, port: int | None = None, timeout: float = 15.0) -> Iterator[MqttBroker]:
+def mosquitto(
+    workdir: str | Path, port: int | None = None, timeout: float = 15.0
+) -> Iterator[MqttBroker]:
     """Run mosquitto with one anonymous listener on 127.0.0.1."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +199,9 @@ def mosquitto(workdir: str | Path, port: int | None = None, timeout: float = 15.
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [find_binary("mosquitto"), "-c", str(conf)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_port(port, proc, timeout, log)

@@ -6,7 +6,7 @@ class RecyclopsError(Exception):
 
 
 class ConfigError(RecyclopsError):
-    """A configuration file or override is malformed; the message names file, key and expectation."""
+    """A config file or override is malformed; the message names file, key and expectation."""
 
 
 class StoreError(RecyclopsError):

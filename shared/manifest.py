@@ -11,7 +11,7 @@ from .config.base import SafeName, StrictModel
 from .errors import ManifestError
 from .hashing import is_sha256, sha256_file
 
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 1  # bump with a migration when the manifest changes incompatibly
 
 
 class InputSpec(StrictModel):
@@ -65,7 +65,7 @@ class DatasetInfo(StrictModel):
 
 
 class ModelManifest(StrictModel):
-    schema_version: Literal[1] = MANIFEST_SCHEMA
+    schema_version: Literal[1] = 1
     version: SafeName
     created: datetime
     categories: list[str] = Field(min_length=2)
@@ -101,7 +101,8 @@ class ModelManifest(StrictModel):
             size = path.stat().st_size
             if size != entry.size:
                 raise ManifestError(
-                    f"model {self.version}: {entry.name} is {size} bytes, manifest says {entry.size}"
+                    f"model {self.version}: {entry.name} is {size} bytes, "
+                    f"manifest says {entry.size}"
                 )
             digest = sha256_file(path)
             if digest != entry.sha256:

@@ -101,7 +101,9 @@ class DeviceEvent(StrictModel):
     schema_version: Literal[1] = 1
     device: SafeName
     time: datetime
-    kind: Literal["classification", "gathered", "undo", "model_accepted", "model_rejected", "spool_full"]
+    kind: Literal[
+        "classification", "gathered", "undo", "model_accepted", "model_rejected", "spool_full"
+    ]
     label: str | None = None
     score: float | None = None
     model_version: str | None = None

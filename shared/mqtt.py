@@ -72,7 +72,9 @@ class MqttClient:
     def start(self, wait: float | None = None) -> bool:
         """Connect in the background (retrying forever); optionally wait for the first connect."""
         try:
-            self._client.connect_async(self.config.host or "", self.config.port, self.config.keepalive)
+            self._client.connect_async(
+                self.config.host or "", self.config.port, self.config.keepalive
+            )
         except (OSError, ValueError) as exc:
             raise MqttError(f"mqtt://{self.config.host}:{self.config.port}: {exc}") from exc
         self._client.loop_start()
@@ -88,7 +90,12 @@ class MqttClient:
             self._connected.clear()
 
     def publish(
-        self, topic: str, data: bytes | str | BaseModel, *, qos: int = 1, retain: bool = False,
+        self,
+        topic: str,
+        data: bytes | str | BaseModel,
+        *,
+        qos: int = 1,
+        retain: bool = False,
         wait: float | None = None,
     ) -> bool:
         """Queue a message; with ``wait``, block until the broker acknowledged it (True)."""
@@ -127,7 +134,11 @@ class MqttClient:
         import paho.mqtt.client as mqtt
 
         with self._lock:
-            handlers = [h for t, (_, h) in self._handlers.items() if mqtt.topic_matches_sub(t, message.topic)]
+            handlers = [
+                h
+                for t, (_, h) in self._handlers.items()
+                if mqtt.topic_matches_sub(t, message.topic)
+            ]
         for handler in handlers:
             try:
                 handler(message.topic, bytes(message.payload))

@@ -31,8 +31,8 @@ def decode_rgb(data: bytes, source: str = "image") -> np.ndarray:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageError(f"{source}: {img.width}x{img.height} is too large")
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            upright = ImageOps.exif_transpose(img) or img
+            return np.asarray(upright.convert("RGB"), dtype=np.uint8)
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
@@ -109,4 +109,3 @@ def preprocess(
 def preprocess_for(image: bytes | np.ndarray, spec: InputSpec, source: str = "image") -> np.ndarray:
     """Preprocess according to a manifest's InputSpec."""
     return preprocess(image, spec.height, spec.width, spec.resize, spec.fit, source)
-

@@ -12,18 +12,23 @@ class CleanConfig(StrictModel):
     port: int = Field(8080, ge=0, le=65535, title="Port")
     flush_seconds: float = Field(2.0, gt=0, le=60, title="Journal flush interval (s)")
     flush_min_seconds: float = Field(
-        0.5, ge=0, le=60, title="Least time between journal writes (s)",
+        0.5,
+        ge=0,
+        le=60,
+        title="Least time between journal writes (s)",
         description="A decision wakes the flusher at once; writes are at most this often.",
     )
     reviewer: str = Field(
-        "", max_length=24, pattern=r"^[A-Za-z0-9._-]*$", title="Reviewer name",
+        "",
+        max_length=24,
+        pattern=r"^[A-Za-z0-9._-]*$",
+        title="Reviewer name",
         description="Goes into the session id; default: the login name.",
     )
-    include_decided: bool = Field(
-        False, title="Show images already decided in other sessions"
-    )
+    include_decided: bool = Field(False, title="Show images already decided in other sessions")
     presign: bool = Field(
-        False, title="Serve images by redirect to presigned S3 URLs",
+        False,
+        title="Serve images by redirect to presigned S3 URLs",
         description="The browser must reach the S3 endpoint; otherwise images go through the app.",
     )
     load_workers: int = Field(16, ge=1, le=64, title="Parallel reads when loading the queue")

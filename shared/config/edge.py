@@ -11,22 +11,30 @@ class CameraConfig(StrictModel):
     """Where frames come from. ``source``: a folder (replay), a USB index, file or URL (opencv)."""
 
     kind: Literal["picamera2", "opencv", "replay"] = Field("picamera2", title="Camera kind")
-    source: str = Field("0", title="Camera source", description="replay: folder; opencv: index, file or URL")
+    source: str = Field(
+        "0", title="Camera source", description="replay: folder; opencv: index, file or URL"
+    )
     fps: float = Field(10.0, gt=0, le=120, title="Frames per second (replay pace, capture request)")
     width: int = Field(1280, ge=16, le=8192, title="Main (saved) frame width")
     height: int = Field(960, ge=16, le=8192, title="Main (saved) frame height")
     lores_width: int = Field(320, ge=16, le=4096, title="Inference stream width (picamera2)")
     lores_height: int = Field(240, ge=16, le=4096, title="Inference stream height (picamera2)")
     at_end: Literal["loop", "stop", "hold"] = Field(
-        "loop", title="Replay/file end", description="loop; stop (daemon exits); hold (no more frames)"
+        "loop",
+        title="Replay/file end",
+        description="loop; stop (daemon exits); hold (no more frames)",
     )
     read_timeout: float = Field(5.0, gt=0, le=120, title="Seconds to wait for one frame")
-    preview: bool = Field(False, title="picamera2 preview window with the overlay (screen attached)")
+    preview: bool = Field(
+        False, title="picamera2 preview window with the overlay (screen attached)"
+    )
 
 
 class ClassifierConfig(StrictModel):
     backend: Literal["auto", "litert", "tflite_runtime", "tensorflow"] = Field(
-        "auto", title="Interpreter", description="auto: ai-edge-litert, tflite-runtime, then TensorFlow"
+        "auto",
+        title="Interpreter",
+        description="auto: ai-edge-litert, tflite-runtime, then TensorFlow",
     )
     threads: int = Field(2, ge=1, le=16, title="Interpreter threads")
     smoothing: Literal["vote", "mean", "none"] = Field("mean", title="Smoothing over frames")
@@ -50,17 +58,23 @@ class OutputsConfig(StrictModel):
         None, title="Category meaning 'nothing there'", description="Re-arms the sorter when seen."
     )
     stable_frames: int = Field(3, ge=1, le=100, title="Frames a label must hold before firing")
-    scene_change: float = Field(12.0, gt=0, le=255, title="Mean pixel change that re-arms (no background)")
+    scene_change: float = Field(
+        12.0, gt=0, le=255, title="Mean pixel change that re-arms (no background)"
+    )
 
 
 class KeypadConfig(StrictModel):
     kind: Literal["none", "terminal", "gpio", "evdev"] = Field("none", title="Keypad kind")
     undo_key: str = Field("u", min_length=1, max_length=16, title="Key that undoes the last gather")
     keys: dict[str, str] = Field(
-        default_factory=dict, title="Extra key → category", description="Beyond each category's own key"
+        default_factory=dict,
+        title="Extra key → category",
+        description="Beyond each category's own key",
     )
     row_pins: list[int | str] = Field(default_factory=list, title="Matrix row pins (outputs)")
-    col_pins: list[int | str] = Field(default_factory=list, title="Matrix column pins (inputs, pull-up)")
+    col_pins: list[int | str] = Field(
+        default_factory=list, title="Matrix column pins (inputs, pull-up)"
+    )
     layout: list[str] = Field(
         default_factory=lambda: ["123A", "456B", "789C", "*0#D"], title="Key per row/column"
     )
@@ -92,10 +106,14 @@ class SpoolConfig(StrictModel):
 
 class UpdatesConfig(StrictModel):
     poll_seconds: float = Field(30.0, gt=0, le=86400, title="Pointer poll interval without MQTT")
-    poll_seconds_connected: float = Field(900.0, gt=0, le=86400, title="Pointer poll interval with MQTT")
+    poll_seconds_connected: float = Field(
+        900.0, gt=0, le=86400, title="Pointer poll interval with MQTT"
+    )
     keep_versions: int = Field(3, ge=1, le=50, title="Versions kept for rollback")
     max_model_mb: float = Field(256.0, gt=0, le=10_000, title="Largest model accepted (MB)")
-    selftest_dir: str | None = Field(None, title="Images the self-test classifies (default: synthetic)")
+    selftest_dir: str | None = Field(
+        None, title="Images the self-test classifies (default: synthetic)"
+    )
 
 
 class LiveViewConfig(StrictModel):

@@ -16,8 +16,15 @@ def _type_name(annotation: Any) -> str:
 def _bounds(info: FieldInfo) -> str:
     parts: list[str] = []
     for meta in info.metadata:
-        for attr, sym in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"),
-                          ("min_length", "min len"), ("max_length", "max len"), ("pattern", "matches")):
+        for attr, sym in (
+            ("ge", "≥"),
+            ("gt", ">"),
+            ("le", "≤"),
+            ("lt", "<"),
+            ("min_length", "min len"),
+            ("max_length", "max len"),
+            ("pattern", "matches"),
+        ):
             value = getattr(meta, attr, None)
             if value is not None:
                 parts.append(f"{sym} `{value}`".replace("|", "\\|"))
@@ -45,7 +52,9 @@ def _section(model: type[BaseModel], name: str, out: list[str]) -> None:
             out.append(f"| `{key}` | table | | | see `[{name}.{key}]` |")
             continue
         meaning = ": ".join(x for x in (info.title, info.description) if x).replace("|", "\\|")
-        out.append(f"| `{key}` | `{_type_name(ann)}` | {_default(info)} | {_bounds(info)} | {meaning} |")
+        out.append(
+            f"| `{key}` | `{_type_name(ann)}` | {_default(info)} | {_bounds(info)} | {meaning} |"
+        )
     for sub_name, sub in nested:
         _section(sub, sub_name, out)
 
@@ -61,8 +70,8 @@ def reference_markdown() -> str:
         "Secrets are never read from the file: `RECYCLOPS_MQTT_PASSWORD`, `RECYCLOPS_CLEAN_TOKEN`,",
         "the AWS credential chain (or `AWS_*`), or systemd's `$CREDENTIALS_DIRECTORY/<name>`.",
         "",
-        "`categories` is an ordered list: `categories = [\"glass\", \"metal\"]` (keys 1-9, 0, then",
-        "letters are assigned in order) or `categories = [{name = \"glass\", key = \"g\"}, …]`.",
+        '`categories` is an ordered list: `categories = ["glass", "metal"]` (keys 1-9, 0, then',
+        'letters are assigned in order) or `categories = [{name = "glass", key = "g"}, …]`.',
         "Keys `s`, `w`, `x`, `u` and `?` are reserved (skip, back, invalid, undo, help).",
     ]
     for name, info in RecyclopsConfig.model_fields.items():

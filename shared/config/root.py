@@ -29,15 +29,15 @@ SECRET_KEYS = frozenset(
 
 
 class RecyclopsConfig(StrictModel):
-    store: StoreConfig = Field(default_factory=StoreConfig)  # type: ignore[arg-type]
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)  # type: ignore[arg-type]
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
     categories: list[Category] = Field(
         default_factory=default_categories, min_length=2, max_length=32, title="Categories"
     )
-    edge: EdgeConfig = Field(default_factory=EdgeConfig)  # type: ignore[arg-type]
-    train: TrainConfig = Field(default_factory=TrainConfig)  # type: ignore[arg-type]
+    edge: EdgeConfig = Field(default_factory=EdgeConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
-    clean: CleanConfig = Field(default_factory=CleanConfig)  # type: ignore[arg-type]
+    clean: CleanConfig = Field(default_factory=CleanConfig)
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -106,10 +106,7 @@ def format_validation_error(source: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        if item["type"] == "extra_forbidden":
-            msg = "unknown key"
-        else:
-            msg = item["msg"]
+        msg = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
         got = item.get("input")
         shown = "" if item["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
         lines.append(f"{source}: {loc}: {msg}{shown}")

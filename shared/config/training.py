@@ -17,7 +17,10 @@ class TrainConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, title="Dropout before the classifier")
     optimizer: Literal["adam", "rmsprop", "sgd"] = Field("adam", title="Optimizer")
     learning_rate: float = Field(
-        3e-3, gt=0, le=1.0, title="Learning rate (head stage)",
+        3e-3,
+        gt=0,
+        le=1.0,
+        title="Learning rate (head stage)",
         description="Fine-tuning uses this ÷ 10 unless fine_tune_learning_rate is set.",
     )
     lr_schedule: Literal["constant", "cosine"] = Field("cosine", title="Learning-rate schedule")
@@ -31,13 +34,17 @@ class TrainConfig(StrictModel):
     alpha: float = Field(1.0, gt=0.0, le=1.4, title="MobileNetV2 width multiplier")
     fine_tune: bool = Field(True, title="Fine-tune the top of the base after the head")
     fine_tune_layers: int = Field(
-        38, ge=1, le=500, title="Top base layers to unfreeze",
+        38,
+        ge=1,
+        le=500,
+        title="Top base layers to unfreeze",
         description="Rounded up to a clean cut (38 = block 13 and up); BatchNorm stays frozen.",
     )
     fine_tune_epochs: int = Field(10, ge=0, le=1000, title="Fine-tuning epochs")
     fine_tune_learning_rate: float | None = Field(None, gt=0, le=1.0, title="Fine-tune LR")
     pipeline: Literal["cached", "pixels"] = Field(
-        "cached", title="Training pipeline",
+        "cached",
+        title="Training pipeline",
         description="cached: frozen layers run once per fixed augmented view; pixels: tf.data "
         "with live augmentation through the whole model.",
     )
@@ -50,7 +57,9 @@ class TrainConfig(StrictModel):
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
     representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
     gate_margin: float = Field(1.5, ge=0.0, le=100.0, title="Max int8 drop (points), overall")
-    gate_class_margin: float = Field(5.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class")
+    gate_class_margin: float = Field(
+        5.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class"
+    )
     seed: int = Field(1337, title="Seed")
     channel: SafeName = Field("stable", title="Channel to publish to")
 
@@ -82,5 +91,10 @@ class SearchConfig(StrictModel):
 
     @property
     def size(self) -> int:
-        return (len(self.batch_size) * len(self.dropout) * len(self.optimizer)
-                * len(self.learning_rate) * len(self.fine_tune))
+        return (
+            len(self.batch_size)
+            * len(self.dropout)
+            * len(self.optimizer)
+            * len(self.learning_rate)
+            * len(self.fine_tune)
+        )

@@ -18,14 +18,16 @@ def open_store(target: str | StoreConfig, *, endpoint_url: str | None = None) ->
         try:
             config = StoreConfig(url=target, endpoint_url=endpoint_url)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise StoreError(f"store URL {target!r}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") from None
+            raise StoreError(
+                f"store URL {target!r}: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
+            ) from None
     else:
         config = target
     url = config.url
     parsed = urlparse(url)
     if parsed.scheme == "file":
         path = unquote(parsed.netloc + parsed.path)
-        if not path or path == "/" and not parsed.path:
+        if not path or (path == "/" and not parsed.path):
             raise StoreError(f"store URL {url!r} has no folder: use file:///abs/path")
         return LocalStore(Path(path))
     if parsed.scheme == "s3":

@@ -46,7 +46,8 @@ class S3Store(ObjectStore):
             read_timeout=read_timeout,
             max_pool_connections=32,
         )
-        self.client = client or boto3.client(
+        make_client: Any = boto3.client  # kwargs from a dict defeat boto3-stubs' overloads
+        self.client = client or make_client(
             "s3",
             endpoint_url=endpoint_url,
             region_name=region,
