@@ -71,4 +71,6 @@ def private_broker(tmp_path: Path) -> Iterator[devservers.MqttBroker]:
 @pytest.fixture
 def mqtt_config(mqtt_broker: devservers.MqttBroker) -> MqttConfig:
     """A unique fleet per test keeps retained messages from leaking between tests."""
-    return MqttConfig(host=mqtt_broker.host, port=mqtt_broker.port, fleet=f"t{uuid.uuid4().hex[:10]}")
+    return MqttConfig(
+        host=mqtt_broker.host, port=mqtt_broker.port, fleet=f"t{uuid.uuid4().hex[:10]}"
+    )

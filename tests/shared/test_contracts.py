@@ -66,8 +66,13 @@ def test_manifest_missing_field_is_named(tmp_path: Path) -> None:
 
 
 def test_channel_pointer_validation() -> None:
-    good = ChannelPointer(channel="stable", version="v1", manifest_key="models/v1/manifest.json",
-                          manifest_sha256=SHA, published_at=NOW)
+    good = ChannelPointer(
+        channel="stable",
+        version="v1",
+        manifest_key="models/v1/manifest.json",
+        manifest_sha256=SHA,
+        published_at=NOW,
+    )
     assert parse_pointer(good.model_dump_json()) == good
     with pytest.raises(ManifestError, match="manifest_sha256"):
         parse_pointer(good.model_dump_json().replace(SHA, "nothex"))
@@ -84,15 +89,24 @@ def test_layout_keys_and_parsing() -> None:
     assert layout.parse_gathered_key("gathered/x/notadate/abc.json") is None
     assert layout.channel_key("stable") == "models/channels/stable.json"
     assert layout.manifest_key("v1") == "models/v1/manifest.json"
-    for bad in [lambda: layout.image_key("../x"), lambda: layout.gathered_key("../d", day, SHA),
-                lambda: layout.labels_key("a/b"), lambda: layout.model_prefix("..")]:
+    for bad in [
+        lambda: layout.image_key("../x"),
+        lambda: layout.gathered_key("../d", day, SHA),
+        lambda: layout.labels_key("a/b"),
+        lambda: layout.model_prefix(".."),
+    ]:
         with pytest.raises(InvalidKeyError):
             bad()
 
 
 def notice(**change: object) -> bytes:
-    data = {"channel": "stable", "version": "v2", "manifest_key": "models/v2/manifest.json",
-            "manifest_sha256": SHA, "published_at": NOW.isoformat()}
+    data = {
+        "channel": "stable",
+        "version": "v2",
+        "manifest_key": "models/v2/manifest.json",
+        "manifest_sha256": SHA,
+        "published_at": NOW.isoformat(),
+    }
     data.update(change)
     return json.dumps(data).encode()
 
@@ -114,13 +128,22 @@ def test_model_notice_parses_and_rejects_hostile_payloads() -> None:
     assert model_topic("fleet1", "stable") == "recyclops/fleet1/models/stable"
     with pytest.raises(MessageError):
         model_topic("fleet/#", "stable")
-    assert parse_message(DeviceStatus, b'{"device": "bin-01", "state": "offline"}').state == "offline"
+    assert (
+        parse_message(DeviceStatus, b'{"device": "bin-01", "state": "offline"}').state == "offline"
+    )
 
 
-def decision(session: str, seq: int, minutes: int, label: str | None, action: str = "label",
-             sha: str = SHA) -> Decision:
-    return Decision(sha256=sha, session=session, seq=seq, time=NOW + timedelta(minutes=minutes),
-                    action=action, label=label)  # type: ignore[arg-type]
+def decision(
+    session: str, seq: int, minutes: int, label: str | None, action: str = "label", sha: str = SHA
+) -> Decision:
+    return Decision(
+        sha256=sha,
+        session=session,
+        seq=seq,
+        time=NOW + timedelta(minutes=minutes),
+        action=action,
+        label=label,
+    )  # type: ignore[arg-type]
 
 
 def test_label_resolution_latest_wins_and_conflicts_show() -> None:
@@ -130,8 +153,11 @@ def test_label_resolution_latest_wins_and_conflicts_show() -> None:
 
 
 def test_withdraw_clears_only_its_own_session() -> None:
-    decisions = [decision("s1", 0, 0, "glass"), decision("s2", 0, 5, "metal"),
-                 decision("s2", 1, 6, None, "withdraw")]
+    decisions = [
+        decision("s1", 0, 0, "glass"),
+        decision("s2", 0, 5, "metal"),
+        decision("s2", 1, 6, None, "withdraw"),
+    ]
     res = resolve_labels(decisions)[SHA]
     assert res.label == "glass" and not res.conflict
     alone = resolve_labels([decision("s1", 0, 0, "glass"), decision("s1", 1, 1, None, "withdraw")])

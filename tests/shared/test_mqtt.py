@@ -4,7 +4,13 @@ import threading
 from datetime import UTC, datetime
 
 from recyclops.shared.config import MqttConfig
-from recyclops.shared.messages import DeviceStatus, ModelNotice, model_topic, parse_message, status_topic
+from recyclops.shared.messages import (
+    DeviceStatus,
+    ModelNotice,
+    model_topic,
+    parse_message,
+    status_topic,
+)
 from recyclops.shared.mqtt import MqttClient
 
 
@@ -24,8 +30,13 @@ def collect(config: MqttConfig, topic: str) -> tuple[MqttClient, list[bytes], th
 
 def test_retained_notice_reaches_a_late_subscriber(mqtt_config: MqttConfig) -> None:
     topic = model_topic(mqtt_config.fleet, "stable")
-    notice = ModelNotice(channel="stable", version="v1", manifest_key="models/v1/manifest.json",
-                         manifest_sha256="b" * 64, published_at=datetime.now(UTC))
+    notice = ModelNotice(
+        channel="stable",
+        version="v1",
+        manifest_key="models/v1/manifest.json",
+        manifest_sha256="b" * 64,
+        published_at=datetime.now(UTC),
+    )
     pub = MqttClient(mqtt_config)
     assert pub.start(wait=10)
     assert pub.publish(topic, notice, retain=True, wait=10)

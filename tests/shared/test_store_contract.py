@@ -130,8 +130,14 @@ def test_s3_down_is_a_clear_store_error() -> None:
     from recyclops.shared.devservers import free_port
     from recyclops.shared.store import S3Store
 
-    store = S3Store("b", endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1",
-                    max_attempts=1, connect_timeout=0.5, read_timeout=0.5)
+    store = S3Store(
+        "b",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region="us-east-1",
+        max_attempts=1,
+        connect_timeout=0.5,
+        read_timeout=0.5,
+    )
     with pytest.raises(StoreError, match="put x failed"):
         store.put("x", b"1")
 
