@@ -1,0 +1,328 @@
+"""One review session: the queue, the reviewer's moves, and the journal that records them.
+
+The HTTP handlers and the demo's scripted review both drive this class, so they share one
+code path. Every decision goes into this session's own journal object
+``labels/<session-id>.jsonl``; only this session ever writes it, rewriting the whole journal
+on each flush (an S3 put is atomic), so nobody overwrites anybody.
+"""
+
+import logging
+import re
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from recyclops.shared import layout
+from recyclops.shared.atomic import atomic_write_bytes
+from recyclops.shared.config import Category
+from recyclops.shared.errors import RecyclopsError, StoreError
+from recyclops.shared.hashing import is_sha256
+from recyclops.shared.records import (
+    INVALID,
+    Decision,
+    UnknownLabelError,
+    dump_journal,
+    resolve_labels,
+    utcnow,
+)
+from recyclops.shared.store import ObjectStore
+
+from .flusher import Flusher
+from .queue import QueueFilter, QueueItem, load_decisions, load_queue
+
+logger = logging.getLogger(__name__)
+
+SKIP_KEY, BACK_KEY, INVALID_KEY = "s", "w", "x"
+
+
+class UnknownImageError(RecyclopsError):
+    """The image id is not a gathered image of this store."""
+
+
+class NothingToUndoError(RecyclopsError):
+    """``back`` with nothing decided or skipped yet in this session."""
+
+
+def new_session_id(reviewer: str = "", now: datetime | None = None) -> str:
+    """``<reviewer>-<utc time>-<random>``: unique, sortable by start, safe as a key segment."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", reviewer)[:24].strip("_-") or "reviewer"
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{name}-{stamp}-{secrets.token_hex(4)}"
+
+
+class ReviewSession:
+    """Load the queue, then decide / skip / back; ``flush`` and ``close`` save the journal.
+
+    Thread-safe: the HTTP server calls it from several threads, the flusher from its own.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        categories: Sequence[Category],
+        *,
+        reviewer: str = "",
+        session_id: str | None = None,
+        qfilter: QueueFilter | None = None,
+        flush_seconds: float = 2.0,
+        flush_min_seconds: float = 0.5,
+        workers: int = 16,
+        rescue_dir: str | Path | None = None,
+        start_flusher: bool = True,
+    ) -> None:
+        self.store = store
+        self.categories = list(categories)
+        self.labels = [c.name for c in self.categories] + [INVALID]
+        self.reviewer = reviewer[:64]
+        self.session_id = session_id or new_session_id(reviewer)
+        self.journal_key = layout.labels_key(self.session_id)
+        self.qfilter = qfilter or QueueFilter()
+        self.rescue_dir = Path(rescue_dir) if rescue_dir else None
+        loaded = load_queue(store, self.qfilter, exclude_journal=self.journal_key, workers=workers)
+        self.items: dict[str, QueueItem] = loaded.items
+        self.problems = loaded.problems
+        self.queued = len(loaded.order)
+        self._remaining: list[str] = list(loaded.order)
+        self._skipped: set[str] = set()
+        self._history: list[tuple[str, Literal["label", "skip"]]] = []
+        self._standing: dict[str, str] = {}
+        self._decisions: list[Decision] = []
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._saved = 0  # decisions known to be in the store
+        self._claimed = False
+        self.last_flush: datetime | None = None
+        self.last_error: str | None = None
+        self.closed = False
+        self._flusher = Flusher(self.flush, lambda: self.dirty, flush_seconds, flush_min_seconds)
+        if start_flusher:
+            self._flusher.start()
+        logger.info("session %s: %d images queued of %d gathered", self.session_id,
+                    self.queued, len(self.items))
+
+    # -- what the reviewer sees -------------------------------------------------------------
+    def current(self) -> QueueItem | None:
+        with self._lock:
+            return self.items[self._remaining[0]] if self._remaining else None
+
+    def upcoming(self, count: int = 3) -> list[str]:
+        with self._lock:
+            return list(self._remaining[1 : 1 + count])
+
+    def item(self, sha256: str) -> QueueItem:
+        """A gathered image by id; UnknownImageError for anything else."""
+        if not isinstance(sha256, str) or not is_sha256(sha256):
+            raise UnknownImageError(f"{str(sha256)[:80]!r} is not an image id (a sha256)")
+        found = self.items.get(sha256)
+        if found is None:
+            raise UnknownImageError(f"image {sha256} was not gathered in this store")
+        return found
+
+    def label_for_key(self, key: str) -> str | None:
+        """The label a key assigns (category keys, x for invalid), None for other keys."""
+        key = key.lower()
+        if key == INVALID_KEY:
+            return INVALID
+        return next((c.name for c in self.categories if c.key.lower() == key), None)
+
+    def decision_of(self, sha256: str) -> str | None:
+        with self._lock:
+            return self._standing.get(sha256)
+
+    def decisions(self) -> list[Decision]:
+        with self._lock:
+            return list(self._decisions)
+
+    # -- what the reviewer does -------------------------------------------------------------
+    def decide(self, sha256: str, label: str) -> Decision:
+        """Label an image (a category name or "invalid") and move on."""
+        if label not in self.labels:
+            raise UnknownLabelError(
+                f"label {str(label)[:40]!r} is not a configured category "
+                f"(expected one of {', '.join(self.labels)})"
+            )
+        self.item(sha256)
+        with self._lock:
+            self._check_open()
+            decision = self._append(sha256, "label", label)
+            self._standing[sha256] = label
+            self._drop(sha256)
+            self._history.append((sha256, "label"))
+        self._flusher.wake()
+        return decision
+
+    def skip(self, sha256: str | None = None) -> QueueItem | None:
+        """Put the image (default: the current one) at the end of the queue; no decision."""
+        with self._lock:
+            self._check_open()
+            sha = sha256 or (self._remaining[0] if self._remaining else None)
+            if sha is None:
+                return None
+            self.item(sha)
+            if sha not in self._remaining:
+                raise UnknownImageError(f"image {sha} is not waiting in this session's queue")
+            self._drop(sha)
+            self._remaining.append(sha)
+            self._skipped.add(sha)
+            self._history.append((sha, "skip"))
+            return self.current()
+
+    def back(self) -> QueueItem:
+        """Return to the previous image; if it was decided, withdraw that decision, so it
+        must be classified again."""
+        with self._lock:
+            self._check_open()
+            if not self._history:
+                raise NothingToUndoError("nothing to go back to in this session")
+            sha, kind = self._history.pop()
+            if kind == "label" and sha in self._standing:
+                self._withdraw_locked(sha)
+            self._drop(sha)
+            self._remaining.insert(0, sha)
+            self._skipped.discard(sha)
+        self._flusher.wake()
+        return self.items[sha]
+
+    def withdraw(self, sha256: str) -> Decision:
+        """Withdraw this session's decision on an image and queue it again at the front."""
+        self.item(sha256)
+        with self._lock:
+            self._check_open()
+            if sha256 not in self._standing:
+                raise NothingToUndoError(f"this session has no decision on {sha256} to withdraw")
+            decision = self._withdraw_locked(sha256)
+            self._history = [h for h in self._history if h[0] != sha256]
+            self._drop(sha256)
+            self._remaining.insert(0, sha256)
+        self._flusher.wake()
+        return decision
+
+    def _withdraw_locked(self, sha: str) -> Decision:
+        decision = self._append(sha, "withdraw", None)
+        del self._standing[sha]
+        return decision
+
+    def _append(self, sha: str, action: Literal["label", "withdraw"], label: str | None) -> Decision:
+        decision = Decision(
+            sha256=sha, session=self.session_id, seq=len(self._decisions), time=utcnow(),
+            action=action, label=label, reviewer=self.reviewer,
+        )
+        self._decisions.append(decision)
+        return decision
+
+    def _drop(self, sha: str) -> None:
+        if sha in self._remaining:
+            self._remaining.remove(sha)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RecyclopsError(f"session {self.session_id} is closed")
+
+    # -- saving -----------------------------------------------------------------------------
+    @property
+    def dirty(self) -> bool:
+        with self._lock:
+            return self._saved < len(self._decisions)
+
+    def flush(self) -> bool:
+        """Write the whole journal to the store if anything is unsaved; True if written."""
+        with self._flush_lock:
+            with self._lock:
+                count = len(self._decisions)
+                if count == self._saved:
+                    return False
+                data = dump_journal(self._decisions[:count])
+            try:
+                self._put(data)
+            except StoreError as exc:
+                self.last_error = str(exc)
+                raise
+            with self._lock:
+                self._saved = max(self._saved, count)
+                self.last_flush = datetime.now(UTC)
+                self.last_error = None
+            logger.debug("session %s: %d decisions saved", self.session_id, count)
+            return True
+
+    def _put(self, data: bytes) -> None:
+        if self._claimed:
+            self.store.put(self.journal_key, data)
+            return
+        # The first write claims the key: a session id in use elsewhere is refused, never
+        # overwritten. (A retried first put that already landed reads back as ours.)
+        if not self.store.put(self.journal_key, data, if_absent=True):
+            existing = self.store.get(self.journal_key)
+            if not data.startswith(existing) or not existing:
+                raise StoreError(f"{self.journal_key} already belongs to another session")
+            self.store.put(self.journal_key, data)
+        self._claimed = True
+
+    def close(self) -> None:
+        """Stop the flusher and save what is left. If the store refuses, the journal is
+        written to ``rescue_dir`` (when given) and the error is raised: nothing is lost."""
+        if self.closed:
+            return
+        self._flusher.stop()
+        with self._lock:
+            self.closed = True
+        try:
+            self.flush()
+        except StoreError:
+            if self.rescue_dir is not None:
+                path = self.rescue_dir / f"{self.session_id}.jsonl"
+                atomic_write_bytes(path, dump_journal(self.decisions()))
+                logger.error("store unreachable: journal kept in %s; upload it to %s",
+                             path, self.journal_key)
+            raise
+        logger.info("session %s closed: %d decisions in %s", self.session_id,
+                    len(self._decisions), self.journal_key)
+
+    def __enter__(self) -> "ReviewSession":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- reporting --------------------------------------------------------------------------
+    def progress(self) -> dict[str, Any]:
+        with self._lock:
+            decided = Counter(self._standing.values())
+            left = Counter(self.items[s].gathered_label for s in self._remaining)
+            return {
+                "queued": self.queued,
+                "done": len(self._standing),
+                "left": len(self._remaining),
+                "skipped": len(self._skipped & set(self._remaining)),
+                "per_category": {
+                    name: {"decided": decided.get(name, 0), "left": left.get(name, 0)}
+                    for name in self.labels
+                },
+                "can_go_back": bool(self._history),
+            }
+
+    def saving(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "journal": self.journal_key,
+                "decisions": len(self._decisions),
+                "unsaved": len(self._decisions) - self._saved,
+                "last_flush": self.last_flush.isoformat() if self.last_flush else None,
+                "error": self.last_error,
+            }
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        """Images on which sessions (this one included) disagree, read fresh from the store."""
+        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        resolved = resolve_labels([*others, *self.decisions()])
+        out = []
+        for sha, res in sorted(resolved.items()):
+            if res.conflict and sha in self.items:
+                out.append({"sha256": sha, "label": res.label, "session": res.session,
+                            "votes": dict(res.votes)})
+        return out
