@@ -23,17 +23,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="bind address (default 127.0.0.1; others need a token)")
     parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--reviewer", help="your name, part of the session id (default: login)")
-    parser.add_argument("--label", action="append", default=[], metavar="NAME",
-                        help="only images gathered with this label (repeatable)")
-    parser.add_argument("--device", action="append", default=[], metavar="ID",
-                        help="only images gathered on this device (repeatable)")
-    parser.add_argument("--include-decided", action="store_true", default=None,
-                        help="also show images already decided in other sessions")
-    parser.add_argument("--presign", action="store_true", default=None,
-                        help="serve S3 images by redirect to presigned URLs")
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only images gathered with this label (repeatable)",
+    )
+    parser.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only images gathered on this device (repeatable)",
+    )
+    parser.add_argument(
+        "--include-decided",
+        action="store_true",
+        default=None,
+        help="also show images already decided in other sessions",
+    )
+    parser.add_argument(
+        "--presign",
+        action="store_true",
+        default=None,
+        help="serve S3 images by redirect to presigned URLs",
+    )
     parser.add_argument("--flush-seconds", type=float, help="journal flush interval")
-    parser.add_argument("--rescue-dir", metavar="DIR", default=".",
-                        help="where the journal goes if the store is unreachable at exit")
+    parser.add_argument(
+        "--rescue-dir",
+        metavar="DIR",
+        default=".",
+        help="where the journal goes if the store is unreachable at exit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,8 +68,11 @@ def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsC
     store = config.store
     if args.store or args.endpoint_url:
         store = StoreConfig(
-            **{**store.model_dump(), "url": args.store or store.url,
-               "endpoint_url": args.endpoint_url or store.endpoint_url}
+            **{
+                **store.model_dump(),
+                "url": args.store or store.url,
+                "endpoint_url": args.endpoint_url or store.endpoint_url,
+            }
         )
     return config.model_copy(update={"clean": clean, "store": store})
 
@@ -69,17 +94,23 @@ def run(args: argparse.Namespace) -> int:
     from .session import ReviewSession
 
     config = _apply_args(load(args.config), args)
-    unknown = [x for x in args.label if x not in config.category_names + ["invalid"]]
+    unknown = [x for x in args.label if x not in [*config.category_names, "invalid"]]
     if unknown:
-        logger.warning("--label %s: not a configured category (gathered labels may be older)",
-                       ", ".join(unknown))
+        logger.warning(
+            "--label %s: not a configured category (gathered labels may be older)",
+            ", ".join(unknown),
+        )
     store = open_store(config.store)
     cc = config.clean
     session = ReviewSession(
-        store, config.categories, reviewer=_reviewer(config),
+        store,
+        config.categories,
+        reviewer=_reviewer(config),
         qfilter=QueueFilter(tuple(args.label), tuple(args.device), cc.include_decided),
-        flush_seconds=cc.flush_seconds, flush_min_seconds=cc.flush_min_seconds,
-        workers=cc.load_workers, rescue_dir=Path(args.rescue_dir),
+        flush_seconds=cc.flush_seconds,
+        flush_min_seconds=cc.flush_min_seconds,
+        workers=cc.load_workers,
+        rescue_dir=Path(args.rescue_dir),
     )
     try:
         server = serve(session, cc.host, cc.port, presign=cc.presign)
@@ -94,11 +125,16 @@ def run(args: argparse.Namespace) -> int:
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     server.start()
-    print(f"recyclops clean: serving {server.url}  session {session.session_id}  "
-          f"journal {session.journal_key}  ({session.queued} images queued)", flush=True)
+    print(
+        f"recyclops clean: serving {server.url}  session {session.session_id}  "
+        f"journal {session.journal_key}  ({session.queued} images queued)",
+        flush=True,
+    )
     if session.problems:
-        print(f"recyclops clean: {len(session.problems)} unreadable records skipped (see log)",
-              file=sys.stderr)
+        print(
+            f"recyclops clean: {len(session.problems)} unreadable records skipped (see log)",
+            file=sys.stderr,
+        )
     try:
         while not stop.wait(1.0):
             pass
@@ -108,5 +144,7 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         session.close()
     saved = session.saving()
-    print(f"recyclops clean: {saved['decisions']} decisions saved in {saved['journal']}", flush=True)
+    print(
+        f"recyclops clean: {saved['decisions']} decisions saved in {saved['journal']}", flush=True
+    )
     return 0

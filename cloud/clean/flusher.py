@@ -14,8 +14,12 @@ logger = logging.getLogger(__name__)
 
 class Flusher:
     def __init__(
-        self, flush: Callable[[], bool], is_dirty: Callable[[], bool], interval: float,
-        min_gap: float = 0.5, name: str = "journal-flusher",
+        self,
+        flush: Callable[[], bool],
+        is_dirty: Callable[[], bool],
+        interval: float,
+        min_gap: float = 0.5,
+        name: str = "journal-flusher",
     ) -> None:
         self._flush = flush
         self._is_dirty = is_dirty

@@ -101,7 +101,9 @@ class QueueItem:
             "model_version": pred.model_version if pred else None,
             "likely_mistake": self.likely_mistake,
             "label_disagreement": self.label_disagreement,
-            "prior": None if prior is None else {
+            "prior": None
+            if prior is None
+            else {
                 "label": prior.label,
                 "session": prior.session,
                 "votes": dict(prior.votes),
@@ -133,7 +135,9 @@ class LoadedQueue:
     problems: list[str] = field(default_factory=list)
 
 
-def _parallel(fn: Callable[[str], T], keys: Iterable[str], workers: int) -> list[tuple[str, T | Exception]]:
+def _parallel(
+    fn: Callable[[str], T], keys: Iterable[str], workers: int
+) -> list[tuple[str, T | Exception]]:
     def safe(key: str) -> tuple[str, T | Exception]:
         try:
             return key, fn(key)
@@ -147,7 +151,9 @@ def _parallel(fn: Callable[[str], T], keys: Iterable[str], workers: int) -> list
         return list(pool.map(safe, keys))
 
 
-def load_gathered(store: ObjectStore, workers: int = 16) -> tuple[dict[str, list[GatheredRecord]], list[str]]:
+def load_gathered(
+    store: ObjectStore, workers: int = 16
+) -> tuple[dict[str, list[GatheredRecord]], list[str]]:
     """Standing gathered records by sha; a record with an undo tombstone beside it is dropped.
     Unreadable records are reported (and left in the store), never fatal."""
     records: list[str] = []
@@ -175,8 +181,10 @@ def load_gathered(store: ObjectStore, workers: int = 16) -> tuple[dict[str, list
             continue
         device, _, sha, _ = layout.parse_gathered_key(key)  # type: ignore[misc]
         if record.sha256 != sha or record.device != device:
-            problems.append(f"{key}: record names sha {record.sha256[:12]}… / device "
-                            f"{record.device!r}, not its key's")
+            problems.append(
+                f"{key}: record names sha {record.sha256[:12]}… / device "
+                f"{record.device!r}, not its key's"
+            )
             continue
         by_sha[sha].append(record)
     return dict(by_sha), problems

@@ -70,7 +70,9 @@ class CleanApp:
             if label is None and isinstance(body.get("key"), str):
                 label = s.label_for_key(body["key"])
                 if label is None:
-                    raise HttpError(HTTPStatus.BAD_REQUEST, f"key {body['key'][:16]!r} assigns no category")
+                    raise HttpError(
+                        HTTPStatus.BAD_REQUEST, f"key {body['key'][:16]!r} assigns no category"
+                    )
             if not isinstance(label, str) or not isinstance(sha, str):
                 raise HttpError(HTTPStatus.BAD_REQUEST, "decide needs sha256 and label (or key)")
             s.decide(sha, label)
@@ -103,7 +105,9 @@ class Handler(BaseHTTPRequestHandler):
         logger.debug("%s %s", self.address_string(), format % args)
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _send(self, status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: HTTPStatus, body: bytes, ctype: str, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -201,8 +205,9 @@ class Handler(BaseHTTPRequestHandler):
     def _static(self, name: str) -> None:
         if name not in STATIC_TYPES:
             raise HttpError(HTTPStatus.NOT_FOUND, "not found")
-        self._send(HTTPStatus.OK, self.app.static[name], STATIC_TYPES[name],
-                   {"Cache-Control": "no-cache"})
+        self._send(
+            HTTPStatus.OK, self.app.static[name], STATIC_TYPES[name], {"Cache-Control": "no-cache"}
+        )
 
     def _image(self, path: str) -> None:
         match = IMAGE_RE.match(path)
@@ -272,8 +277,14 @@ class CleanServer(ThreadingHTTPServer):
             self._thread.join(10)
 
 
-def serve(session: ReviewSession, host: str = "127.0.0.1", port: int = 8080, *,
-          token: str | None = None, presign: bool = False) -> CleanServer:
+def serve(
+    session: ReviewSession,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    token: str | None = None,
+    presign: bool = False,
+) -> CleanServer:
     """Build the server (not yet serving: call ``start()``). Refuses a public bind without a
     token (ConfigError)."""
     policy = AccessPolicy.for_bind(host, token)

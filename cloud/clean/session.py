@@ -102,8 +102,12 @@ class ReviewSession:
         self._flusher = Flusher(self.flush, lambda: self.dirty, flush_seconds, flush_min_seconds)
         if start_flusher:
             self._flusher.start()
-        logger.info("session %s: %d images queued of %d gathered", self.session_id,
-                    self.queued, len(self.items))
+        logger.info(
+            "session %s: %d images queued of %d gathered",
+            self.session_id,
+            self.queued,
+            len(self.items),
+        )
 
     # -- what the reviewer sees -------------------------------------------------------------
     def current(self) -> QueueItem | None:
@@ -207,10 +211,17 @@ class ReviewSession:
         del self._standing[sha]
         return decision
 
-    def _append(self, sha: str, action: Literal["label", "withdraw"], label: str | None) -> Decision:
+    def _append(
+        self, sha: str, action: Literal["label", "withdraw"], label: str | None
+    ) -> Decision:
         decision = Decision(
-            sha256=sha, session=self.session_id, seq=len(self._decisions), time=utcnow(),
-            action=action, label=label, reviewer=self.reviewer,
+            sha256=sha,
+            session=self.session_id,
+            seq=len(self._decisions),
+            time=utcnow(),
+            action=action,
+            label=label,
+            reviewer=self.reviewer,
         )
         self._decisions.append(decision)
         return decision
@@ -276,17 +287,26 @@ class ReviewSession:
             if self.rescue_dir is not None:
                 path = self.rescue_dir / f"{self.session_id}.jsonl"
                 atomic_write_bytes(path, dump_journal(self.decisions()))
-                logger.error("store unreachable: journal kept in %s; upload it to %s",
-                             path, self.journal_key)
+                logger.error(
+                    "store unreachable: journal kept in %s; upload it to %s", path, self.journal_key
+                )
             raise
-        logger.info("session %s closed: %d decisions in %s", self.session_id,
-                    len(self._decisions), self.journal_key)
+        logger.info(
+            "session %s closed: %d decisions in %s",
+            self.session_id,
+            len(self._decisions),
+            self.journal_key,
+        )
 
     def __enter__(self) -> "ReviewSession":
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     # -- reporting --------------------------------------------------------------------------
@@ -323,6 +343,12 @@ class ReviewSession:
         out = []
         for sha, res in sorted(resolved.items()):
             if res.conflict and sha in self.items:
-                out.append({"sha256": sha, "label": res.label, "session": res.session,
-                            "votes": dict(res.votes)})
+                out.append(
+                    {
+                        "sha256": sha,
+                        "label": res.label,
+                        "session": res.session,
+                        "votes": dict(res.votes),
+                    }
+                )
         return out

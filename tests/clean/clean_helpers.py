@@ -1,7 +1,11 @@
 """Seed a store the way bins do: image bytes plus one gathered record per key press."""
 
+import http.client
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -23,28 +27,78 @@ def jpeg(seed: int, size: int = 48) -> bytes:
     return buf.getvalue()
 
 
-def gather(store: ObjectStore, data: bytes, label: str, *, device: str = "bin-1",
-           prediction: str | None = None, score: float | None = None,
-           minutes: int = 0, day: date | None = None) -> str:
+def gather(
+    store: ObjectStore,
+    data: bytes,
+    label: str,
+    *,
+    device: str = "bin-1",
+    prediction: str | None = None,
+    score: float | None = None,
+    minutes: int = 0,
+    day: date | None = None,
+) -> str:
     sha = sha256_bytes(data)
     store.put(layout.image_key(sha), data, if_absent=True)
     when = T0 + timedelta(minutes=minutes)
-    record = GatheredRecord(sha256=sha, label=label, device=device, captured_at=when,
-                            model_version="v1" if prediction else None,
-                            prediction=prediction, score=score)
-    store.put(layout.gathered_key(device, day or when.date(), sha), record.model_dump_json().encode())
+    record = GatheredRecord(
+        sha256=sha,
+        label=label,
+        device=device,
+        captured_at=when,
+        model_version="v1" if prediction else None,
+        prediction=prediction,
+        score=score,
+    )
+    store.put(
+        layout.gathered_key(device, day or when.date(), sha), record.model_dump_json().encode()
+    )
     return sha
 
 
 def undo(store: ObjectStore, sha: str, device: str = "bin-1", day: date | None = None) -> None:
     tomb = GatheredUndo(sha256=sha, device=device, undone_at=T0)
-    store.put(layout.gathered_undo_key(device, day or T0.date(), sha), tomb.model_dump_json().encode())
+    store.put(
+        layout.gathered_undo_key(device, day or T0.date(), sha), tomb.model_dump_json().encode()
+    )
 
 
-def seed_simple(store: ObjectStore, count: int = 6, labels: tuple[str, ...] = ("glass", "metal", "paper")) -> list[str]:
-    """``count`` images, all agreeing with the model at falling confidence (queue order = list order)."""
+def seed_simple(
+    store: ObjectStore, count: int = 6, labels: tuple[str, ...] = ("glass", "metal", "paper")
+) -> list[str]:
+    """``count`` images, agreeing with the model, rising confidence (= queue order)."""
     shas = []
     for i in range(count):
         label = labels[i % len(labels)]
-        shas.append(gather(store, jpeg(i), label, prediction=label, score=0.5 + 0.05 * i, minutes=i))
+        shas.append(
+            gather(store, jpeg(i), label, prediction=label, score=0.5 + 0.05 * i, minutes=i)
+        )
     return shas
+
+
+def request(
+    base: str,
+    method: str,
+    path: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, Any, dict[str, str]]:
+    """One request with full control of the headers; JSON answers are decoded."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    hdrs = {"Host": parts.netloc, **(headers or {})}
+    data = raw
+    if body is not None:
+        data = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        resp = conn.getresponse()
+        payload = resp.read()
+        out: Any = payload
+        if resp.getheader("Content-Type", "").startswith("application/json"):
+            out = json.loads(payload)
+        return resp.status, out, {k.lower(): v for k, v in resp.getheaders()}
+    finally:
+        conn.close()

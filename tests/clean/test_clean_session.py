@@ -48,15 +48,18 @@ def test_decide_skip_back_are_journalled_on_s3(s3_store: ObjectStore) -> None:
         assert (progress["done"], progress["left"], progress["skipped"]) == (3, 1, 1)
         assert progress["per_category"]["paper"] == {"decided": 1, "left": 0}
     assert journal(s3_store, s) == [
-        (a, "label", "glass"), (c, "label", "invalid"), (c, "withdraw", None),
-        (c, "label", "paper"), (d, "label", "metal"),
+        (a, "label", "glass"),
+        (c, "label", "invalid"),
+        (c, "withdraw", None),
+        (c, "label", "paper"),
+        (d, "label", "metal"),
     ]
     resolved = resolve_labels(parse_journal(s3_store.get(s.journal_key).decode())[0])
     assert {k: v.label for k, v in resolved.items()} == {a: "glass", c: "paper", d: "metal"}
 
 
 def test_back_over_a_skip_writes_nothing(local_store: LocalStore) -> None:
-    a, b, _ = seed_simple(local_store, 3)
+    a, _b, _ = seed_simple(local_store, 3)
     with open_session(local_store) as s:
         s.skip(a)
         assert s.back().sha256 == a
@@ -85,7 +88,9 @@ def test_queue_order_mistakes_first_duplicates_flagged(local_store: LocalStore) 
     s.close()
 
 
-def test_undone_gathers_are_not_queued_and_bad_records_are_reported(local_store: LocalStore) -> None:
+def test_undone_gathers_are_not_queued_and_bad_records_are_reported(
+    local_store: LocalStore,
+) -> None:
     keep = gather(local_store, jpeg(1), "glass")
     gone = gather(local_store, jpeg(2), "paper")
     undo(local_store, gone)
@@ -107,13 +112,19 @@ def test_decided_elsewhere_hidden_unless_asked_and_filters(local_store: LocalSto
     assert second._remaining == [b, c]
     assert second.item(a).decided_elsewhere and second.item(a).prior.label == "glass"  # type: ignore[union-attr]
     second.close()
-    everything = open_session(local_store, start_flusher=False, qfilter=QueueFilter(include_decided=True))
+    everything = open_session(
+        local_store, start_flusher=False, qfilter=QueueFilter(include_decided=True)
+    )
     assert everything._remaining[-1] == a  # decided ones come last
     everything.close()
-    by_label = open_session(local_store, start_flusher=False, qfilter=QueueFilter(labels=("paper",)))
+    by_label = open_session(
+        local_store, start_flusher=False, qfilter=QueueFilter(labels=("paper",))
+    )
     assert set(by_label._remaining) == {b, c}
     by_label.close()
-    by_device = open_session(local_store, start_flusher=False, qfilter=QueueFilter(devices=("bin-1",)))
+    by_device = open_session(
+        local_store, start_flusher=False, qfilter=QueueFilter(devices=("bin-1",))
+    )
     assert by_device._remaining == [c]
     by_device.close()
 
@@ -145,7 +156,7 @@ def test_bad_input_is_refused_and_nothing_is_journalled(local_store: LocalStore)
 
 
 def test_flusher_saves_without_being_asked(s3_store: ObjectStore) -> None:
-    a, b = seed_simple(s3_store, 2)
+    a, _b = seed_simple(s3_store, 2)
     s = open_session(s3_store, flush_seconds=1.0, flush_min_seconds=0.1)
     try:
         s.decide(a, "glass")
