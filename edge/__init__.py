@@ -1,0 +1,1 @@
+"""The bin sorter: camera, int8 classifier, keypad gathering, self-updating models."""

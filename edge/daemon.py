@@ -1,0 +1,437 @@
+"""The edge daemon: one frame loop and a few helper threads, one stop event.
+
+Threads: keypad (gathers), uploader (drains the spool), updater (fetches models), live view,
+housekeeping (status file, stats, systemd STATUS). The frame loop owns the classifier and
+switches to a new one between two frames. SIGTERM/SIGINT set the stop event; everything is
+shut down in ``finally`` with bounded joins.
+"""
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..shared.config import RecyclopsConfig
+from ..shared.store import ObjectStore, open_store
+from .cameras import Camera, EndOfStream, Frame, open_camera
+from .classifier import Classifier
+from .gathering import Gatherer, legend
+from .keypad import Keypad, open_keypad
+from .liveview import LiveFrames, LiveServer
+from .models import ModelRepo
+from .notify import SystemdNotifier
+from .outputs import Confirm, Sorter
+from .smoothing import ItemGate, Smoother
+from .spool import Spool, SpoolFullError
+from .state import EdgeState, write_status
+from .telemetry import Telemetry
+from .updater import Updater
+from .uploader import Uploader
+
+logger = logging.getLogger(__name__)
+
+FLASH_SECONDS = 0.6
+
+
+class EdgeDaemon:
+    def __init__(
+        self,
+        config: RecyclopsConfig,
+        *,
+        store: ObjectStore | None = None,
+        camera: Camera | None = None,
+        events: TextIO | None = None,
+        max_frames: int | None = None,
+        pin_factory: Any = None,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.config = config
+        edge = config.edge
+        self.stop = threading.Event()
+        self.store = store or open_store(config.store)
+        self.camera = camera or open_camera(edge.camera)
+        self.events = events
+        self._events_lock = threading.Lock()
+        self.max_frames = max_frames
+        self.pin_factory = pin_factory
+        self.notifier = notifier or SystemdNotifier()
+        self.state = EdgeState(edge.device_id, edge.status.last_predictions)
+        self.state_dir = Path(edge.state_dir)
+        self.spool = Spool(edge.spool_dir, int(edge.spool.max_mb * 1e6), edge.spool.max_items)
+        self.gatherer = Gatherer(config, self.spool)
+        self.repo = ModelRepo(edge.model_dir, config.category_names, edge.classifier, edge.updates)
+        self.smoother = Smoother(
+            config.category_names,
+            edge.classifier.smoothing,
+            edge.classifier.window,
+            edge.classifier.threshold,
+        )
+        self.gate = ItemGate(
+            edge.outputs.stable_frames, edge.outputs.background_category, edge.outputs.scene_change
+        )
+        self.telemetry = Telemetry(config)
+        self.uploader = Uploader(
+            self.spool,
+            self.store,
+            self.stop,
+            retry_min=edge.spool.retry_min,
+            retry_max=edge.spool.retry_max,
+        )
+        self.updater = Updater(
+            self.repo,
+            self.store,
+            edge.channel,
+            self.stop,
+            poll_seconds=edge.updates.poll_seconds,
+            poll_seconds_connected=edge.updates.poll_seconds_connected,
+            current=self._serving_version,
+            on_ready=self._model_ready,
+            on_rejected=self._model_rejected,
+            mqtt_connected=lambda: self.telemetry.connected,
+        )
+        self.classifier: Classifier | None = None
+        self._pending: tuple[Classifier, str] | None = None
+        self._pending_lock = threading.Lock()
+        self._latest: Frame | None = None
+        self._latest_lock = threading.Lock()
+        self.keypad: Keypad | None = None
+        self.sorter: Sorter | None = None
+        self.confirm: Confirm | None = None
+        self.live: LiveServer | None = None
+        self.frames_view: LiveFrames | None = None
+        self.camera_ended = False
+
+    # ---- events: one JSON object per line, for scripts and the demo
+    def emit(self, event: str, **fields: Any) -> None:
+        if self.events is None:
+            return
+        line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
+        with self._events_lock:
+            try:
+                self.events.write(line + "\n")
+                self.events.flush()
+            except (OSError, ValueError):
+                self.events = None
+
+    # ---- models
+    def _serving_version(self) -> str | None:
+        with self._pending_lock:
+            if self._pending is not None:
+                return self._pending[0].version
+        return self.classifier.version if self.classifier else self.repo.current_version()
+
+    def _model_ready(self, classifier: Classifier, via: str) -> None:
+        with self._pending_lock:
+            self._pending = (classifier, via)
+
+    def _model_rejected(self, version: str, reason: str) -> None:
+        with self.state.lock:
+            self.state.last_update_error = f"{version}: {reason}"
+        self.emit("model_rejected", version=version, reason=reason)
+        self.telemetry.event("model_rejected", model_version=version, detail=reason)
+        self.telemetry.status(
+            "online", self.state.model_version, detail=f"rejected {version}: {reason}"
+        )
+
+    def _switch(self, classifier: Classifier, via: str) -> None:
+        previous = self.classifier.version if self.classifier else None
+        self.classifier = classifier
+        self.smoother.reset(classifier.categories)
+        with self.state.lock:
+            self.state.model_version = classifier.version
+            self.state.model_backend = classifier.backend
+            self.state.model_switches.append(
+                {"version": classifier.version, "via": via, "time": datetime.now(UTC).isoformat()}
+            )
+        logger.info(
+            "serving model %s (was %s, via %s, %s)",
+            classifier.version,
+            previous,
+            via,
+            classifier.backend,
+        )
+        self.emit(
+            "model",
+            version=classifier.version,
+            previous=previous,
+            via=via,
+            backend=classifier.backend,
+        )
+        self.telemetry.event(
+            "model_accepted", model_version=classifier.version, detail=f"via {via}"
+        )
+        self.telemetry.status("online", classifier.version)
+
+    # ---- keys
+    def on_key(self, key: str) -> None:
+        if key.strip().lower() == self.gatherer.undo_key:
+            item = self.gatherer.undo()
+            if item:
+                with self.state.lock:
+                    self.state.undone += 1
+                self.emit("undo", sha256=item.sha256, label=item.label)
+                self.telemetry.event("undo", label=item.label, detail=item.sha256)
+            return
+        label = self.gatherer.category(key)
+        if label is None:
+            logger.warning("key %r is not mapped to a category", key)
+            self.emit("unknown_key", key=key)
+            return
+        with self._latest_lock:
+            frame = self._latest
+        if frame is None:
+            logger.warning("key %r pressed before the first frame; nothing gathered", key)
+            return
+        current = self.state.current
+        prediction = current.get("label") if current else None
+        score = current.get("score") if current else None
+        try:
+            item = self.gatherer.gather(
+                frame.full, label, prediction, score, self.state.model_version
+            )
+        except SpoolFullError as exc:
+            logger.error("%s", exc)
+            with self.state.lock:
+                self.state.refused += 1
+                self.state.spool_full = True
+            if self.confirm:
+                self.confirm.signal(False)
+            self.emit("spool_full", label=label)
+            self.telemetry.event("spool_full", label=label, detail=str(exc))
+            return
+        with self.state.lock:
+            self.state.gathered += 1
+            self.state.spool_full = False
+            self.state.flash_until = time.monotonic() + FLASH_SECONDS
+            self.state.last_gather = {
+                "sha256": item.sha256,
+                "label": label,
+                "frame": frame.index,
+                "source": frame.source,
+            }
+        if self.confirm:
+            self.confirm.signal(True)
+        self.emit(
+            "gathered",
+            sha256=item.sha256,
+            label=label,
+            frame=frame.index,
+            source=frame.source,
+            prediction=prediction,
+            score=score,
+        )
+        self.telemetry.event(
+            "gathered",
+            label=label,
+            score=score,
+            model_version=self.state.model_version,
+            detail=item.sha256,
+        )
+
+    # ---- the frame loop
+    def _classify(self, frame: Frame) -> None:
+        assert self.classifier is not None
+        start = time.perf_counter()
+        pred = self.classifier.classify(frame.for_inference)
+        smoothed = self.smoother.add(pred.probs)
+        path_ms = (time.perf_counter() - start) * 1000
+        record = {
+            "frame": frame.index,
+            "source": frame.source,
+            "label": smoothed.label,
+            "score": round(smoothed.score, 4),
+            "raw_label": pred.label,
+            "raw_score": round(pred.score, 4),
+            "model_version": self.classifier.version,
+            "inference_ms": round(pred.inference_ms, 3),
+            "path_ms": round(path_ms, 3),
+        }
+        self.state.classified(record, pred.inference_ms, path_ms)
+        self.emit("classification", **record)
+        item = self.gate.update(smoothed.label, frame.for_inference)
+        if item is not None:
+            with self.state.lock:
+                self.state.items[item] += 1
+            if self.sorter:
+                self.sorter.fire(item)
+            if self.config.edge.status.publish_classifications:
+                self.telemetry.event(
+                    "classification",
+                    label=item,
+                    score=smoothed.score,
+                    model_version=self.classifier.version,
+                )
+
+    def _step(self) -> bool:
+        """One frame; False when the loop should end."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self._switch(*pending)
+        if self.camera_ended:
+            return not self.stop.wait(0.2)
+        try:
+            frame = self.camera.read()
+        except EndOfStream:
+            logger.info("camera stream ended (%s)", self.config.edge.camera.at_end)
+            self.emit("camera_end")
+            self.camera_ended = True
+            return self.config.edge.camera.at_end == "hold"
+        if frame is None:
+            return True
+        self.notifier.frame_arrived()
+        self.state.frame()
+        with self._latest_lock:
+            self._latest = frame
+        if self.classifier is not None:
+            self._classify(frame)
+        if self.frames_view is not None:
+            self.frames_view.push(frame.full)
+        return not (self.max_frames and self.state.frames >= self.max_frames)
+
+    # ---- housekeeping
+    def status_snapshot(self) -> dict[str, Any]:
+        items, size = self.spool.usage()
+        return self.state.snapshot(
+            spool_depth=items,
+            spool_bytes=size,
+            uploaded=self.uploader.uploaded,
+            upload_error=self.uploader.last_error,
+            mqtt_connected=self.telemetry.connected,
+            update_last_check=self.updater.last_check,
+            update_last_result=self.updater.last_result,
+            notices_ignored=self.updater.ignored,
+            camera_ended=self.camera_ended,
+            live_view=self.live.url if self.live else None,
+        )
+
+    def _housekeeping(self) -> None:
+        status = self.config.edge.status
+        next_stats = time.monotonic() + status.stats_seconds
+        while not self.stop.wait(status.file_seconds):
+            try:
+                snap = self.status_snapshot()
+                write_status(self.state_dir, snap)
+                self.notifier.status(
+                    f"model {snap['model_version']}, {snap['fps']} fps, spool {snap['spool_depth']}"
+                )
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + status.stats_seconds
+                    self.telemetry.stats(snap, snap["spool_depth"])
+            except Exception:
+                logger.exception("status update failed")
+
+    def _overlay(self) -> tuple[dict[str, Any] | None, bool, str | None]:
+        with self.state.lock:
+            note = "SPOOL FULL" if self.state.spool_full else None
+            if self.state.model_version is None:
+                note = note or "no model yet"
+            return self.state.current, time.monotonic() < self.state.flash_until, note
+
+    # ---- start and stop
+    def _start(self) -> None:
+        edge = self.config.edge
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.camera.start()
+        self.classifier = self.repo.load_current()
+        if self.classifier is not None:
+            self._switch(self.classifier, "installed")
+        self.telemetry.start(self.updater.on_mqtt)
+        self.telemetry.status("online", self.state.model_version)
+        self.uploader.start()
+        self.updater.start()
+        if edge.outputs.enabled and edge.outputs.pins:
+            self.sorter = Sorter(edge.outputs, self.pin_factory)
+        self.confirm = Confirm(edge.keypad, self.pin_factory)
+        if edge.live_view.enabled:
+            self.frames_view = LiveFrames(edge.live_view, legend(self.config), self._overlay)
+            self.live = LiveServer(edge.live_view, self.frames_view, self.status_snapshot)
+            self.live.start()
+        self.keypad = open_keypad(edge.keypad, self.on_key, self.stop)
+        if self.keypad:
+            self.keypad.start()
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="housekeeping", daemon=True
+        )
+        self._housekeeper.start()
+        with self.state.lock:
+            self.state.state = "running"
+        write_status(self.state_dir, self.status_snapshot())
+        self.emit(
+            "ready",
+            device=edge.device_id,
+            model_version=self.state.model_version,
+            live_view=self.live.url if self.live else None,
+            pid=None,
+        )
+        self.notifier.ready(f"serving model {self.state.model_version}")
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, _frame: Any) -> None:
+            logger.info("signal %s: stopping", signal.Signals(signum).name)
+            self.stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+            signal.signal(signal.SIGINT, handler)
+
+    def run(self, drain_seconds: float = 5.0) -> int:
+        self.install_signal_handlers()
+        try:
+            self._start()
+            while not self.stop.is_set() and self._step():
+                pass
+            self._drain(drain_seconds)
+            return 0
+        finally:
+            self.shutdown()
+
+    def _drain(self, seconds: float) -> None:
+        """Give the uploader a moment to finish before exiting; what is left stays spooled."""
+        deadline = time.monotonic() + seconds
+        while (
+            self.spool.depth() and time.monotonic() < deadline and self.uploader.thread.is_alive()
+        ):
+            time.sleep(0.1)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.notifier.stopping()
+        for name, action in (
+            ("keypad", lambda: self.keypad and (self.keypad.thread.join(2), self.keypad.close())),
+            ("camera", self.camera.close),
+            ("uploader", lambda: self.uploader.thread.is_alive() and self.uploader.thread.join(10)),
+            ("updater", lambda: self.updater.thread.is_alive() and self.updater.thread.join(10)),
+            ("live view", lambda: self.live and self.live.stop()),
+            ("housekeeping", lambda: hasattr(self, "_housekeeper") and self._housekeeper.join(5)),
+            (
+                "outputs",
+                lambda: (
+                    self.sorter and self.sorter.close(),
+                    self.confirm and self.confirm.close(),
+                ),
+            ),
+            ("mqtt", lambda: self.telemetry.stop(self.state.model_version)),
+        ):
+            try:
+                action()
+            except Exception:
+                logger.exception("shutdown: %s failed", name)
+        with self.state.lock:
+            self.state.state = "stopped"
+        try:
+            write_status(self.state_dir, self.status_snapshot())
+        except OSError:
+            logger.exception("final status write failed")
+        self.emit("stopped", frames=self.state.frames)
+        self.notifier.close()
+        logger.info("stopped after %d frames", self.state.frames)
+
+
+def stdout_events() -> TextIO:
+    return sys.stdout
