@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
@@ -19,9 +19,14 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 def jpeg(seed: int, size: int = 48) -> bytes:
     """A small, distinct JPEG per seed."""
-    img = Image.new("RGB", (size, size), ((seed * 37) % 256, (seed * 91) % 256, (seed * 13) % 256))
-    for x in range(seed % size):
-        img.putpixel((x, x), (255, 255, 255))
+    base = ((seed * 37 + 60) % 256, (seed * 91 + 90) % 256, (seed * 13 + 120) % 256)
+    img = Image.new("RGB", (size, size), base)
+    draw = ImageDraw.Draw(img)
+    step = max(2, size // 8)
+    for i in range(0, size, step):  # stripes and a seed-dependent disc: distinct bytes
+        draw.line([(i, 0), (0, i)], fill=(255 - base[0], 200, base[2]), width=max(1, size // 40))
+    r = size // 4 + seed % (size // 4)
+    draw.ellipse([(size // 2 - r, size // 2 - r), (size // 2 + r, size // 2 + r)], outline="white")
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=85)
     return buf.getvalue()

@@ -237,5 +237,5 @@ def test_presigned_images_redirect_to_s3(s3_store: ObjectStore) -> None:
         assert layout.image_key(a) in location and "Signature" in location
         import urllib.request
 
-        with urllib.request.urlopen(location, timeout=10) as resp:  # noqa: S310 - test S3
+        with urllib.request.urlopen(location, timeout=10) as resp:
             assert resp.read() == jpeg(0)

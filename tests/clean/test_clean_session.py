@@ -105,7 +105,7 @@ def test_undone_gathers_are_not_queued_and_bad_records_are_reported(
 def test_decided_elsewhere_hidden_unless_asked_and_filters(local_store: LocalStore) -> None:
     a = gather(local_store, jpeg(1), "glass", device="bin-1")
     b = gather(local_store, jpeg(2), "paper", device="bin-2")
-    c = gather(local_store, jpeg(3), "paper", device="bin-1")
+    c = gather(local_store, jpeg(3), "paper", device="bin-1", minutes=1)
     with open_session(local_store) as first:
         first.decide(a, "glass")
     second = open_session(local_store, start_flusher=False)

@@ -90,15 +90,17 @@ function renderLegend(s) {
   for (const [key, name, act] of entries) {
     const li = el("li");
     li.dataset.label = name;
-    li.append(el("kbd", key), " ", name, " ");
-    const counts = per[name] || { decided: 0, left: 0 };
-    li.append(el("span", `${counts.decided} done · ${counts.left} left`, "count"));
+    li.append(el("kbd", key), el("span", name, "name"));
+    const count = el("span", "", "count");
+    count.title = "decided in this session · left in the queue (by gathered label)";
+    li.append(count);
     li.addEventListener("click", act);
     legend.append(li);
   }
+  updateCounts(s);
   for (const [key, name, act] of [[s.keys.skip, "skip", skip], [s.keys.back, "back & withdraw", back]]) {
     const li = el("li");
-    li.append(el("kbd", key), " ", name);
+    li.append(el("kbd", key), el("span", name, "name"));
     li.addEventListener("click", act);
     legend.append(li);
   }
@@ -130,7 +132,7 @@ function updateCounts(s) {
   for (const li of $("legend").children) {
     const counts = s.progress.per_category[li.dataset.label];
     const span = li.querySelector(".count");
-    if (counts && span) span.textContent = `${counts.decided} done · ${counts.left} left`;
+    if (counts && span) span.textContent = `${counts.decided} · ${counts.left}`;
   }
 }
 

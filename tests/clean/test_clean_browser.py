@@ -1,0 +1,129 @@
+"""End to end in a real browser: Chromium presses keys, the journal in S3 has every decision."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clean_helpers import gather, jpeg
+
+from recyclops.cloud.clean import ReviewSession
+from recyclops.cloud.clean.server import serve
+from recyclops.shared.config import Category
+from recyclops.shared.config.categories import auto_keys
+from recyclops.shared.records import parse_journal
+from recyclops.shared.store import ObjectStore
+
+CHROMIUM = "/usr/bin/chromium"
+expect: Any = None  # playwright.sync_api.expect, imported by the fixture
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+NAMES = [
+    "cardboard",
+    "glass",
+    "metal",
+    "paper",
+    "plastic",
+    "trash",
+    "cans",
+    "cartons",
+    "film",
+    "textiles",
+    "batteries",
+    "e-waste",
+    "wood",
+    "ceramics",
+    "organic",
+    "polystyrene",
+]  # 16 categories: keys 1-9, 0, a-f (the original crashed at ten)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    global expect
+    expect = sync_api.expect
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make system-deps)")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_keys_in_the_browser_reach_the_journal(
+    s3_store: ObjectStore, browser: object, artifacts_dir: Path
+) -> None:
+    cats = [Category(name=n, key=k) for n, k in zip(NAMES, auto_keys(16), strict=True)]
+    key_of = {c.name: c.key for c in cats}
+    # Six images, queue order a..f (rising model confidence, all agreeing with the label).
+    shas = [
+        gather(s3_store, jpeg(i, size=320), label, prediction=label, score=0.3 + 0.1 * i, minutes=i)
+        for i, label in enumerate(["glass", "paper", "metal", "polystyrene", "cans", "trash"])
+    ]
+    a, b, c, d, e, f = shas
+    session = ReviewSession(
+        s3_store, cats, reviewer="browser", flush_seconds=1.0, flush_min_seconds=0.1
+    )
+    server = serve(session, "127.0.0.1", 0).start()
+    try:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(server.url)
+        expect(page.locator("#image")).to_have_attribute("data-sha", a)
+        deadline = time.monotonic() + 10  # the page's CSP forbids eval: poll from here
+        while not page.evaluate("() => document.getElementById('image').naturalWidth > 0"):
+            assert time.monotonic() < deadline, "the image never loaded"
+            time.sleep(0.05)
+        legend = page.locator("#legend li")
+        assert legend.count() == 16 + 3  # every category, invalid, skip, back
+        assert page.get_by_test_id("gathered-label").inner_text() == "glass"
+        assert "30%" in page.get_by_test_id("prediction").inner_text()
+        page.screenshot(path=str(artifacts_dir / "clean-review.png"))
+
+        # Typed without waiting: the page runs actions in order against fresh state.
+        for key in [
+            key_of["glass"],
+            "x",
+            "s",
+            key_of["paper"],
+            "w",
+            key_of["polystyrene"],
+            key_of["cans"],
+            key_of["trash"],
+            key_of["metal"],
+        ]:
+            page.keyboard.press(key)
+        page.get_by_test_id("done").wait_for(state="visible", timeout=15000)
+        expect(page.get_by_test_id("saving")).to_have_text("all 8 saved", timeout=15000)
+        assert page.get_by_test_id("progress").inner_text().startswith("6 done · 0 left")
+        page.screenshot(path=str(artifacts_dir / "clean-review-done.png"))
+        assert not errors, errors
+    finally:
+        server.stop()
+        session.close()
+    decisions, problems = parse_journal(s3_store.get(session.journal_key).decode())
+    assert not problems
+    assert [(x.sha256, x.action, x.label) for x in decisions] == [
+        (a, "label", "glass"),
+        (b, "label", "invalid"),
+        # c skipped: no decision, shown again at the end
+        (d, "label", "paper"),
+        (d, "withdraw", None),  # w went back to d and withdrew it
+        (d, "label", "polystyrene"),  # key "f": the 16th category
+        (e, "label", "cans"),
+        (f, "label", "trash"),
+        (c, "label", "metal"),
+    ]
+    assert [x.seq for x in decisions] == list(range(8))
+    assert {x.reviewer for x in decisions} == {"browser"}
