@@ -1,0 +1,49 @@
+# The cloud job image: `recyclops setup | search | train | publish`.
+#
+#   CPU:   docker build -f docker/cloud.Dockerfile -t recyclops-cloud:cpu .
+#   GPU:   docker build -f docker/cloud.Dockerfile --build-arg TF_VARIANT=gpu -t recyclops-cloud:gpu .
+#
+# TF_VARIANT=gpu installs tensorflow[and-cuda]: pip brings CUDA and cuDNN, so the host needs
+# only the NVIDIA driver and the NVIDIA container toolkit (docs/ec2.md). BASE is any Debian
+# or Ubuntu image with python3 >= 3.11 and python3-venv (no registry here: docker/base-image.sh).
+# The MobileNetV2 ImageNet weights go into the Keras cache at build time (docker/weights/ or
+# a download; WEIGHTS=none skips them), so jobs never download at run time.
+ARG BASE=python:3.11-slim-bookworm
+
+FROM ${BASE} AS build
+ARG TF_VARIANT=cpu
+WORKDIR /src
+COPY docker/pip-install.sh docker/requirements.py docker/constraints.txt docker/
+COPY pyproject.toml setup.py ./
+# Dependencies first, in their own layer: a code change does not reinstall TensorFlow.
+RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
+    python3 -m venv /opt/recyclops \
+    && python3 docker/requirements.py pyproject.toml cloud "--tf=${TF_VARIANT}" >/tmp/requirements.txt \
+    && docker/pip-install.sh -r /tmp/requirements.txt setuptools wheel
+COPY README.m[d] LICENS[E] ./
+COPY shared shared
+COPY cloud cloud
+COPY edge edge
+RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
+    docker/pip-install.sh --no-deps --no-build-isolation . \
+    && /opt/recyclops/bin/recyclops --version
+
+FROM ${BASE}
+ARG WEIGHTS=imagenet
+ENV PATH=/opt/recyclops/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin recyclops \
+    && mkdir -p /data /runs /models \
+    && chown recyclops:recyclops /data /runs /models
+COPY --from=build /opt/recyclops /opt/recyclops
+USER 10001:10001
+WORKDIR /home/recyclops
+# A bind mount, not a COPY: the weights land once, in the Keras cache, not twice.
+RUN --mount=type=bind,source=docker,target=/tmp/docker \
+    WEIGHTS="${WEIGHTS}" python3 /tmp/docker/fetch_weights.py /tmp/docker/weights /home/recyclops/.keras
+VOLUME ["/data", "/runs", "/models"]
+ENTRYPOINT ["recyclops"]
+CMD ["--help"]

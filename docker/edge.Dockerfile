@@ -1,0 +1,35 @@
+# Optional: the edge daemon in a container (the Pi's main path is the systemd install).
+# Used by compose.yaml's simulated edge (a folder-replay camera); builds for arm64 too:
+#   docker buildx build --platform linux/arm64 -f docker/edge.Dockerfile -t recyclops-edge .
+ARG BASE=python:3.11-slim-bookworm
+
+FROM ${BASE} AS build
+WORKDIR /src
+COPY docker/pip-install.sh docker/requirements.py docker/constraints.txt docker/
+COPY pyproject.toml setup.py ./
+RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
+    python3 -m venv /opt/recyclops \
+    && python3 docker/requirements.py pyproject.toml edge >/tmp/requirements.txt \
+    && docker/pip-install.sh -r /tmp/requirements.txt setuptools wheel
+COPY README.m[d] LICENS[E] ./
+COPY shared shared
+COPY cloud cloud
+COPY edge edge
+RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
+    docker/pip-install.sh --no-deps --no-build-isolation . \
+    && /opt/recyclops/bin/recyclops --version
+
+FROM ${BASE}
+ENV PATH=/opt/recyclops/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    GPIOZERO_PIN_FACTORY=mock
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin recyclops \
+    && mkdir -p /var/lib/recyclops /replay \
+    && chown recyclops:recyclops /var/lib/recyclops
+COPY --from=build /opt/recyclops /opt/recyclops
+USER 10001:10001
+WORKDIR /var/lib/recyclops
+VOLUME ["/var/lib/recyclops"]
+ENTRYPOINT ["recyclops"]
+CMD ["edge", "run"]
