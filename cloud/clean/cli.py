@@ -9,8 +9,12 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from pydantic import ValidationError
+
 from recyclops.shared.cli import add_common
-from recyclops.shared.config import RecyclopsConfig, StoreConfig, load
+from recyclops.shared.config import CleanConfig, RecyclopsConfig, StoreConfig, load
+from recyclops.shared.config.root import format_validation_error
+from recyclops.shared.errors import ConfigError
 
 HELP = "review gathered labels in a browser"
 logger = logging.getLogger(__name__)
@@ -60,21 +64,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsConfig:
-    clean = config.clean.model_copy()
-    for name in ("host", "port", "reviewer", "include_decided", "presign", "flush_seconds"):
-        value = getattr(args, name, None)
-        if value is not None:
-            setattr(clean, name, value)  # validated on assignment
-    store = config.store
-    if args.store or args.endpoint_url:
-        store = StoreConfig(
-            **{
-                **store.model_dump(),
-                "url": args.store or store.url,
-                "endpoint_url": args.endpoint_url or store.endpoint_url,
-            }
-        )
-    return config.model_copy(update={"clean": clean, "store": store})
+    given = {
+        name: getattr(args, name)
+        for name in ("host", "port", "reviewer", "include_decided", "presign", "flush_seconds")
+        if getattr(args, name, None) is not None
+    }
+    store = config.store.model_dump()
+    if args.store:
+        store["url"] = args.store
+    if args.endpoint_url:
+        store["endpoint_url"] = args.endpoint_url
+    try:
+        clean = CleanConfig.model_validate({**config.clean.model_dump(), **given})
+        store_config = StoreConfig.model_validate(store)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error("command line", exc)) from None
+    return config.model_copy(update={"clean": clean, "store": store_config})
 
 
 def _reviewer(config: RecyclopsConfig) -> str:

@@ -1,0 +1,137 @@
+"""``recyclops clean`` as a real process: killed mid-session, stopped by SIGTERM, refused publicly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from clean_helpers import request, seed_simple
+
+from recyclops.shared.devservers import S3Server
+from recyclops.shared.records import parse_journal
+from recyclops.shared.store import ObjectStore
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RECYCLOPS_CLEAN_TOKEN", "CREDENTIALS_DIRECTORY")
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def clean_process(
+    s3_server: S3Server, s3_url: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "recyclops.shared.cli",
+        "clean",
+        "--store",
+        s3_url,
+        "--endpoint-url",
+        s3_server.endpoint_url,
+        "--port",
+        "0",
+        "--reviewer",
+        "cli",
+        *args,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env()
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "serving http://" in line, (
+            line,
+            proc.stderr.read() if proc.poll() is not None else "",
+        )
+        base = line.split("serving ", 1)[1].split()[0].rstrip("/")
+        deadline = time.monotonic() + 10
+        while request(base, "GET", "/healthz")[0] != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield proc, base
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def _journal(store: ObjectStore, session: str) -> list[tuple[str, str, str | None]]:
+    decisions, problems = parse_journal(store.get(f"labels/{session}.jsonl").decode())
+    assert not problems
+    return [(d.sha256, d.action, d.label) for d in decisions]
+
+
+def test_killed_mid_session_keeps_decisions(
+    s3_server: S3Server, s3_url: str, s3_store: ObjectStore
+) -> None:
+    a, b, c, d = seed_simple(s3_store, 4)
+    with clean_process(s3_server, s3_url, "--flush-seconds", "1") as (proc, base):
+        session = request(base, "GET", "/api/state")[1]["session"]
+        for sha, label in ((a, "glass"), (b, "metal"), (c, "paper")):
+            assert request(base, "POST", "/api/decide", {"sha256": sha, "label": label})[0] == 200
+        assert request(base, "POST", "/api/back", {})[0] == 200  # withdraw c
+        time.sleep(1.5)  # one flush interval
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    assert _journal(s3_store, session) == [
+        (a, "label", "glass"),
+        (b, "label", "metal"),
+        (c, "label", "paper"),
+        (c, "withdraw", None),
+    ]
+
+
+def test_sigterm_saves_and_exits_cleanly(
+    s3_server: S3Server, s3_url: str, s3_store: ObjectStore
+) -> None:
+    (a, *_) = seed_simple(s3_store, 2)
+    with clean_process(s3_server, s3_url, "--flush-seconds", "60") as (proc, base):
+        session = request(base, "GET", "/api/state")[1]["session"]
+        assert request(base, "POST", "/api/decide", {"sha256": a, "label": "trash"})[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "1 decisions saved" in out
+    assert _journal(s3_store, session) == [(a, "label", "trash")]
+
+
+def test_public_bind_without_token_is_refused(s3_server: S3Server, s3_url: str) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "recyclops.shared.cli",
+        "clean",
+        "--store",
+        s3_url,
+        "--endpoint-url",
+        s3_server.endpoint_url,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode == 1
+    assert "needs a token" in done.stderr and "RECYCLOPS_CLEAN_TOKEN" in done.stderr
+
+
+@pytest.mark.parametrize("bad", [["--port", "70000"], ["--flush-seconds", "0"]])
+def test_bad_options_name_the_problem(s3_url: str, bad: list[str]) -> None:
+    cmd = [sys.executable, "-m", "recyclops.shared.cli", "clean", "--store", s3_url, *bad]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode != 0
+    assert f"command line: {bad[0].lstrip('-').replace('-', '_')}:" in done.stderr
+    assert "Traceback" not in done.stderr
