@@ -1,0 +1,173 @@
+"""Helpers for the edge tests and the edge benchmark: publish a model the way the cloud does,
+write replay frames, and a TCP proxy that can be switched off to simulate an S3 outage."""
+
+import contextlib
+import json
+import shutil
+import socket
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from recyclops.shared import layout, messages
+from recyclops.shared.hashing import sha256_bytes
+from recyclops.shared.manifest import ChannelPointer, parse_manifest
+from recyclops.shared.messages import ModelNotice
+from recyclops.shared.store import ObjectStore
+
+DATA = Path(__file__).resolve().parent / "data"
+RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
+
+
+def fixture_manifest(version: str = "fixture-1", **changes: Any) -> bytes:
+    """The committed fixture manifest, renamed to ``version`` and with ``changes`` applied."""
+    data = json.loads((DATA / "manifest.json").read_text())
+    data["version"] = version
+    for key, value in changes.items():
+        if key.startswith("input."):
+            data["input"][key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+    return json.dumps(data, indent=2).encode()
+
+
+def publish_model(
+    store: ObjectStore,
+    version: str,
+    *,
+    channel: str = "stable",
+    model_bytes: bytes | None = None,
+    manifest: bytes | None = None,
+    notice_sha: str | None = None,
+    pointer: bool = True,
+) -> ModelNotice:
+    """Files under models/<version>/, the channel pointer last; returns the notice to send."""
+    model = model_bytes if model_bytes is not None else (DATA / "model.tflite").read_bytes()
+    manifest = manifest if manifest is not None else fixture_manifest(version)
+    store.put(layout.model_file_key(version, layout.MODEL_FILE), model)
+    store.put(layout.manifest_key(version), manifest)
+    notice = ModelNotice(
+        channel=channel,
+        version=version,
+        manifest_key=layout.manifest_key(version),
+        manifest_sha256=notice_sha or sha256_bytes(manifest),
+        published_at=datetime.now(UTC),
+    )
+    if pointer:
+        store.put(
+            layout.channel_key(channel),
+            ChannelPointer(**notice.model_dump(exclude={"schema_version"}))
+            .model_dump_json()
+            .encode(),
+        )
+    return notice
+
+
+def notify(client: Any, fleet: str, notice: ModelNotice) -> None:
+    assert client.publish(messages.model_topic(fleet, notice.channel), notice, retain=True, wait=5)
+
+
+def honest_manifest(version: str, model_bytes: bytes, **changes: Any) -> bytes:
+    """A manifest whose file entry matches ``model_bytes`` (so only ``changes`` are wrong)."""
+    data = json.loads(fixture_manifest(version, **changes))
+    data["files"] = [
+        {"name": "model.tflite", "size": len(model_bytes), "sha256": sha256_bytes(model_bytes)}
+    ]
+    parse_manifest(json.dumps(data))
+    return json.dumps(data, indent=2).encode()
+
+
+def write_frames(
+    folder: Path, colours: list[tuple[int, int, int]], size: tuple[int, int] = (96, 72)
+) -> Path:
+    """One PNG per colour, in sorted order; slight noise makes each frame unique."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(colours))
+    for i, colour in enumerate(colours):
+        pixels = np.clip(
+            np.full((size[1], size[0], 3), colour, np.int16)
+            + rng.integers(-6, 7, (size[1], size[0], 3)),
+            0,
+            255,
+        )
+        Image.fromarray(pixels.astype(np.uint8), "RGB").save(folder / f"frame-{i:04d}.png")
+    return folder
+
+
+def install_fixture(model_dir: Path, version: str = "fixture-1") -> None:
+    """Put the fixture model in place as the current version (as if installed earlier)."""
+    target = model_dir / "versions" / version
+    target.mkdir(parents=True)
+    shutil.copy(DATA / "model.tflite", target / "model.tflite")
+    (target / "manifest.json").write_bytes(fixture_manifest(version))
+    (model_dir / "current").symlink_to(Path("versions") / version)
+
+
+class TcpProxy:
+    """127.0.0.1:<port> → target. ``down()`` closes the listener (connections refused),
+    ``up()`` opens it again on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
+                self._listener.close()
+                self._listener = None
+            for conn in self._conns:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._conns.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)

@@ -1,0 +1,120 @@
+"""Keypads: the terminal on a pipe, the GPIO matrix on gpiozero mock pins, key mapping."""
+
+import io
+import os
+import threading
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPin
+
+from recyclops.edge.gathering import key_map, legend
+from recyclops.edge.keypad import MatrixKeypad, TerminalKeypad, _evdev_name
+from recyclops.shared.config import RecyclopsConfig
+from recyclops.shared.config.edge import KeypadConfig
+
+pytestmark = pytest.mark.edge_numpy1
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_terminal_keypad_reads_lines_from_a_pipe() -> None:
+    read_fd, write_fd = os.pipe()
+    keys: list[str] = []
+    stop = threading.Event()
+    with os.fdopen(read_fd, "r") as reader:
+        pad = TerminalKeypad(keys.append, stop, stream=reader)
+        pad.start()
+        os.write(write_fd, b"1\n  glass \n\n")
+        assert wait_for(lambda: len(keys) == 2)
+        os.write(write_fd, b"u")  # no newline: delivered at EOF
+        os.close(write_fd)
+        pad.thread.join(3)
+        assert not pad.thread.is_alive()  # EOF ends the keypad
+    assert keys == ["1", "glass", "u"]
+
+
+def test_terminal_keypad_without_a_file_descriptor() -> None:
+    keys: list[str] = []
+    pad = TerminalKeypad(keys.append, threading.Event(), stream=io.StringIO("2\n3\n"))
+    pad.start()
+    pad.thread.join(3)
+    assert keys == ["2", "3"]
+
+
+class MatrixWiring:
+    """Which key is held: a column pin reads low while its pressed key's row is driven low."""
+
+    held: tuple[int, int] | None = None  # (row pin, col pin)
+
+
+class WiredPin(MockPin):
+    def _get_state(self):  # type: ignore[no-untyped-def]
+        held = MatrixWiring.held
+        if held and self._info.name == f"GPIO{held[1]}":
+            row = self._factory.pin(held[0])
+            return bool(row.state)  # low row pulls this column low
+        return super()._get_state()
+
+
+def test_matrix_keypad_on_mock_pins_debounces_and_reports_once() -> None:
+    factory = MockFactory(pin_class=WiredPin)
+    config = KeypadConfig(
+        kind="gpio",
+        row_pins=[5, 6],
+        col_pins=[13, 19],
+        layout=["12", "3u"],
+        debounce_ms=20,
+        scan_hz=200,
+    )
+    keys: list[str] = []
+    stop = threading.Event()
+    pad = MatrixKeypad(keys.append, stop, config, pin_factory=factory)
+    try:
+        assert pad.scan() == set()
+        MatrixWiring.held = (6, 13)  # row 1, column 0: "3"
+        assert pad.scan() == {"3"}
+        pad.start()
+        time.sleep(0.2)  # held for many scans: one key press
+        MatrixWiring.held = None
+        time.sleep(0.05)
+        MatrixWiring.held = (5, 19)  # "2"
+        assert wait_for(lambda: keys == ["3", "2"])
+        MatrixWiring.held = None
+    finally:
+        MatrixWiring.held = None
+        stop.set()
+        pad.thread.join(2)
+        pad.close()
+
+
+def test_matrix_config_must_fit_the_layout() -> None:
+    with pytest.raises(ValueError, match="layout"):
+        KeypadConfig(kind="gpio", row_pins=[1, 2], col_pins=[3], layout=["12", "34"])
+
+
+def test_keys_map_to_categories_with_more_than_ten() -> None:
+    names = [f"c{i:02d}" for i in range(16)]
+    config = RecyclopsConfig.model_validate(
+        {"categories": names, "edge": {"keypad": {"keys": {"*": "c15"}}}}
+    )
+    mapping = key_map(config)
+    assert mapping["1"] == "c00" and mapping["0"] == "c09" and mapping["a"] == "c10"
+    assert mapping["*"] == "c15" and mapping["c03"] == "c03"
+    assert "u" not in mapping
+    assert any("u:undo" in line for line in legend(config))
+
+
+def test_evdev_key_names() -> None:
+    assert _evdev_name("KEY_KP7") == "7"
+    assert _evdev_name("KEY_3") == "3"
+    assert _evdev_name("KEY_A") == "a"
+    assert _evdev_name("KEY_BACKSPACE") == "u"
+    assert _evdev_name("KEY_F12") is None
