@@ -101,7 +101,8 @@ def test_edge_never_imports_tensorflow() -> None:
         f"Classifier({str(DATA)!r}, threads=1)\n"
         "from recyclops.shared.cli import main\n"
         "try:\n    main(['edge', 'run', '--help'])\nexcept SystemExit:\n    pass\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'picamera2')]\n"
+        "heavy = ('tensorflow', 'keras', 'picamera2')\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy]\n"
         "print('HEAVY', bad)\n"
         "assert not bad, bad\n"
     )
