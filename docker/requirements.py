@@ -16,7 +16,8 @@ import tomllib
 
 
 def requirements(pyproject: str, extras: list[str], gpu: bool = False) -> list[str]:
-    project = tomllib.loads(open(pyproject, encoding="utf-8").read())["project"]
+    with open(pyproject, "rb") as fh:
+        project = tomllib.load(fh)["project"]
     optional = project.get("optional-dependencies", {})
     unknown = [e for e in extras if e not in optional]
     if unknown:
