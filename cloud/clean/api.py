@@ -17,6 +17,7 @@ def state_json(session: ReviewSession, upcoming: int = 3) -> dict[str, Any]:
             "devices": list(session.qfilter.devices),
             "include_decided": session.qfilter.include_decided,
         },
+        "facets": session.facets(),
         "current": current.to_json() if current else None,
         "upcoming": session.upcoming(upcoming),
         "progress": session.progress(),

@@ -11,9 +11,9 @@
 
 import hmac
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from recyclops.shared.errors import ConfigError
@@ -22,6 +22,12 @@ from recyclops.shared.secrets import read_secret
 COOKIE = "recyclops_clean_token"
 TOKEN_HEADER = "X-Recyclops-Token"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+class Headers(Protocol):
+    """Request headers: ``http.client.HTTPMessage`` or a plain dict."""
+
+    def get(self, name: str, default: None = None) -> str | None: ...
 
 
 def is_loopback(host: str) -> bool:
@@ -66,7 +72,7 @@ class AccessPolicy:
     def public(self) -> bool:
         return not is_loopback(self.bind_host)
 
-    def token_ok(self, headers: Mapping[str, str]) -> bool:
+    def token_ok(self, headers: Headers) -> bool:
         """True when no token is configured or the request carries the right one."""
         if not self.token:
             return True
@@ -81,14 +87,14 @@ class AccessPolicy:
     def check_token_value(self, value: str) -> bool:
         return bool(self.token) and hmac.compare_digest(value.encode(), (self.token or "").encode())
 
-    def host_ok(self, headers: Mapping[str, str]) -> bool:
+    def host_ok(self, headers: Headers) -> bool:
         """Without a token only loopback Host names are answered (DNS rebinding)."""
         if self.token:
             return True
         host = headers.get("Host")
         return bool(host) and is_loopback(_split_host(host or ""))
 
-    def write_refusal(self, headers: Mapping[str, str]) -> str | None:
+    def write_refusal(self, headers: Headers) -> str | None:
         """Why a state-changing request is refused, or None when it may go ahead."""
         ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":

@@ -13,6 +13,7 @@ POST /api/skip              {"sha256"?}
 POST /api/back              {}
 POST /api/withdraw          {"sha256"}
 POST /api/flush             {}
+POST /api/filter            {"labels": [...], "devices": [...], "include_decided": bool}
 """
 
 import json
@@ -30,6 +31,7 @@ from recyclops.shared.errors import ObjectNotFoundError, RecyclopsError, StoreEr
 from recyclops.shared.records import UnknownLabelError
 
 from .api import state_json
+from .queue import QueueFilter
 from .security import COOKIE, AccessPolicy
 from .session import NothingToUndoError, ReviewSession, UnknownImageError
 
@@ -86,9 +88,24 @@ class CleanApp:
             s.withdraw(sha)
         elif route == "/api/flush":
             s.flush()
+        elif route == "/api/filter":
+            s.set_filter(parse_filter(body))
         else:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no such action {route[:60]!r}")
         return state_json(s)
+
+
+def parse_filter(body: dict[str, Any]) -> QueueFilter:
+    def names(field: str) -> tuple[str, ...]:
+        value = body.get(field, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"{field} must be a list of names")
+        return tuple(value)
+
+    include = body.get("include_decided", False)
+    if not isinstance(include, bool):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "include_decided must be true or false")
+    return QueueFilter(names("labels"), names("devices"), include)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -260,8 +277,9 @@ class CleanServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        raw, port = self.server_address[:2]
+        host = raw.decode() if isinstance(raw, bytes) else str(raw)
+        shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
     def start(self) -> "CleanServer":

@@ -91,6 +91,7 @@ class ReviewSession:
         self._skipped: set[str] = set()
         self._history: list[tuple[str, Literal["label", "skip"]]] = []
         self._standing: dict[str, str] = {}
+        self._facets: dict[str, list[str]] | None = None
         self._decisions: list[Decision] = []
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
@@ -141,6 +142,25 @@ class ReviewSession:
     def decisions(self) -> list[Decision]:
         with self._lock:
             return list(self._decisions)
+
+    def facets(self) -> dict[str, list[str]]:
+        """What the filters can choose from: every gathered label and device."""
+        if self._facets is None:
+            labels = {label for i in self.items.values() for label in i.gathered_labels}
+            devices = {device for i in self.items.values() for device in i.devices}
+            self._facets = {"labels": sorted(labels), "devices": sorted(devices)}
+        return self._facets
+
+    def set_filter(self, qfilter: QueueFilter) -> None:
+        """Rebuild the queue under another filter; images this session decided stay done."""
+        with self._lock:
+            self._check_open()
+            chosen = [i for i in self.items.values() if qfilter.accepts(i)]
+            chosen.sort(key=QueueItem.priority)
+            self.qfilter = qfilter
+            self._remaining = [i.sha256 for i in chosen if i.sha256 not in self._standing]
+            self._skipped.clear()
+            self.queued = len(chosen)
 
     # -- what the reviewer does -------------------------------------------------------------
     def decide(self, sha256: str, label: str) -> Decision:

@@ -239,3 +239,14 @@ def test_presigned_images_redirect_to_s3(s3_store: ObjectStore) -> None:
 
         with urllib.request.urlopen(location, timeout=10) as resp:
             assert resp.read() == jpeg(0)
+
+
+def test_filter_over_http(app: Running) -> None:
+    status, state, _ = request(app.base, "POST", "/api/filter", {"labels": ["metal"]})
+    assert status == 200 and state["filter"]["labels"] == ["metal"]
+    assert state["current"]["gathered_label"] == "metal" and state["progress"]["left"] == 1
+    assert state["facets"]["labels"] == ["glass", "metal", "paper"]
+    for bad in ({"labels": "metal"}, {"devices": [1]}, {"include_decided": "yes"}):
+        status, answer, _ = request(app.base, "POST", "/api/filter", bad)
+        assert status == 400 and "must be" in answer["error"]
+    assert request(app.base, "GET", "/api/state")[1]["filter"]["labels"] == ["metal"]

@@ -127,3 +127,28 @@ def test_keys_in_the_browser_reach_the_journal(
     ]
     assert [x.seq for x in decisions] == list(range(8))
     assert {x.reviewer for x in decisions} == {"browser"}
+
+
+def test_filter_in_the_page_then_keys_still_review(
+    s3_store: ObjectStore, browser: object, artifacts_dir: Path
+) -> None:
+    cats = [Category(name=n, key=k) for n, k in zip(NAMES[:6], auto_keys(6), strict=True)]
+    a = gather(s3_store, jpeg(1, 200), "glass", device="bin-1", prediction="glass", score=0.5)
+    b = gather(s3_store, jpeg(2, 200), "paper", device="bin-2", prediction="glass", score=0.9)
+    session = ReviewSession(s3_store, cats, flush_seconds=1.0, flush_min_seconds=0.1)
+    server = serve(session, "127.0.0.1", 0).start()
+    try:
+        page = browser.new_page()  # type: ignore[attr-defined]
+        page.goto(server.url)
+        expect(page.locator("#image")).to_have_attribute("data-sha", b)  # the likely mistake first
+        expect(page.get_by_test_id("flags")).to_contain_text("model disagrees")
+        page.select_option("#filter-device", "bin-1")
+        expect(page.locator("#image")).to_have_attribute("data-sha", a)
+        page.keyboard.press("3")  # metal: the select gave the keys back
+        expect(page.get_by_test_id("done")).to_be_visible()
+        expect(page.get_by_test_id("saving")).to_have_text("all 1 saved", timeout=15000)
+    finally:
+        server.stop()
+        session.close()
+    decisions, _ = parse_journal(s3_store.get(session.journal_key).decode())
+    assert [(d.sha256, d.label) for d in decisions] == [(a, "metal")]

@@ -1,4 +1,4 @@
-"""``recyclops clean`` as a real process: killed mid-session, stopped by SIGTERM, refused publicly."""
+"""``recyclops clean`` as a real process: SIGKILL mid-session, SIGTERM, public bind refused."""
 
 import os
 import signal
@@ -76,7 +76,7 @@ def _journal(store: ObjectStore, session: str) -> list[tuple[str, str, str | Non
 def test_killed_mid_session_keeps_decisions(
     s3_server: S3Server, s3_url: str, s3_store: ObjectStore
 ) -> None:
-    a, b, c, d = seed_simple(s3_store, 4)
+    a, b, c, _d = seed_simple(s3_store, 4)
     with clean_process(s3_server, s3_url, "--flush-seconds", "1") as (proc, base):
         session = request(base, "GET", "/api/state")[1]["session"]
         for sha, label in ((a, "glass"), (b, "metal"), (c, "paper")):

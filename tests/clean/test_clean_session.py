@@ -210,3 +210,19 @@ def test_store_down_at_exit_keeps_the_journal_locally(tmp_path: Path) -> None:
     rescued = (tmp_path / "rescue" / f"{s.session_id}.jsonl").read_text()
     assert parse_journal(rescued)[0][0].label == "metal"
     assert s.saving()["error"] == "store is down"
+
+
+def test_filter_changes_at_run_time_keep_this_sessions_work(local_store: LocalStore) -> None:
+    a = gather(local_store, jpeg(1), "glass", device="bin-1")
+    b = gather(local_store, jpeg(2), "paper", device="bin-2", minutes=1)
+    c = gather(local_store, jpeg(3), "paper", device="bin-1", minutes=2)
+    with open_session(local_store) as s:
+        assert s.facets() == {"labels": ["glass", "paper"], "devices": ["bin-1", "bin-2"]}
+        s.set_filter(QueueFilter(labels=("paper",)))
+        assert s._remaining == [b, c] and s.queued == 2
+        s.decide(b, "paper")
+        s.set_filter(QueueFilter(devices=("bin-2",)))
+        assert s._remaining == [] and s.current() is None
+        s.set_filter(QueueFilter())
+        assert s._remaining == [a, c]
+        assert s.progress()["done"] == 1

@@ -125,6 +125,7 @@ function render(s) {
   $("session").textContent = `session ${s.session} → ${s.saving.journal}`;
   if (firstRender || $("legend").children.length === 0) renderLegend(s); else updateCounts(s);
   renderItem(s.current);
+  renderFilter(s);
   for (const sha of s.upcoming) new Image().src = `/api/image/${sha}`;
 }
 
@@ -134,6 +135,31 @@ function updateCounts(s) {
     const span = li.querySelector(".count");
     if (counts && span) span.textContent = `${counts.decided} · ${counts.left}`;
   }
+}
+
+function renderFilter(s) {
+  for (const [id, values, chosen] of [
+    ["filter-label", s.facets.labels, s.filter.labels],
+    ["filter-device", s.facets.devices, s.filter.devices],
+  ]) {
+    const select = $(id);
+    if (select.options.length === 1) {
+      for (const value of values) select.append(new Option(value, value));
+    }
+    select.value = chosen.length === 1 ? chosen[0] : "";
+  }
+  $("filter-decided").checked = s.filter.include_decided;
+}
+
+function changeFilter() {
+  const one = (id) => ($(id).value ? [$(id).value] : []);
+  const body = {
+    labels: one("filter-label"),
+    devices: one("filter-device"),
+    include_decided: $("filter-decided").checked,
+  };
+  enqueue(() => call("POST", "/api/filter", body));
+  document.activeElement.blur();  // keys go back to reviewing
 }
 
 function decide(label) {
@@ -154,6 +180,7 @@ function back() {
 
 function onKey(event) {
   if (event.ctrlKey || event.metaKey || event.altKey || event.repeat || !state) return;
+  if (event.target.closest && event.target.closest("select, input, textarea")) return;
   const key = event.key.toLowerCase();
   if (key === state.keys.skip) { skip(); }
   else if (key === state.keys.back) { back(); }
@@ -184,6 +211,10 @@ async function showConflicts() {
 document.addEventListener("keydown", onKey);
 document.addEventListener("DOMContentLoaded", () => {
   $("conflicts-button").addEventListener("click", showConflicts);
+  for (const id of ["filter-label", "filter-device", "filter-decided"]) {
+    $(id).addEventListener("change", changeFilter);
+  }
+  $("filter").addEventListener("submit", (event) => event.preventDefault());
   refresh();
   setInterval(() => { chain = chain.then(refresh); }, 5000);
 });
