@@ -1,0 +1,184 @@
+"""The daemon in-process: replay camera, LocalStore, polling updates, key presses, status file,
+sd_notify (a real datagram socket) and the live view (a real HTTP client reading MJPEG)."""
+
+import http.client
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edge_helpers import publish_model
+from PIL import Image
+
+from recyclops.edge.daemon import EdgeDaemon
+from recyclops.edge.notify import SystemdNotifier
+from recyclops.shared.config import RecyclopsConfig
+from recyclops.shared.records import GatheredRecord
+from recyclops.shared.store import open_store
+
+pytestmark = pytest.mark.edge_numpy1
+
+
+class Events(io.StringIO):
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.getvalue().splitlines()]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.lines() if e["event"] == kind]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def start(daemon: EdgeDaemon) -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, kwargs={"drain_seconds": 5}, daemon=True)
+    thread.start()
+    return thread
+
+
+def status(config: RecyclopsConfig) -> dict[str, Any]:
+    try:
+        return json.loads((Path(config.edge.state_dir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def test_daemon_updates_by_polling_classifies_and_gathers_once(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    config = make_config()
+    store = open_store(config.store)
+    events = Events()
+    daemon = EdgeDaemon(config, events=events)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: status(config).get("frames", 0) > 3)
+        assert status(config)["model_version"] is None  # runs, and gathers, without a model
+        publish_model(store, "v1")
+        wait_for(lambda: status(config).get("frames_classified", 0) >= 20)
+        snap = status(config)
+        assert snap["model_version"] == "v1" and snap["model_backend"]
+        assert {"cardboard", "glass", "metal"} <= set(snap["counts"])
+        preds = snap["last_predictions"]
+        assert preds and all(p["model_version"] == "v1" for p in preds)
+        for p in preds:  # the replayed colour decides the answer (raw, before smoothing)
+            index = int(Path(p["source"]).stem.split("-")[1])
+            assert p["raw_label"] == ["cardboard", "glass", "metal"][index // 6]
+        daemon.on_key("2")  # glass
+        wait_for(lambda: list(store.list("gathered/")))
+        time.sleep(0.5)
+        keys = list(store.list("gathered/"))
+        assert len(keys) == 1 and len(list(store.list("images/"))) == 1
+        record = GatheredRecord.model_validate_json(store.get(keys[0]))
+        assert (
+            record.label == "glass" and record.model_version == "v1" and record.device == "bin-01"
+        )
+        assert record.prediction in ("cardboard", "glass", "metal", "unsure")
+        daemon.on_key("nonsense")
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+    kinds = {e["event"] for e in events.lines()}
+    assert {"ready", "model", "classification", "gathered", "unknown_key", "stopped"} <= kinds
+    assert events.of("model")[0]["version"] == "v1" and events.of("model")[0]["via"] == "poll"
+    assert status(config)["state"] == "stopped" and status(config)["spool_depth"] == 0
+
+
+def test_watchdog_is_fed_only_while_frames_arrive(
+    make_config: Callable[..., RecyclopsConfig], tmp_path: Path
+) -> None:
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(0.2)
+    notifier = SystemdNotifier({"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "100000"})
+    config = make_config(camera={"fps": 20, "at_end": "hold"})  # 18 frames, then the camera stalls
+    daemon = EdgeDaemon(config, notifier=notifier)
+    thread = start(daemon)
+    received: list[tuple[float, str]] = []
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            try:
+                received.append((time.monotonic(), sock.recv(4096).decode()))
+            except TimeoutError:
+                pass
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+        sock.close()
+    messages = [m for _, m in received]
+    assert any(m.startswith("READY=1") for m in messages)
+    assert any(m.startswith("STATUS=") for m in messages)
+    pings = [t for t, m in received if m == "WATCHDOG=1"]
+    assert len(pings) >= 5, messages
+    assert daemon.camera_ended
+    stalled_at = max(pings)
+    assert (
+        received[-1][0] - stalled_at > 1.5
+    )  # no ping after the frames stopped, yet status went on
+
+
+def read_mjpeg_parts(port: int, count: int) -> list[bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/stream.mjpg")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Type").startswith("multipart/x-mixed-replace; boundary=")
+    parts: list[bytes] = []
+    while len(parts) < count:
+        line = resp.fp.readline()
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+            resp.fp.readline()
+            parts.append(resp.fp.read(length))
+    conn.close()
+    return parts
+
+
+def test_live_view_streams_mjpeg_with_overlay_and_flash(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    config = make_config(live_view={"enabled": True, "port": 0, "fps": 20, "width": 320})
+    publish_model(open_store(config.store), "v1")
+    daemon = EdgeDaemon(config)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: status(config).get("frames_classified", 0) > 5)
+        port = daemon.live.server_address[1]  # type: ignore[union-attr]
+        parts = read_mjpeg_parts(port, 3)
+        images = [np.asarray(Image.open(io.BytesIO(p)).convert("RGB")) for p in parts]
+        assert all(img.shape[1] == 320 for img in images)
+        corner = images[-1][3, 3]
+        assert corner.max() < 60  # the dark prediction banner, no flash
+        daemon.on_key("1")
+        flashed = np.asarray(Image.open(io.BytesIO(read_mjpeg_parts(port, 2)[-1])).convert("RGB"))
+        assert flashed[3, 3].min() > 200  # white border: a frame was gathered
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        page = conn.getresponse().read().decode()
+        assert "/stream.mjpg" in page
+        conn.request("GET", "/status.json")
+        live_status = json.loads(conn.getresponse().read())
+        assert live_status["model_version"] == "v1" and live_status["gathered"] == 1
+        conn.request("GET", "/nope")
+        assert conn.getresponse().status == 404
+        conn.close()
+        assert daemon.live.server_address[0] == "127.0.0.1"  # type: ignore[union-attr]
+    finally:
+        daemon.stop.set()
+        thread.join(20)
