@@ -156,7 +156,7 @@ def main() -> int:
         "title": "Review tool (clean)",
         "tables": [
             {
-                "caption": f"Queue load: {count} gathered records + images listed and read from SeaweedFS",
+                "caption": f"Queue load: {count} gathered records listed and read from SeaweedFS",
                 "headers": ["parallel readers", "seconds (median)", "records/s"],
                 "rows": load_rows,
             }
