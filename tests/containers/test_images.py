@@ -1,0 +1,124 @@
+"""The images, built and run for real (`make container-test`; minutes, needs root).
+
+No registry can be reached here, so the base image comes from Debian packages
+(docker/base-image.sh: debootstrap bookworm with python3, cached under build/base) and is
+passed as the Dockerfiles' BASE argument. Containers use the host network, so the review
+tool and the jobs reach the tests' SeaweedFS and mosquitto on 127.0.0.1.
+"""
+
+import json
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recyclops.shared.devservers import S3Server, free_port
+
+from .engine import ROOT, Engine, missing_requirements, private_engine
+
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+TIMINGS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def engine(artifacts_dir: Path) -> Iterator[Engine]:
+    reason = missing_requirements()
+    if reason:
+        pytest.skip(reason)
+    logs = artifacts_dir / "containers"
+    logs.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with private_engine(logs) as eng:
+        eng.base_image()
+        TIMINGS["engine and base image"] = time.monotonic() - start
+        yield eng
+    (logs / "timings.json").write_text(json.dumps(TIMINGS, indent=2))
+
+
+@pytest.fixture(scope="module")
+def clean_image(engine: Engine) -> str:
+    TIMINGS["build clean"] = engine.build("clean.Dockerfile", "recyclops-clean:test")
+    return "recyclops-clean:test"
+
+
+@pytest.fixture(scope="module")
+def cloud_image(engine: Engine) -> str:
+    """The CPU job image, with the ImageNet weights when ../shared has them (offline)."""
+    shared = ROOT.parent / "shared" / "weights" / WEIGHTS
+    target = ROOT / "docker" / "weights" / WEIGHTS
+    if shared.is_file() and not target.is_file():
+        shutil.copyfile(shared, target)  # docker/weights/*.h5 is ignored by git
+    weights = "imagenet" if target.is_file() else "none"
+    TIMINGS["build cloud (cpu)"] = engine.build(
+        "cloud.Dockerfile", "recyclops-cloud:test", TF_VARIANT="cpu", WEIGHTS=weights
+    )
+    return "recyclops-cloud:test"
+
+
+def s3_env(server: S3Server, url: str) -> dict[str, str]:
+    return {
+        "RECYCLOPS_STORE__URL": url,
+        "RECYCLOPS_STORE__ENDPOINT_URL": server.endpoint_url,
+        "RECYCLOPS_STORE__REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": server.access_key,
+        "AWS_SECRET_ACCESS_KEY": server.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def wait_healthy(engine: Engine, cid: str, timeout: float = 90) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = engine.inspect(cid)["State"]
+        if state.get("Health", {}).get("Status") == "healthy":
+            return state  # type: ignore[no-any-return]
+        if not state["Running"]:
+            break
+        time.sleep(1)
+    raise AssertionError(f"container not healthy: {state}\n{engine.logs_of(cid)[-3000:]}")
+
+
+def test_clean_container_answers_its_health_check(
+    engine: Engine, clean_image: str, s3_server: S3Server, s3_url: str
+) -> None:
+    port = free_port()
+    env = {
+        **s3_env(s3_server, s3_url),
+        "RECYCLOPS_CLEAN__HOST": "127.0.0.1",
+        "RECYCLOPS_CLEAN__PORT": str(port),
+    }
+    # Docker's own HEALTHCHECK (from the Dockerfile), polled faster than in production.
+    cid = engine.start(clean_image, env=env, options=("--health-interval=2s",))
+    state = wait_healthy(engine, cid)
+    assert state["Health"]["Log"][-1]["ExitCode"] == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+        assert resp.status == 200 and json.loads(resp.read())["ok"] is True
+    config = engine.inspect(cid)["Config"]
+    assert config["User"] == "10001:10001"
+    assert "recyclops-healthcheck.py" in " ".join(config["Healthcheck"]["Test"])
+
+
+def test_clean_image_has_no_tensorflow_and_refuses_a_public_bind_without_token(
+    engine: Engine, clean_image: str, s3_server: S3Server, s3_url: str
+) -> None:
+    out = engine.run(
+        clean_image,
+        "-c",
+        "import importlib.util as u; print(u.find_spec('tensorflow'))",
+        options=("--entrypoint", "python3"),
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "None", out.stderr
+    # The image binds 0.0.0.0 by default: without RECYCLOPS_CLEAN_TOKEN it must not serve.
+    port = free_port()
+    refused = engine.run(
+        clean_image,
+        env={**s3_env(s3_server, s3_url), "RECYCLOPS_CLEAN__PORT": str(port)},
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    assert "token" in (refused.stdout + refused.stderr).lower()
