@@ -135,6 +135,12 @@ def run(args: argparse.Namespace) -> int:
         f"journal {session.journal_key}  ({session.queued} images queued)",
         flush=True,
     )
+    if server.app.policy.token:
+        print(
+            "recyclops clean: a token is required: open the page once as "
+            f"{server.url}?token=<your token>",
+            flush=True,
+        )
     if session.problems:
         print(
             f"recyclops clean: {len(session.problems)} unreadable records skipped (see log)",

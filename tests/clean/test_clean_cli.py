@@ -26,25 +26,25 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def clean_process(
-    s3_server: S3Server, s3_url: str, *args: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    cmd = [
+def clean_cmd(s3_url: str, s3_server: S3Server | None, *args: str) -> list[str]:
+    endpoint = ["--endpoint-url", s3_server.endpoint_url] if s3_server else []
+    return [
         sys.executable,
         "-m",
         "recyclops.shared.cli",
         "clean",
         "--store",
         s3_url,
-        "--endpoint-url",
-        s3_server.endpoint_url,
-        "--port",
-        "0",
-        "--reviewer",
-        "cli",
+        *endpoint,
         *args,
     ]
+
+
+@contextmanager
+def clean_process(
+    s3_server: S3Server, s3_url: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    cmd = clean_cmd(s3_url, s3_server, "--port", "0", "--reviewer", "cli", *args)
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or _env()
     )
@@ -109,28 +109,30 @@ def test_sigterm_saves_and_exits_cleanly(
 
 
 def test_public_bind_without_token_is_refused(s3_server: S3Server, s3_url: str) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "recyclops.shared.cli",
-        "clean",
-        "--store",
-        s3_url,
-        "--endpoint-url",
-        s3_server.endpoint_url,
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "0",
-    ]
+    cmd = clean_cmd(s3_url, s3_server, "--host", "0.0.0.0", "--port", "0")
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
     assert done.returncode == 1
     assert "needs a token" in done.stderr and "RECYCLOPS_CLEAN_TOKEN" in done.stderr
 
 
+def test_public_bind_with_token_wants_it(
+    s3_server: S3Server, s3_url: str, s3_store: ObjectStore
+) -> None:
+    (a,) = seed_simple(s3_store, 1)
+    token = "cli-token-0123456789abcdef"
+    env = _env(RECYCLOPS_CLEAN_TOKEN=token)
+    with clean_process(s3_server, s3_url, "--host", "0.0.0.0", env=env) as (proc, base):
+        assert proc.stdout is not None
+        assert "?token=<your token>" in proc.stdout.readline()
+        body = {"sha256": a, "label": "glass"}
+        assert request(base, "GET", "/api/state")[0] == 401
+        assert request(base, "POST", "/api/decide", body)[0] == 401
+        assert request(base, "POST", "/api/decide", body, {"X-Recyclops-Token": token})[0] == 200
+
+
 @pytest.mark.parametrize("bad", [["--port", "70000"], ["--flush-seconds", "0"]])
 def test_bad_options_name_the_problem(s3_url: str, bad: list[str]) -> None:
-    cmd = [sys.executable, "-m", "recyclops.shared.cli", "clean", "--store", s3_url, *bad]
+    cmd = clean_cmd(s3_url, None, *bad)
     done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
     assert done.returncode != 0
     assert f"command line: {bad[0].lstrip('-').replace('-', '_')}:" in done.stderr
