@@ -51,6 +51,8 @@ class Flusher:
             if self._is_dirty():
                 try:
                     self._flush()
-                except Exception:  # the next round retries; the owner reports the error
-                    logger.exception("journal flush failed; retrying in %.1f s", self.interval)
+                except Exception as exc:  # the next round retries; the owner reports it
+                    logger.warning(
+                        "journal flush failed (%s); retrying in %.1f s", exc, self.interval
+                    )
             self._stop.wait(self.min_gap)

@@ -226,3 +226,23 @@ def test_filter_changes_at_run_time_keep_this_sessions_work(local_store: LocalSt
         s.set_filter(QueueFilter())
         assert s._remaining == [a, c]
         assert s.progress()["done"] == 1
+
+
+def test_flusher_retries_until_the_store_is_back(tmp_path: Path) -> None:
+    store = _BrokenStore(tmp_path / "store")
+    (a,) = seed_simple(store, 1)
+    store.broken = True
+    s = ReviewSession(store, CATS, flush_seconds=0.3, flush_min_seconds=0.05)
+    try:
+        s.decide(a, "glass")
+        deadline = time.monotonic() + 5
+        while s.saving()["error"] is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert s.saving()["error"] == "store is down" and s.saving()["unsaved"] == 1
+        store.broken = False
+        while s.dirty and time.monotonic() < deadline + 5:
+            time.sleep(0.02)
+        assert s.saving()["error"] is None and s.saving()["unsaved"] == 0
+        assert journal(store, s) == [(a, "label", "glass")]
+    finally:
+        s.close()
