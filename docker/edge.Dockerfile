@@ -9,7 +9,7 @@ COPY docker/pip-install.sh docker/requirements.py docker/constraints.txt docker/
 COPY pyproject.toml setup.py ./
 RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
     python3 -m venv /opt/recyclops \
-    && python3 docker/requirements.py pyproject.toml edge >/tmp/requirements.txt \
+    && python3 docker/requirements.py pyproject.toml edge --without=evdev >/tmp/requirements.txt \
     && docker/pip-install.sh -r /tmp/requirements.txt setuptools wheel
 COPY README.m[d] LICENS[E] ./
 COPY shared shared

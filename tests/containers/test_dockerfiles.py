@@ -169,3 +169,12 @@ def test_the_real_weights_land_in_the_keras_cache(
     assert fetch.main(str(shared.parent), str(tmp_path / "keras")) == 0
     target = tmp_path / "keras" / "models" / fetch.NAME
     assert hashlib.sha256(target.read_bytes()).hexdigest() == fetch.SHA256
+
+
+def test_the_edge_image_leaves_out_only_what_it_cannot_build() -> None:
+    requirements = load_script("requirements.py").requirements
+    pyproject = str(ROOT / "pyproject.toml")
+    full = requirements(pyproject, ["edge"])
+    slim = requirements(pyproject, ["edge"], without=frozenset({"evdev"}))
+    assert [r for r in full if not r.startswith("evdev")] == slim
+    assert "--without=evdev" in (DOCKER / "edge.Dockerfile").read_text()
