@@ -174,6 +174,9 @@ class Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.CONFLICT, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             pass
+        except Exception:
+            logger.exception("%s %s failed", self.command, self.path[:200])
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error (see the server log)")
 
     # -- methods ----------------------------------------------------------------------------
     def do_GET(self) -> None:

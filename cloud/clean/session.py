@@ -339,6 +339,7 @@ class ReviewSession:
                 "done": len(self._standing),
                 "left": len(self._remaining),
                 "skipped": len(self._skipped & set(self._remaining)),
+                "flagged": sum(self.items[s].label_disagreement for s in self._remaining),
                 "per_category": {
                     name: {"decided": decided.get(name, 0), "left": left.get(name, 0)}
                     for name in self.labels

@@ -85,6 +85,7 @@ def test_queue_order_mistakes_first_duplicates_flagged(local_store: LocalStore) 
     assert item.label_disagreement and item.gathered_labels == ["plastic", "trash"]
     assert item.gathered_label == "trash" and item.devices == ["bin-1", "bin-2"]
     assert s.item(mistake_strong).likely_mistake and not s.item(agree_low).likely_mistake
+    assert s.progress()["flagged"] == 1
     s.close()
 
 

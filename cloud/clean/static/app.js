@@ -110,7 +110,9 @@ function render(s) {
   const firstRender = state === null;
   state = s;
   const p = s.progress;
-  $("progress").textContent = `${p.done} done · ${p.left} left` + (p.skipped ? ` (${p.skipped} skipped)` : "");
+  $("progress").textContent = `${p.done} done · ${p.left} left` +
+    (p.skipped ? ` (${p.skipped} skipped)` : "") +
+    (p.flagged ? ` · ${p.flagged} identical images with different labels` : "");
   const saving = $("saving");
   if (s.saving.error) {
     saving.textContent = `NOT SAVED: ${s.saving.error}`;
