@@ -9,6 +9,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ class OpenCVCamera(Camera):
 
     def __init__(self, config: CameraConfig) -> None:
         self.config = config
-        self._cap = None
+        self._cap: Any = None
         self._index = 0
         source = config.source
         self._is_file = not source.isdigit() and "://" not in source
@@ -194,7 +195,7 @@ class Picamera2Camera(Camera):
 
     def start(self) -> None:
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as exc:
             raise CameraError(
                 f"picamera2 is not importable ({exc}); on Raspberry Pi OS: apt install "
@@ -220,7 +221,7 @@ class Picamera2Camera(Camera):
         else:
             raise CameraError("picamera2: no usable low-resolution stream format")
         if self.config.preview:
-            from picamera2 import Preview  # type: ignore[import-not-found]
+            from picamera2 import Preview
 
             cam.start_preview(Preview.QTGL)
         cam.start()

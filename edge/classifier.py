@@ -38,16 +38,15 @@ class Prediction:
 
 def input_table(spec: InputSpec) -> np.ndarray | None:
     """Pixel value → model input value, or None when raw pixels go in as they are."""
-    dtype = _DTYPES[spec.dtype]
     if spec.dtype == "float32":
         return np.arange(256, dtype=np.float32)
     if spec.scale is None or spec.zero_point is None:
         if spec.dtype == "uint8":
             return None
         raise ModelError("an int8 input needs the manifest's scale and zero_point")
-    info = np.iinfo(dtype)
+    info = np.iinfo(np.int8 if spec.dtype == "int8" else np.uint8)
     values = np.round(np.arange(256, dtype=np.float64) / spec.scale + spec.zero_point)
-    return np.clip(values, info.min, info.max).astype(dtype)
+    return np.clip(values, info.min, info.max).astype(_DTYPES[spec.dtype])
 
 
 def _close(a: float, b: float) -> bool:
@@ -107,8 +106,12 @@ class Classifier:
                 f"the manifest's {spec.dtype}"
             )
         scale, zero = self._in.get("quantization", (0.0, 0))
-        declared = spec.dtype != "float32" and spec.scale is not None and scale
-        if declared and (not _close(float(scale), spec.scale) or int(zero) != spec.zero_point):
+        wanted = spec.scale if spec.dtype != "float32" else None
+        if (
+            wanted is not None
+            and scale
+            and (not _close(float(scale), wanted) or int(zero) != spec.zero_point)
+        ):
             raise ModelError(
                 f"model {self.version}: input quantisation ({scale}, {zero}) does not match "
                 f"the manifest's ({spec.scale}, {spec.zero_point})"

@@ -402,22 +402,24 @@ class EdgeDaemon:
     def shutdown(self) -> None:
         self.stop.set()
         self.notifier.stopping()
-        for name, action in (
-            ("keypad", lambda: self.keypad and (self.keypad.thread.join(2), self.keypad.close())),
-            ("camera", self.camera.close),
-            ("uploader", lambda: self.uploader.thread.is_alive() and self.uploader.thread.join(10)),
-            ("updater", lambda: self.updater.thread.is_alive() and self.updater.thread.join(10)),
-            ("live view", lambda: self.live and self.live.stop()),
-            ("housekeeping", lambda: hasattr(self, "_housekeeper") and self._housekeeper.join(5)),
-            (
-                "outputs",
-                lambda: (
-                    self.sorter and self.sorter.close(),
-                    self.confirm and self.confirm.close(),
-                ),
-            ),
-            ("mqtt", lambda: self.telemetry.stop(self.state.model_version)),
+        steps: list[tuple[str, Any]] = [("camera", self.camera.close)]
+        if self.keypad:
+            steps += [("keypad", lambda: self.keypad.thread.join(2)), ("keypad", self.keypad.close)]
+        for name, thread in (
+            ("uploader", self.uploader.thread),
+            ("updater", self.updater.thread),
+            ("housekeeping", getattr(self, "_housekeeper", None)),
         ):
+            if thread is not None and thread.is_alive():
+                steps.append((name, lambda t=thread: t.join(10)))
+        if self.live:
+            steps.append(("live view", self.live.stop))
+        if self.sorter:
+            steps.append(("sorter", self.sorter.close))
+        if self.confirm:
+            steps.append(("confirm", self.confirm.close))
+        steps.append(("mqtt", lambda: self.telemetry.stop(self.state.model_version)))
+        for name, action in steps:
             try:
                 action()
             except Exception:

@@ -50,7 +50,7 @@ class Telemetry:
         msg = DeviceStatus(
             device=self.device,
             state=state,
-            time=datetime.now(UTC),  # type: ignore[arg-type]
+            time=datetime.now(UTC),
             software_version=__version__,
             model_version=model_version,
             detail=detail[:1024] if detail else None,
@@ -79,7 +79,7 @@ class Telemetry:
         msg = DeviceEvent(
             device=self.device,
             time=datetime.now(UTC),
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             detail=detail[:1024] if detail else None,
             **fields,
         )

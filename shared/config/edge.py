@@ -138,11 +138,11 @@ class EdgeConfig(StrictModel):
     model_dir: str = Field("/var/lib/recyclops/models", title="Installed models")
     spool_dir: str = Field("/var/lib/recyclops/spool", title="Upload spool")
     state_dir: str = Field("/var/lib/recyclops/state", title="Status file and small state")
-    camera: CameraConfig = Field(default_factory=CameraConfig)  # type: ignore[arg-type]
-    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)  # type: ignore[arg-type]
-    outputs: OutputsConfig = Field(default_factory=OutputsConfig)  # type: ignore[arg-type]
-    keypad: KeypadConfig = Field(default_factory=KeypadConfig)  # type: ignore[arg-type]
-    spool: SpoolConfig = Field(default_factory=SpoolConfig)  # type: ignore[arg-type]
-    updates: UpdatesConfig = Field(default_factory=UpdatesConfig)  # type: ignore[arg-type]
-    live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)  # type: ignore[arg-type]
-    status: StatusConfig = Field(default_factory=StatusConfig)  # type: ignore[arg-type]
+    camera: CameraConfig = Field(default_factory=CameraConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    keypad: KeypadConfig = Field(default_factory=KeypadConfig)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
+    live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)

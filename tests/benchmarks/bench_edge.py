@@ -1,0 +1,442 @@
+"""Edge benchmarks: per-frame time of the edge path against the original's, daemon memory,
+and model update latency (MQTT and polling).
+
+    .venv/bin/python tests/benchmarks/bench_edge.py [--quick] [--json OUT.json] [--model-dir RUN]
+
+The edge path: camera frame (640x480 RGB) → preprocess_for (the shared contract) → int8
+lookup → LiteRT invoke → smoothing. The original's path: cv2.resize, divide by 255, Keras
+``model.predict`` of the float model. Both run on the same MobileNetV2 (ImageNet weights from
+../shared/weights when present, random otherwise: timing is what matters) in this one run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "edge"))
+WEIGHTS = Path(
+    "/work/shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+)
+TRASHNET = Path("/work/shared/datasets/trashnet")
+CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+SIZE = 224
+
+
+def sample_images(count: int) -> list[np.ndarray]:
+    """Real TrashNet frames when ../shared has them, otherwise noise (same sizes)."""
+    from recyclops.shared.preprocess import load_rgb
+
+    files = sorted(TRASHNET.glob("*/*.jpg"))
+    files = files[:: max(1, len(files) // count)]
+    if files:
+        return [load_rgb(p) for p in files[:count]]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (384, 512, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
+    """A MobileNetV2 classifier (Rescaling inside), its int8 and float TFLite files."""
+    import keras
+    import tensorflow as tf
+
+    cache = Path.home() / ".keras" / "models"
+    weights = "random"
+    if WEIGHTS.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        if not (cache / WEIGHTS.name).exists():
+            shutil.copy(WEIGHTS, cache / WEIGHTS.name)
+        weights = "imagenet"
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    base = keras.applications.MobileNetV2(
+        input_shape=(SIZE, SIZE, 3),
+        include_top=False,
+        weights="imagenet" if weights == "imagenet" else None,
+    )
+    x = keras.layers.GlobalAveragePooling2D()(base(x))
+    outputs = keras.layers.Dense(len(CATEGORIES), activation="softmax")(x)
+    edge_model = keras.Model(inputs, outputs)
+    # The original fed x/255 to a model without Rescaling: same network, float input in [0, 1].
+    orig_in = keras.Input((SIZE, SIZE, 3))
+    orig_model = keras.Model(
+        orig_in, edge_model.layers[-1](edge_model.layers[-2](base(orig_in * 2 - 1)))
+    )
+
+    from recyclops.shared.preprocess import preprocess
+
+    reps = [
+        preprocess(img, SIZE, SIZE).astype(np.float32)[None]
+        for img in sample_images(16 if quick else 64)
+    ]
+
+    def representative():  # type: ignore[no-untyped-def]
+        for r in reps:
+            yield [r]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(edge_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    int8_path = out / "int8" / "model.tflite"
+    int8_path.parent.mkdir(parents=True)
+    int8_path.write_bytes(conv.convert())
+    float_path = out / "float" / "model.tflite"
+    float_path.parent.mkdir(parents=True)
+    float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(edge_model).convert())
+    return orig_model, int8_path, float_path, weights
+
+
+def write_manifest(folder: Path, version: str, dtype: str) -> bytes:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from recyclops.shared.manifest import InputSpec, ModelManifest, file_entry
+
+    detail = Interpreter(model_path=str(folder / "model.tflite")).get_input_details()[0]
+    scale, zero = detail["quantization"]
+    spec = InputSpec(
+        height=SIZE,
+        width=SIZE,
+        dtype=dtype,
+        scale=float(scale) if dtype != "float32" else None,
+        zero_point=int(zero) if dtype != "float32" else None,
+    )
+    manifest = ModelManifest(
+        version=version,
+        created=datetime.now(UTC),
+        categories=CATEGORIES,
+        input=spec,
+        files=[file_entry(folder / "model.tflite")],
+    )
+    (folder / "manifest.json").write_bytes(manifest.to_json())
+    return manifest.to_json()
+
+
+def time_calls(fn: Any, frames: list[np.ndarray], repeats: int) -> list[float]:
+    times = []
+    for i in range(repeats):
+        frame = frames[i % len(frames)]
+        start = time.perf_counter()
+        fn(frame)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def bench_frame_path(
+    orig_model: Any, int8_dir: Path, float_dir: Path, quick: bool
+) -> dict[str, Any]:
+    import cv2
+
+    from recyclops.edge.classifier import Classifier
+    from recyclops.edge.smoothing import Smoother
+
+    frames = [cv2.resize(img, (640, 480)) for img in sample_images(8)]  # camera-sized RGB frames
+    repeats = 30 if quick else 150
+    out: dict[str, Any] = {}
+    for name, folder in (("int8 LiteRT", int8_dir), ("float TFLite", float_dir)):
+        clf = Classifier(folder, threads=2)
+        smoother = Smoother(CATEGORIES, "mean", 5, 0.5)
+        tensors = [clf.prepare(f) for f in frames]
+        time_calls(lambda f, c=clf, s=smoother: s.add(c.classify(f).probs), frames, 5)  # warm-up
+        whole = time_calls(lambda f, c=clf, s=smoother: s.add(c.classify(f).probs), frames, repeats)
+        raw = time_calls(lambda t, c=clf: c.run(t), tensors, repeats)
+        out[name] = {
+            "path": statistics.median(whole),
+            "raw": statistics.median(raw),
+            "backend": clf.backend,
+        }
+
+    def original(frame: np.ndarray) -> Any:
+        x = cv2.resize(frame, (SIZE, SIZE)).astype(np.float32) / 255.0
+        return orig_model.predict(x[None], verbose=0)
+
+    time_calls(original, frames, 3)
+    orig = time_calls(original, frames, max(10, repeats // 5))
+    out["original Keras predict"] = {
+        "path": statistics.median(orig),
+        "raw": None,
+        "backend": "keras",
+    }
+    return out
+
+
+class DaemonProc:
+    def __init__(self, python: str, config: Path) -> None:
+        self.proc = subprocess.Popen(
+            [
+                python,
+                "-m",
+                "recyclops.shared.cli",
+                "-q",
+                "edge",
+                "run",
+                "--config",
+                str(config),
+                "--jsonl",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        self.events: list[tuple[float, dict[str, Any]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.append((time.time(), json.loads(line)))
+
+    def wait(self, kind: str, timeout: float, **match: Any) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, e in list(self.events):
+                if e["event"] == kind and all(e.get(k) == v for k, v in match.items()):
+                    return t
+            time.sleep(0.01)
+        return None
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def daemon_config(work: Path, store_url: str, mqtt: dict[str, Any] | None, poll: float) -> Path:
+    import tomli_w
+
+    from edge_helpers import write_frames
+
+    frames = write_frames(
+        work / "frames", [(200, 40, 40), (40, 200, 40), (40, 40, 200)] * 4, size=(640, 480)
+    )
+    data: dict[str, Any] = {
+        "store": {"url": store_url},
+        "edge": {
+            "model_dir": str(work / "models"),
+            "spool_dir": str(work / "spool"),
+            "state_dir": str(work / "state"),
+            "camera": {"kind": "replay", "source": str(frames), "fps": 15, "at_end": "loop"},
+            "updates": {"poll_seconds": poll, "poll_seconds_connected": 3600},
+            "live_view": {"enabled": True, "port": 0},
+        },
+    }
+    if mqtt:
+        data["mqtt"] = mqtt
+    path = work / "edge.toml"
+    path.write_text(tomli_w.dumps(data))
+    return path
+
+
+def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str = "bench") -> float:
+    """As the cloud does: files, pointer last, then the retained notice. Returns publish time."""
+    from recyclops.shared import layout, messages
+    from recyclops.shared.hashing import sha256_bytes
+    from recyclops.shared.manifest import ChannelPointer, parse_manifest
+    from recyclops.shared.messages import ModelNotice
+
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["version"] = version
+    raw = json.dumps(manifest).encode()
+    parse_manifest(raw)
+    started = time.time()
+    store.put(layout.model_file_key(version, "model.tflite"), src / "model.tflite")
+    store.put(layout.manifest_key(version), raw)
+    notice = ModelNotice(
+        channel="stable",
+        version=version,
+        manifest_key=layout.manifest_key(version),
+        manifest_sha256=sha256_bytes(raw),
+        published_at=datetime.now(UTC),
+    )
+    store.put(
+        layout.channel_key("stable"),
+        ChannelPointer(**notice.model_dump(exclude={"schema_version"})).model_dump_json().encode(),
+    )
+    if client is not None:
+        client.publish(messages.model_topic(fleet, "stable"), notice, retain=True, wait=5)
+    return started
+
+
+def bench_daemon(python: str, model_dir: Path, work: Path, quick: bool) -> dict[str, Any]:
+    from recyclops.shared import devservers
+    from recyclops.shared.config import MqttConfig
+    from recyclops.shared.mqtt import MqttClient
+    from recyclops.shared.store import LocalStore
+
+    results: dict[str, Any] = {"mqtt": [], "poll": []}
+    rounds = 2 if quick else 4
+    with devservers.mosquitto(work / "mosquitto") as broker:
+        mqtt = {"host": broker.host, "port": broker.port, "fleet": "bench"}
+        store = LocalStore(work / "store-mqtt")
+        publish(store, "v0", model_dir)
+        daemon = DaemonProc(python, daemon_config(work / "d-mqtt", store.url, mqtt, poll=3600))
+        client = MqttClient(MqttConfig(**mqtt))
+        client.start(wait=5)
+        try:
+            assert daemon.wait("model", 120, version="v0"), "daemon never served v0"
+            time.sleep(5 if quick else 15)  # warm, running, classifying
+            results["rss_mb"] = daemon.rss_mb()
+            for i in range(1, rounds + 1):
+                t0 = publish(store, f"m{i}", model_dir, client)
+                t1 = daemon.wait("model", 60, version=f"m{i}")
+                results["mqtt"].append(t1 - t0 if t1 else float("nan"))
+            results["rss_mb_after_updates"] = daemon.rss_mb()
+        finally:
+            client.stop()
+            daemon.stop()
+    poll = 2.0
+    store = LocalStore(work / "store-poll")
+    publish(store, "v0", model_dir)
+    daemon = DaemonProc(python, daemon_config(work / "d-poll", store.url, None, poll=poll))
+    try:
+        assert daemon.wait("model", 120, version="v0"), "daemon never served v0"
+        for i in range(1, rounds + 1):
+            time.sleep(0.7 * i % poll)  # land at different points of the poll cycle
+            t0 = publish(store, f"p{i}", model_dir)
+            t1 = daemon.wait("model", 60, version=f"p{i}")
+            results["poll"].append(t1 - t0 if t1 else float("nan"))
+    finally:
+        daemon.stop()
+    results["poll_seconds"] = poll
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
+    parser.add_argument(
+        "--model-dir", metavar="RUN", help="use this run's int8 model.tflite + manifest.json"
+    )
+    parser.add_argument(
+        "--python", default=None, help="interpreter for the daemon (default: .venv-edge if built)"
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
+    try:
+        orig_model, int8_path, float_path, weights = build_models(work / "models", args.quick)
+        write_manifest(int8_path.parent, "bench-int8", "int8")
+        write_manifest(float_path.parent, "bench-float", "float32")
+        if args.model_dir:
+            int8_path = Path(args.model_dir) / "model.tflite"
+        path = bench_frame_path(orig_model, int8_path.parent, float_path.parent, args.quick)
+        edge_python = ROOT / ".venv-edge" / "bin" / "python"
+        python = args.python or (str(edge_python) if edge_python.exists() else sys.executable)
+        daemon = bench_daemon(python, int8_path.parent, work, args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    orig = path["original Keras predict"]["path"]
+    rows = []
+    for name, r in path.items():
+        overhead = None if r["raw"] is None else r["path"] - r["raw"]
+        rows.append(
+            [
+                name,
+                r["backend"],
+                round(r["path"], 2),
+                None if r["raw"] is None else round(r["raw"], 2),
+                None if overhead is None else round(overhead, 2),
+                round(orig / r["path"], 1),
+            ]
+        )
+    int8 = path["int8 LiteRT"]
+    figures = {
+        "edge_int8_path_ms": round(int8["path"], 2),
+        "edge_int8_raw_inference_ms": round(int8["raw"], 2),
+        "edge_path_overhead_ms": round(int8["path"] - int8["raw"], 2),
+        "edge_overhead_fraction_of_inference": round((int8["path"] - int8["raw"]) / int8["raw"], 3),
+        "original_keras_path_ms": round(orig, 2),
+        "speedup_int8_vs_original": round(orig / int8["path"], 1),
+        "daemon_rss_mb": round(daemon["rss_mb"], 1),
+        "daemon_rss_mb_after_updates": round(daemon["rss_mb_after_updates"], 1),
+        "update_latency_mqtt_s_median": round(statistics.median(daemon["mqtt"]), 2),
+        "update_latency_poll_s_median": round(statistics.median(daemon["poll"]), 2),
+    }
+    result = {
+        "title": "Edge: per-frame time, daemon memory, model update latency",
+        "tables": [
+            {
+                "caption": f"Per frame (640x480 RGB camera frame → answer), median ms; MobileNetV2 {SIZE}px, "
+                f"{weights} weights, 2 threads",
+                "headers": [
+                    "path",
+                    "backend",
+                    "whole path ms",
+                    "raw inference ms",
+                    "overhead ms",
+                    "× faster than original",
+                ],
+                "rows": rows,
+            },
+            {
+                "caption": "Daemon (recyclops edge run, replay camera 15 fps, live view on, int8 MobileNetV2)",
+                "headers": ["measure", "value", "target"],
+                "rows": [
+                    ["RSS while running (MB)", round(daemon["rss_mb"], 1), "< 150"],
+                    ["RSS after updates (MB)", round(daemon["rss_mb_after_updates"], 1), "< 150"],
+                    [
+                        "update publish→serving, MQTT (s, median)",
+                        figures["update_latency_mqtt_s_median"],
+                        "< 5",
+                    ],
+                    [
+                        f"update publish→serving, polling every {daemon['poll_seconds']:.0f} s (s, median)",
+                        figures["update_latency_poll_s_median"],
+                        f"≤ poll interval + install",
+                    ],
+                ],
+            },
+        ],
+        "figures": figures,
+        "notes": [
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+            f"daemon interpreter {python}",
+            "the original path: cv2.resize + /255 + Keras model.predict on one frame (what the original did per frame)",
+            f"update rounds: MQTT {[round(x, 2) for x in daemon['mqtt']]}, polling {[round(x, 2) for x in daemon['poll']]}",
+        ],
+        "plots": [],
+    }
+    print(f"# {result['title']}\n")
+    for table in result["tables"]:
+        print(f"{table['caption']}\n")
+        print("| " + " | ".join(table["headers"]) + " |")
+        print("|" + "---|" * len(table["headers"]))
+        for row in table["rows"]:
+            print("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
+        print()
+    for note in result["notes"]:
+        print(f"- {note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
