@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         flush_seconds=cc.flush_seconds,
         flush_min_seconds=cc.flush_min_seconds,
         workers=cc.load_workers,
+        refresh_seconds=cc.refresh_seconds,
         rescue_dir=Path(args.rescue_dir),
     )
     try:

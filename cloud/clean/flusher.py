@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 class Flusher:
     def __init__(
         self,
-        flush: Callable[[], bool],
+        flush: Callable[[], object],
         is_dirty: Callable[[], bool],
         interval: float,
         min_gap: float = 0.5,
@@ -27,6 +27,7 @@ class Flusher:
         self.min_gap = min(min_gap, interval)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self.name = name
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -52,7 +53,5 @@ class Flusher:
                 try:
                     self._flush()
                 except Exception as exc:  # the next round retries; the owner reports it
-                    logger.warning(
-                        "journal flush failed (%s); retrying in %.1f s", exc, self.interval
-                    )
+                    logger.warning("%s failed (%s); again in %.1f s", self.name, exc, self.interval)
             self._stop.wait(self.min_gap)

@@ -17,22 +17,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from recyclops.shared import layout
-from recyclops.shared.atomic import atomic_write_bytes
 from recyclops.shared.config import Category
 from recyclops.shared.errors import RecyclopsError, StoreError
 from recyclops.shared.hashing import is_sha256
-from recyclops.shared.records import (
-    INVALID,
-    Decision,
-    UnknownLabelError,
-    dump_journal,
-    resolve_labels,
-    utcnow,
-)
+from recyclops.shared.records import INVALID, Decision, UnknownLabelError, resolve_labels
 from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
+from .journal import Journal
 from .queue import QueueFilter, QueueItem, load_decisions, load_queue
 
 logger = logging.getLogger(__name__)
@@ -74,13 +66,15 @@ class ReviewSession:
         workers: int = 16,
         rescue_dir: str | Path | None = None,
         start_flusher: bool = True,
+        refresh_seconds: float = 0.0,
     ) -> None:
         self.store = store
         self.categories = list(categories)
         self.labels = [c.name for c in self.categories] + [INVALID]
         self.reviewer = reviewer[:64]
         self.session_id = session_id or new_session_id(reviewer)
-        self.journal_key = layout.labels_key(self.session_id)
+        self.journal = Journal(store, self.session_id, self.reviewer)
+        self.journal_key = self.journal.key
         self.qfilter = qfilter or QueueFilter()
         self.rescue_dir = Path(rescue_dir) if rescue_dir else None
         loaded = load_queue(store, self.qfilter, exclude_journal=self.journal_key, workers=workers)
@@ -92,17 +86,17 @@ class ReviewSession:
         self._history: list[tuple[str, Literal["label", "skip"]]] = []
         self._standing: dict[str, str] = {}
         self._facets: dict[str, list[str]] | None = None
-        self._decisions: list[Decision] = []
         self._lock = threading.RLock()
-        self._flush_lock = threading.Lock()
-        self._saved = 0  # decisions known to be in the store
-        self._claimed = False
-        self.last_flush: datetime | None = None
-        self.last_error: str | None = None
         self.closed = False
         self._flusher = Flusher(self.flush, lambda: self.dirty, flush_seconds, flush_min_seconds)
+        # Other reviewers' new decisions are read every refresh_seconds (0: only at start).
+        self._refresher = Flusher(
+            self.refresh, lambda: True, refresh_seconds or 1.0, 0.0, "queue-refresh"
+        )
         if start_flusher:
             self._flusher.start()
+            if refresh_seconds > 0:
+                self._refresher.start()
         logger.info(
             "session %s: %d images queued of %d gathered",
             self.session_id,
@@ -140,8 +134,7 @@ class ReviewSession:
             return self._standing.get(sha256)
 
     def decisions(self) -> list[Decision]:
-        with self._lock:
-            return list(self._decisions)
+        return self.journal.decisions()
 
     def facets(self) -> dict[str, list[str]]:
         """What the filters can choose from: every gathered label and device."""
@@ -173,7 +166,7 @@ class ReviewSession:
         self.item(sha256)
         with self._lock:
             self._check_open()
-            decision = self._append(sha256, "label", label)
+            decision = self.journal.append(sha256, "label", label)
             self._standing[sha256] = label
             self._drop(sha256)
             self._history.append((sha256, "label"))
@@ -227,23 +220,8 @@ class ReviewSession:
         return decision
 
     def _withdraw_locked(self, sha: str) -> Decision:
-        decision = self._append(sha, "withdraw", None)
+        decision = self.journal.append(sha, "withdraw", None)
         del self._standing[sha]
-        return decision
-
-    def _append(
-        self, sha: str, action: Literal["label", "withdraw"], label: str | None
-    ) -> Decision:
-        decision = Decision(
-            sha256=sha,
-            session=self.session_id,
-            seq=len(self._decisions),
-            time=utcnow(),
-            action=action,
-            label=label,
-            reviewer=self.reviewer,
-        )
-        self._decisions.append(decision)
         return decision
 
     def _drop(self, sha: str) -> None:
@@ -257,47 +235,18 @@ class ReviewSession:
     # -- saving -----------------------------------------------------------------------------
     @property
     def dirty(self) -> bool:
-        with self._lock:
-            return self._saved < len(self._decisions)
+        return self.journal.dirty
 
     def flush(self) -> bool:
         """Write the whole journal to the store if anything is unsaved; True if written."""
-        with self._flush_lock:
-            with self._lock:
-                count = len(self._decisions)
-                if count == self._saved:
-                    return False
-                data = dump_journal(self._decisions[:count])
-            try:
-                self._put(data)
-            except StoreError as exc:
-                self.last_error = str(exc)
-                raise
-            with self._lock:
-                self._saved = max(self._saved, count)
-                self.last_flush = datetime.now(UTC)
-                self.last_error = None
-            logger.debug("session %s: %d decisions saved", self.session_id, count)
-            return True
-
-    def _put(self, data: bytes) -> None:
-        if self._claimed:
-            self.store.put(self.journal_key, data)
-            return
-        # The first write claims the key: a session id in use elsewhere is refused, never
-        # overwritten. (A retried first put that already landed reads back as ours.)
-        if not self.store.put(self.journal_key, data, if_absent=True):
-            existing = self.store.get(self.journal_key)
-            if not data.startswith(existing) or not existing:
-                raise StoreError(f"{self.journal_key} already belongs to another session")
-            self.store.put(self.journal_key, data)
-        self._claimed = True
+        return self.journal.flush()
 
     def close(self) -> None:
         """Stop the flusher and save what is left. If the store refuses, the journal is
         written to ``rescue_dir`` (when given) and the error is raised: nothing is lost."""
         if self.closed:
             return
+        self._refresher.stop()
         self._flusher.stop()
         with self._lock:
             self.closed = True
@@ -305,16 +254,12 @@ class ReviewSession:
             self.flush()
         except StoreError:
             if self.rescue_dir is not None:
-                path = self.rescue_dir / f"{self.session_id}.jsonl"
-                atomic_write_bytes(path, dump_journal(self.decisions()))
-                logger.error(
-                    "store unreachable: journal kept in %s; upload it to %s", path, self.journal_key
-                )
+                self.journal.rescue(self.rescue_dir)
             raise
         logger.info(
             "session %s closed: %d decisions in %s",
             self.session_id,
-            len(self._decisions),
+            len(self.decisions()),
             self.journal_key,
         )
 
@@ -348,14 +293,23 @@ class ReviewSession:
             }
 
     def saving(self) -> dict[str, Any]:
+        return self.journal.status()
+
+    def refresh(self) -> int:
+        """Read the other sessions' journals again: update every image's votes and, unless
+        decided images are wanted, take newly decided ones out of the queue (never the one
+        on screen). Returns how many left the queue."""
+        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        resolved = resolve_labels(others)
         with self._lock:
-            return {
-                "journal": self.journal_key,
-                "decisions": len(self._decisions),
-                "unsaved": len(self._decisions) - self._saved,
-                "last_flush": self.last_flush.isoformat() if self.last_flush else None,
-                "error": self.last_error,
-            }
+            for sha, item in self.items.items():
+                item.prior = resolved.get(sha)
+            if self.qfilter.include_decided or not self._remaining:
+                return 0
+            before = len(self._remaining)
+            rest = [s for s in self._remaining[1:] if not self.items[s].decided_elsewhere]
+            self._remaining = self._remaining[:1] + rest
+            return before - len(self._remaining)
 
     def conflicts(self) -> list[dict[str, Any]]:
         """Images on which sessions (this one included) disagree, read fresh from the store."""

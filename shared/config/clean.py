@@ -31,4 +31,10 @@ class CleanConfig(StrictModel):
         title="Serve images by redirect to presigned S3 URLs",
         description="The browser must reach the S3 endpoint; otherwise images go through the app.",
     )
+    refresh_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        title="Re-read other sessions' decisions every (s); 0: never",
+    )
     load_workers: int = Field(16, ge=1, le=64, title="Parallel reads when loading the queue")

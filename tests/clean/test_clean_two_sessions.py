@@ -1,6 +1,7 @@
 """Two reviewers at once on the same images: both journals survive, conflicts are visible."""
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -102,3 +103,22 @@ def test_both_sessions_survive_and_conflicts_show(
     assert again.item(shas[0]).to_json()["prior"]["conflict"] is True
     assert again.item(shas[-1]).to_json()["prior"]["conflict"] is False
     again.close()
+
+
+def test_a_running_session_drops_what_another_just_decided(s3_store: ObjectStore) -> None:
+    shas = seed_simple(s3_store, 4)
+    bob = ReviewSession(s3_store, default_categories(), reviewer="bob", refresh_seconds=0.2)
+    try:
+        assert bob.current().sha256 == shas[0]  # type: ignore[union-attr]
+        with ReviewSession(s3_store, default_categories(), reviewer="ann") as ann:
+            ann.decide(shas[0], "glass")  # the image on Bob's screen: it stays there
+            ann.decide(shas[2], "metal")
+        deadline = time.monotonic() + 10
+        while bob.item(shas[2]).prior is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bob._remaining == [shas[0], shas[1], shas[3]]
+        assert bob.item(shas[0]).to_json()["prior"]["label"] == "glass"
+        bob.decide(shas[0], "paper")  # deciding anyway makes a visible conflict
+        assert [c["sha256"] for c in bob.conflicts()] == [shas[0]]
+    finally:
+        bob.close()
