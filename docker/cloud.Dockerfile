@@ -39,6 +39,7 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin rec
     && mkdir -p /data /runs /models \
     && chown recyclops:recyclops /data /runs /models
 COPY --from=build /opt/recyclops /opt/recyclops
+COPY docker/job.sh /opt/recyclops/bin/recyclops-job
 USER 10001:10001
 WORKDIR /home/recyclops
 # A bind mount, not a COPY: the weights land once, in the Keras cache, not twice.

@@ -130,11 +130,12 @@ class Engine:
         env: dict[str, str] | None = None,
         options: tuple[str, ...] = (),
         timeout: float = 900,
+        network: str = "host",
     ) -> subprocess.CompletedProcess[str]:
-        """docker run (foreground) on the host network, output captured."""
+        """docker run (foreground), output captured; on the host network unless told."""
         flags = [f"--env={k}={v}" for k, v in (env or {}).items()]
         return subprocess.run(
-            [self.cli, "run", "--rm", "--network", "host", *flags, *options, image, *args],
+            [self.cli, "run", "--rm", "--network", network, *flags, *options, image, *args],
             env=self.env,
             capture_output=True,
             text=True,
