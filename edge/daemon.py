@@ -22,7 +22,7 @@ from .cameras import Camera, EndOfStream, Frame, open_camera
 from .classifier import Classifier
 from .gathering import Gatherer, legend
 from .keypad import Keypad, open_keypad
-from .liveview import LiveFrames, LiveServer
+from .liveview import LiveFrames, LiveServer, preview_overlay
 from .models import ModelRepo
 from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
@@ -317,6 +317,10 @@ class EdgeDaemon:
             try:
                 snap = self.status_snapshot()
                 write_status(self.state_dir, snap)
+                if self.config.edge.camera.preview:
+                    self.camera.set_overlay(
+                        preview_overlay((640, 480), legend(self.config), *self._overlay())
+                    )
                 self.notifier.status(
                     f"model {snap['model_version']}, {snap['fps']} fps, spool {snap['spool_depth']}"
                 )

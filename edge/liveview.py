@@ -54,6 +54,22 @@ def render_overlay(
     return img
 
 
+def preview_overlay(
+    size: tuple[int, int],
+    legend: list[str],
+    current: dict[str, Any] | None,
+    flash: bool,
+    note: str | None = None,
+) -> np.ndarray:
+    """The same overlay as an RGBA layer for picamera2's preview window (``set_overlay``)."""
+    blank = np.zeros((size[1], size[0], 3), np.uint8)
+    bgr = render_overlay(blank, legend, current, flash, size[0], note)
+    rgba = np.zeros((bgr.shape[0], bgr.shape[1], 4), np.uint8)
+    rgba[..., :3] = bgr[..., ::-1]
+    rgba[..., 3] = np.where(bgr.any(axis=2), 255, 0)
+    return rgba
+
+
 class LiveFrames:
     """The latest frame and its overlay data; the JPEG is encoded once per new frame."""
 

@@ -95,10 +95,10 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
     int8_path = out / "int8" / "model.tflite"
-    int8_path.parent.mkdir(parents=True)
+    int8_path.parent.mkdir(parents=True, exist_ok=True)
     int8_path.write_bytes(conv.convert())
     float_path = out / "float" / "model.tflite"
-    float_path.parent.mkdir(parents=True)
+    float_path.parent.mkdir(parents=True, exist_ok=True)
     float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(edge_model).convert())
     return orig_model, int8_path, float_path, weights
 
@@ -178,22 +178,20 @@ def bench_frame_path(
 
 class DaemonProc:
     def __init__(self, python: str, config: Path) -> None:
+        self.log = open(config.parent / "daemon.log", "w")  # noqa: SIM115
+        cmd = [
+            python,
+            "-m",
+            "recyclops.shared.cli",
+            "edge",
+            "run",
+            "--config",
+            str(config),
+            "--jsonl",
+            "-q",
+        ]
         self.proc = subprocess.Popen(
-            [
-                python,
-                "-m",
-                "recyclops.shared.cli",
-                "-q",
-                "edge",
-                "run",
-                "--config",
-                str(config),
-                "--jsonl",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
+            cmd, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True
         )
         self.events: list[tuple[float, dict[str, Any]]] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -229,7 +227,6 @@ class DaemonProc:
 
 def daemon_config(work: Path, store_url: str, mqtt: dict[str, Any] | None, poll: float) -> Path:
     import tomli_w
-
     from edge_helpers import write_frames
 
     frames = write_frames(
@@ -337,9 +334,11 @@ def main() -> int:
     parser.add_argument(
         "--python", default=None, help="interpreter for the daemon (default: .venv-edge if built)"
     )
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, models)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    work = Path(tempfile.mkdtemp(prefix="bench-edge-"))
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-edge-"))
+    work.mkdir(parents=True, exist_ok=True)
     try:
         orig_model, int8_path, float_path, weights = build_models(work / "models", args.quick)
         write_manifest(int8_path.parent, "bench-int8", "int8")
@@ -351,7 +350,8 @@ def main() -> int:
         python = args.python or (str(edge_python) if edge_python.exists() else sys.executable)
         daemon = bench_daemon(python, int8_path.parent, work, args.quick)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
     orig = path["original Keras predict"]["path"]
     rows = []
     for name, r in path.items():
@@ -383,8 +383,8 @@ def main() -> int:
         "title": "Edge: per-frame time, daemon memory, model update latency",
         "tables": [
             {
-                "caption": f"Per frame (640x480 RGB camera frame → answer), median ms; MobileNetV2 {SIZE}px, "
-                f"{weights} weights, 2 threads",
+                "caption": f"Per frame (640x480 RGB camera frame → answer), median ms; "
+                f"MobileNetV2 {SIZE}px, {weights} weights, 2 threads",
                 "headers": [
                     "path",
                     "backend",
@@ -396,7 +396,8 @@ def main() -> int:
                 "rows": rows,
             },
             {
-                "caption": "Daemon (recyclops edge run, replay camera 15 fps, live view on, int8 MobileNetV2)",
+                "caption": "Daemon (recyclops edge run, replay camera 15 fps, live view on, "
+                "int8 MobileNetV2)",
                 "headers": ["measure", "value", "target"],
                 "rows": [
                     ["RSS while running (MB)", round(daemon["rss_mb"], 1), "< 150"],
@@ -407,19 +408,22 @@ def main() -> int:
                         "< 5",
                     ],
                     [
-                        f"update publish→serving, polling every {daemon['poll_seconds']:.0f} s (s, median)",
+                        f"update publish→serving, polling every {daemon['poll_seconds']:.0f} s "
+                        "(s, median)",
                         figures["update_latency_poll_s_median"],
-                        f"≤ poll interval + install",
+                        "≤ poll interval + install",
                     ],
                 ],
             },
         ],
         "figures": figures,
         "notes": [
-            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-            f"daemon interpreter {python}",
-            "the original path: cv2.resize + /255 + Keras model.predict on one frame (what the original did per frame)",
-            f"update rounds: MQTT {[round(x, 2) for x in daemon['mqtt']]}, polling {[round(x, 2) for x in daemon['poll']]}",
+            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}; daemon interpreter {python}",
+            "the original path: cv2.resize + /255 + Keras model.predict on one frame "
+            "(what the original did per frame)",
+            f"update rounds (s): MQTT {[round(x, 2) for x in daemon['mqtt']]}, "
+            f"polling {[round(x, 2) for x in daemon['poll']]}",
         ],
         "plots": [],
     }

@@ -109,3 +109,12 @@ def test_edge_never_imports_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY []" in out.stdout
+
+
+def test_fast_int8_path_equals_the_table() -> None:
+    clf = Classifier(DATA, threads=1)
+    assert clf._xor  # the fixture's input is scale 1, zero point -128
+    rgb = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    fast = clf.prepare(rgb)
+    clf._xor = False
+    assert np.array_equal(fast, clf.prepare(rgb))

@@ -1,6 +1,7 @@
 """The daemon in-process: replay camera, LocalStore, polling updates, key presses, status file,
 sd_notify (a real datagram socket) and the live view (a real HTTP client reading MJPEG)."""
 
+import contextlib
 import http.client
 import io
 import json
@@ -113,10 +114,8 @@ def test_watchdog_is_fed_only_while_frames_arrive(
     try:
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 received.append((time.monotonic(), sock.recv(4096).decode()))
-            except TimeoutError:
-                pass
     finally:
         daemon.stop.set()
         thread.join(20)
@@ -182,3 +181,14 @@ def test_live_view_streams_mjpeg_with_overlay_and_flash(
     finally:
         daemon.stop.set()
         thread.join(20)
+
+
+def test_preview_overlay_is_transparent_except_the_drawing() -> None:
+    from recyclops.edge.liveview import preview_overlay
+
+    layer = preview_overlay(
+        (320, 240), ["1:glass  u:undo"], {"label": "glass", "score": 0.9}, flash=False
+    )
+    assert layer.shape == (240, 320, 4)
+    assert layer[120, 160, 3] == 0  # the middle of the picture is see-through
+    assert layer[..., 3].max() == 255  # text and banner are opaque

@@ -1,4 +1,4 @@
-"""The systemd unit passes ``systemd-analyze verify`` and keeps its promises; the installer parses."""
+"""The systemd unit passes ``systemd-analyze verify`` and keeps its promises."""
 
 import shutil
 import subprocess
