@@ -1,0 +1,140 @@
+"""TFLite conversion (float and full-integer int8) and the interpreter that evaluates it.
+
+int8 model I/O: uint8 input with scale 1.0 and zero point 0 (the calibration set includes an
+all-black and an all-white image, so the input range is exactly 0..255 and raw pixels from
+the shared preprocessing feed in unchanged: no rescaling on the Pi), float32 output
+(probabilities: nothing to dequantise at the edge). Every op inside is int8.
+"""
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..shared.errors import RecyclopsError
+
+logger = logging.getLogger(__name__)
+
+
+class ConversionError(RecyclopsError):
+    """The TFLite converter failed or produced an unusable model."""
+
+
+def _converter(model: Any) -> Any:
+    """A converter over a frozen graph of the model (batch 1, float pixels in)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    shape = [1, *model.input.shape[1:]]
+    fn = tf.function(lambda x: model(x, training=False))
+    frozen = convert_variables_to_constants_v2(
+        fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="pixels")))
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+
+
+def to_float_tflite(model: Any) -> bytes:
+    converter = _converter(model)
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:
+        raise ConversionError(f"float TFLite conversion failed: {exc}") from None
+
+
+def representative(images: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Up to ``count`` training images plus a black and a white one (pin the input range)."""
+    rng = np.random.default_rng(seed)
+    pick = images[rng.permutation(len(images))[: max(0, count - 2)]]
+    extremes = np.stack([np.zeros(images.shape[1:], np.uint8), np.full(images.shape[1:], 255, np.uint8)])
+    return np.concatenate([extremes, pick])
+
+
+def to_int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    def gen() -> Iterator[list[np.ndarray]]:
+        for img in calibration:
+            yield [img[None].astype(np.float32)]
+
+    converter = _converter(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = gen
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.float32
+    try:
+        return bytes(converter.convert())
+    except Exception as exc:
+        raise ConversionError(f"int8 TFLite conversion failed: {exc}") from None
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - the cloud extra installs litert
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter
+
+
+class TfliteModel:
+    """A TFLite model on the LiteRT interpreter: feeds uint8 pixels the way the edge does."""
+
+    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+        cls = _interpreter_class()
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self.interpreter = cls(model_content=content, num_threads=threads or os.cpu_count() or 1)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    @property
+    def input_dtype(self) -> str:
+        return str(np.dtype(self.input["dtype"]).name)
+
+    @property
+    def input_quant(self) -> tuple[float | None, int | None]:
+        scale, zero = self.input.get("quantization", (0.0, 0))
+        return (float(scale), int(zero)) if scale else (None, None)
+
+    def _feed(self, image: np.ndarray) -> np.ndarray:
+        dtype = np.dtype(self.input["dtype"])
+        if dtype == np.float32:
+            return image[None].astype(np.float32)
+        scale, zero = self.input_quant
+        if scale is None or zero is None:
+            return image[None].astype(dtype)
+        info = np.iinfo(dtype)
+        q = np.rint(image.astype(np.float32) / scale + zero)
+        return np.clip(q, info.min, info.max).astype(dtype)[None]
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        out = []
+        for image in images:
+            self.interpreter.set_tensor(self.input["index"], self._feed(image))
+            self.interpreter.invoke()
+            raw = self.interpreter.get_tensor(self.output["index"])[0]
+            scale, zero = self.output.get("quantization", (0.0, 0))
+            out.append((raw.astype(np.float32) - zero) * scale if scale else raw.astype(np.float32))
+        return np.stack(out) if out else np.zeros((0, 0), np.float32)
+
+
+def write_tflite(data: bytes, path: Path) -> Path:
+    from ..shared.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+    return path
+
+
+def check_int8_io(model: TfliteModel) -> None:
+    if model.input_dtype not in ("uint8", "int8"):
+        raise ConversionError(f"int8 model has {model.input_dtype} input, expected uint8")
+
+
+__all__ = ["ConversionError", "TfliteModel", "representative", "to_float_tflite",
+           "to_int8_tflite", "write_tflite"]

@@ -1,0 +1,144 @@
+"""The local data set folder: ``<category>/<sha256>.jpg`` plus ``dataset.json``, and its split.
+
+The split is a pure function of the image hash: an image never changes split as the data
+grows, and byte-identical images (same hash) can never sit on both sides.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..shared.atomic import atomic_write_text
+from ..shared.errors import RecyclopsError
+
+logger = logging.getLogger(__name__)
+
+DATASET_FILE = "dataset.json"
+SPLIT_SALT = "recyclops-split-v1"
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(RecyclopsError):
+    """The data set folder is missing, empty or inconsistent."""
+
+
+def split_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
+    """'train', 'val' or 'test' for an image, from its hash alone.
+
+    Applied within each class, so every class gets the same expected proportions
+    (stratified in expectation) while no image ever moves when others are added.
+    """
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{sha256}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def fingerprint(entries: dict[str, str]) -> str:
+    """The data set's identity: sha256 over sorted ``sha label`` lines."""
+    lines = "".join(f"{sha} {label}\n" for sha, label in sorted(entries.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+@dataclass
+class Dataset:
+    """What ``recyclops setup`` wrote: images by hash with their category."""
+
+    root: Path
+    categories: list[str]
+    labels: dict[str, str]  # sha256 -> category
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+    def path(self, sha: str) -> Path:
+        return self.root / self.labels[sha] / f"{sha}.jpg"
+
+    def per_class(self) -> dict[str, int]:
+        counts = dict.fromkeys(self.categories, 0)
+        for label in self.labels.values():
+            counts[label] += 1
+        return counts
+
+    def split(self, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+        """Hashes per split, sorted (so every consumer sees the same order)."""
+        out: dict[str, list[str]] = {s: [] for s in SPLITS}
+        for sha in sorted(self.labels):
+            out[split_of(sha, val_fraction, test_fraction)].append(sha)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": 1,
+            "categories": self.categories,
+            "fingerprint": self.fingerprint,
+            "images": len(self.labels),
+            "per_class": self.per_class(),
+            "labels": dict(sorted(self.labels.items())),
+            "problems": self.problems,
+        }
+
+    def save(self) -> None:
+        atomic_write_text(self.root / DATASET_FILE, json.dumps(self.to_json(), indent=1) + "\n")
+
+
+def load_dataset(root: str | Path) -> Dataset:
+    """Read ``dataset.json``; a missing file or an image that is not on disk is an error."""
+    root = Path(root)
+    path = root / DATASET_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no data set here; run 'recyclops setup' first") from None
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: unreadable: {exc}") from None
+    try:
+        ds = Dataset(root, list(data["categories"]), dict(data["labels"]), list(data.get("problems", [])))
+    except (KeyError, TypeError) as exc:
+        raise DatasetError(f"{path}: malformed ({exc})") from None
+    unknown = sorted({v for v in ds.labels.values() if v not in ds.categories})
+    if unknown:
+        raise DatasetError(f"{path}: labels not among the categories: {', '.join(unknown)}")
+    missing = [sha for sha in ds.labels if not ds.path(sha).is_file()]
+    if missing:
+        raise DatasetError(
+            f"{root}: {len(missing)} images listed in {DATASET_FILE} are missing "
+            f"(first: {ds.path(missing[0])}); re-run 'recyclops setup'"
+        )
+    return ds
+
+
+def dataset_from_folders(root: str | Path, categories: list[str] | None = None) -> Dataset:
+    """A data set from a plain ``<category>/*.jpg`` tree (TrashNet, benchmarks): images are
+    addressed by their content hash, duplicates collapse to one."""
+    from ..shared.hashing import sha256_file
+
+    root = Path(root)
+    if categories is None:
+        categories = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    labels: dict[str, str] = {}
+    paths: dict[str, Path] = {}
+    for cat in categories:
+        for file in sorted((root / cat).glob("*")):
+            if file.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                sha = sha256_file(file)
+                labels[sha] = cat
+                paths[sha] = file
+    ds = _PathDataset(root, categories, labels)
+    ds.paths = paths
+    return ds
+
+
+class _PathDataset(Dataset):
+    paths: dict[str, Path]
+
+    def path(self, sha: str) -> Path:
+        return self.paths[sha]

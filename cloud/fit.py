@@ -1,0 +1,220 @@
+"""The two training pipelines. Both train the same model (``Parts``) in the same two stages:
+the head alone on the frozen base, then (optionally) the base's top layers at a lower rate.
+
+``cached``: the frozen lower network runs once per fixed augmented view of each image; the
+head (and the unfrozen top) trains on those activations, a random view per image per epoch.
+``pixels``: a tf.data pipeline with live augmentation through the whole model.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..shared.config import TrainConfig
+from .augment import augmenter, fixed_views
+from .model import Parts, calibrate_batchnorm, make_optimizer, schedule, set_upper_trainable
+
+logger = logging.getLogger(__name__)
+PREDICT_BATCH = 64
+
+
+@dataclass
+class SplitArrays:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    num_classes: int
+
+    def sample_weights(self, enabled: bool) -> np.ndarray:
+        """Inverse class frequency, mean 1 over the training set (or all ones)."""
+        if not enabled:
+            return np.ones(len(self.y_train), np.float32)
+        counts = np.bincount(self.y_train, minlength=self.num_classes).astype(np.float64)
+        per_class = np.where(counts > 0, len(self.y_train) / (self.num_classes * np.maximum(counts, 1)), 0)
+        return per_class[self.y_train].astype(np.float32)
+
+
+class BestWeights:
+    """Keeps the weights of the epoch with the best validation accuracy; restores them."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        import keras
+
+        class _Best(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.best = -1.0
+                self.weights: list[Any] | None = None
+                self.best_epoch = -1
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                acc = float((logs or {}).get("val_accuracy", -1.0))
+                if acc > self.best:
+                    self.best, self.best_epoch = acc, epoch
+                    self.weights = [w.copy() for w in self.model.get_weights()]
+
+            def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+                if self.weights is not None:
+                    self.model.set_weights(self.weights)
+
+        return _Best()
+
+
+def _callbacks(config: TrainConfig, run_dir: Path | None, extra: list[Any]) -> tuple[list[Any], Any]:
+    import keras
+
+    best = BestWeights()
+    cbs: list[Any] = [best, keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", patience=config.early_stopping_patience, mode="max")]
+    if run_dir is not None:
+        cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
+        cbs.append(keras.callbacks.TensorBoard(
+            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
+    return cbs + extra, best
+
+
+def _compile(model: Any, config: TrainConfig, lr: float, steps: int) -> None:
+    import keras
+
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, schedule(config, lr, steps)),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+
+
+def _onehot(y: np.ndarray, n: int) -> np.ndarray:
+    return np.eye(n, dtype=np.float32)[y]
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    outs = [np.asarray(model(x[i : i + PREDICT_BATCH].astype("float32"), training=False))
+            for i in range(0, len(x), PREDICT_BATCH)]
+    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+def _view_dataset(feats: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int) -> Any:
+    """A random one of the V views of every image, each epoch reshuffled."""
+    import tensorflow as tf
+
+    views = feats.shape[0]
+    table = tf.constant(feats)
+    labels = tf.data.Dataset.from_tensor_slices((np.arange(len(y)), _onehot(y, n), w))
+    labels = labels.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    rand = tf.data.Dataset.random(seed=seed)
+    pairs = tf.data.Dataset.zip((labels, rand))
+
+    def pick(item: Any, r: Any) -> Any:
+        i, onehot, weight = item
+        v = tf.cast(r % views, tf.int32)
+        return tf.cast(table[v, tf.cast(i, tf.int32)], tf.float32), onehot, weight
+
+    return pairs.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def _fit(model: Any, train: Any, val: tuple[np.ndarray, np.ndarray], epochs: int, initial: int,
+         cbs: list[Any], verbose: int) -> dict[str, list[float]]:
+    if epochs <= initial:
+        return {}
+    hist = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
+                     callbacks=cbs, verbose=verbose)
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Path | None = None,
+               callbacks: list[Any] | None = None, verbose: int = 0) -> dict[str, Any]:
+    """Head on pooled features of fixed views, then the top layers on cut activations."""
+    import keras
+
+    n, seed = data.num_classes, config.seed
+    prepare_base(parts, config, data)
+    views = fixed_views(data.x_train, config, config.augment_views if config.augment else 1)
+    cut_train = np.stack([_predict(parts.lower, _norm(v)) for v in views]).astype(np.float16)
+    cut_val = _predict(parts.lower, _norm(data.x_val))
+    pool = keras.layers.GlobalAveragePooling2D()
+    pooled_model = keras.Sequential([parts.upper, pool])
+    pooled_train = np.stack([_predict(pooled_model, c) for c in cut_train])
+    pooled_val = _predict(pooled_model, cut_val)
+    w = data.sample_weights(config.class_weights)
+    history: dict[str, Any] = {"stages": []}
+    train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed)
+    steps = -(-len(data.y_train) // config.batch_size)
+    _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
+    cbs, best = _callbacks(config, run_dir, callbacks or [])
+    h = _fit(parts.pooled_head, train, (pooled_val, _onehot(data.y_val, n)), config.epochs, 0, cbs, verbose)
+    history["stages"].append({"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h})
+    done = len(h.get("loss", []))
+    if config.fine_tune and config.fine_tune_epochs > 0:
+        set_upper_trainable(parts, True)
+        inp = keras.Input(cut_train.shape[2:])
+        tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
+        train = _view_dataset(cut_train, data.y_train, w, n, config.batch_size, seed + 1)
+        _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs)
+        cbs, best2 = _callbacks(config, run_dir, callbacks or [])
+        best2.best = best.best  # only keep fine-tuned weights that beat the head alone
+        best2.weights = [v.copy() for v in tuned.get_weights()]
+        h = _fit(tuned, train, (cut_val, _onehot(data.y_val, n)), done + config.fine_tune_epochs, done, cbs, verbose)
+        history["stages"].append({"stage": "fine_tune", "epochs": len(h.get("loss", [])),
+                                  "best_val_accuracy": best2.best, **h})
+        set_upper_trainable(parts, False)
+    return history
+
+
+def prepare_base(parts: Parts, config: TrainConfig, data: SplitArrays) -> None:
+    if config.weights == "none":
+        rng = np.random.default_rng(config.seed)
+        sample = data.x_train[rng.permutation(len(data.x_train))[:256]]
+        calibrate_batchnorm(parts.base, _norm(sample))
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 127.5 - 1.0
+
+
+def pixel_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int,
+                  aug: Any | None) -> Any:
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, _onehot(y, n), w))
+    ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch)
+
+    def prep(xb: Any, yb: Any, wb: Any) -> Any:
+        xb = tf.cast(xb, tf.float32)
+        if aug is not None:
+            xb = aug(xb, training=True)
+        return xb, yb, wb
+
+    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def fit_pixels(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Path | None = None,
+               callbacks: list[Any] | None = None, verbose: int = 0) -> dict[str, Any]:
+    """The whole model from pixels, live augmentation in the tf.data pipeline."""
+    n = data.num_classes
+    prepare_base(parts, config, data)
+    model = parts.full(fine_tuning=config.fine_tune)
+    w = data.sample_weights(config.class_weights)
+    train = pixel_dataset(data.x_train, data.y_train, w, n, config.batch_size, config.seed, augmenter(config))
+    val = (data.x_val.astype(np.float32), _onehot(data.y_val, n))
+    steps = -(-len(data.y_train) // config.batch_size)
+    _compile(model, config, config.learning_rate, steps * config.epochs)
+    cbs, best = _callbacks(config, run_dir, callbacks or [])
+    h = _fit(model, train, val, config.epochs, 0, cbs, verbose)
+    history: dict[str, Any] = {"stages": [{"stage": "head", "epochs": len(h.get("loss", [])),
+                                           "best_val_accuracy": best.best, **h}]}
+    done = len(h.get("loss", []))
+    if config.fine_tune and config.fine_tune_epochs > 0:
+        set_upper_trainable(parts, True)
+        _compile(model, config, config.fine_tune_lr, steps * config.fine_tune_epochs)
+        cbs, best2 = _callbacks(config, run_dir, callbacks or [])
+        best2.best = best.best
+        best2.weights = [v.copy() for v in model.get_weights()]
+        h = _fit(model, train, val, done + config.fine_tune_epochs, done, cbs, verbose)
+        history["stages"].append({"stage": "fine_tune", "epochs": len(h.get("loss", [])),
+                                  "best_val_accuracy": best2.best, **h})
+        set_upper_trainable(parts, False)
+    return history

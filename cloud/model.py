@@ -1,0 +1,196 @@
+"""The network: MobileNetV2 base (frozen, BatchNorm in inference mode) and a small head.
+
+The model takes raw RGB pixels (0..255, float32 so the int8 converter can give it a uint8
+input with scale 1 and zero point 0) and normalises to [-1, 1] itself, so the edge feeds
+exactly what the shared preprocessing returns.
+
+For fine-tuning the base is split at a clean cut: ``lower`` (always frozen) and ``upper``
+(its top layers, trainable except BatchNorm). The cached pipeline runs ``lower`` once per
+image view and trains ``upper`` + head on those activations.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..shared.config import TrainConfig
+from ..shared.errors import RecyclopsError
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_HINT = (
+    "ImageNet weights for MobileNetV2 are not in the Keras cache and cannot be downloaded. "
+    "Copy mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5 into "
+    "~/.keras/models/ (e.g. from ../shared/weights/), pass --weights PATH, or --weights none"
+)
+
+
+class ModelBuildError(RecyclopsError):
+    """The base network or its weights cannot be built."""
+
+
+@dataclass
+class Parts:
+    """The pieces one model is assembled from (they share weights)."""
+
+    base: Any
+    lower: Any  # pixels in [-1,1] -> cut activations
+    upper: Any  # cut activations -> base output (7x7xC)
+    head: Any  # base output -> probabilities
+    pooled_head: Any  # pooled features -> probabilities (same Dropout/Dense as head)
+    cut: str
+    trainable_layers: int
+    #: BatchNorm keeps ImageNet statistics; False only for --weights none (nothing to keep)
+    bn_frozen: bool = True
+
+    @property
+    def upper_training(self) -> bool | None:
+        """The ``training`` argument for ``upper`` while fine-tuning."""
+        return False if self.bn_frozen else None
+
+    def full(self, fine_tuning: bool = False) -> Any:
+        """uint8-valued float pixels in, probabilities out: the exported model."""
+        import keras
+
+        size = self.base.input.shape[1:]
+        pixels = keras.Input(size, dtype="float32", name="pixels")
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="normalise")(pixels)
+        x = self.lower(x, training=False)
+        x = self.upper(x, training=self.upper_training if fine_tuning else False)
+        return keras.Model(pixels, self.head(x), name="recyclops")
+
+
+def _imagenet_available(size: int, alpha: float) -> bool:
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
+    return (Path.home() / ".keras" / "models" / name).is_file()
+
+
+def build_base(config: TrainConfig) -> Any:
+    import keras
+
+    shape = (config.image_size, config.image_size, 3)
+    choice = config.weights
+    try:
+        if choice == "imagenet":
+            size = config.image_size if config.image_size in (96, 128, 160, 192, 224) else 224
+            try:
+                return keras.applications.MobileNetV2(
+                    input_shape=shape, include_top=False, weights="imagenet", alpha=config.alpha
+                )
+            except Exception as exc:  # urllib errors, ValueError for odd sizes
+                if not _imagenet_available(size, config.alpha):
+                    raise ModelBuildError(
+                        WEIGHTS_HINT.format(alpha=float(config.alpha), size=size) + f" ({exc})"
+                    ) from None
+                raise ModelBuildError(f"MobileNetV2 imagenet weights: {exc}") from None
+        base = keras.applications.MobileNetV2(
+            input_shape=shape, include_top=False, weights=None, alpha=config.alpha
+        )
+        if choice != "none":
+            path = Path(choice)
+            if not path.is_file():
+                raise ModelBuildError(f"--weights {choice}: no such file (imagenet, none or a path)")
+            base.load_weights(str(path))
+        return base
+    except ModelBuildError:
+        raise
+    except ValueError as exc:
+        raise ModelBuildError(f"cannot build MobileNetV2: {exc}") from None
+
+
+def clean_cuts(base: Any) -> list[int]:
+    """Indices i where exactly one tensor (layer i-1's output) crosses between layers[:i]
+    and layers[i:]: the places a model can be cut in two."""
+    index = {layer.name: i for i, layer in enumerate(base.layers)}
+    cuts = []
+    for i in range(2, len(base.layers)):
+        crossing = set()
+        for layer in base.layers[i:]:
+            for node in layer._inbound_nodes:
+                for parent in node.parent_nodes:
+                    j = index.get(parent.operation.name)
+                    if j is not None and j < i:
+                        crossing.add(j)
+        if crossing == {i - 1}:
+            cuts.append(i)
+    return cuts
+
+
+def build_parts(config: TrainConfig, num_classes: int) -> Parts:
+    """Base split at the clean cut at or below ``fine_tune_layers`` from the top."""
+    import keras
+
+    base = build_base(config)
+    base.trainable = False
+    if config.weights == "none":  # from scratch: BatchNorm statistics must follow quickly
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.8
+    layers = base.layers
+    wanted = max(1, len(layers) - config.fine_tune_layers)
+    cuts = [c for c in clean_cuts(base) if c <= wanted]
+    cut = cuts[-1] if cuts else 1
+    cut_layer = layers[cut - 1]
+    lower = keras.Model(base.input, cut_layer.output, name="lower")
+    upper = keras.Model(cut_layer.output, base.output, name="upper")
+    channels = base.output.shape[-1]
+    pool = keras.layers.GlobalAveragePooling2D(name="pool")
+    drop = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")
+    dense = keras.layers.Dense(num_classes, activation="softmax", name="classifier")
+    feat = keras.Input(base.output.shape[1:], name="base_out")
+    head = keras.Model(feat, dense(drop(pool(feat))), name="head")
+    pooled = keras.Input((channels,), name="pooled")
+    pooled_head = keras.Model(pooled, dense(drop(pooled)), name="pooled_head")
+    logger.info("base split at %s: %d layers below, %d above", cut_layer.name, cut, len(layers) - cut)
+    return Parts(base, lower, upper, head, pooled_head, cut_layer.name, len(layers) - cut,
+                 bn_frozen=config.weights != "none")
+
+
+def set_upper_trainable(parts: Parts, trainable: bool) -> None:
+    """Unfreeze the upper base except BatchNorm (its statistics stay ImageNet's). With no
+    pretrained weights there are no statistics to protect, so BatchNorm trains too."""
+    import keras
+
+    parts.upper.trainable = trainable
+    for layer in parts.upper.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and parts.bn_frozen:
+            layer.trainable = False
+
+
+def make_optimizer(name: str, learning_rate: Any) -> Any:
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.SGD(learning_rate, momentum=0.9)
+
+
+def schedule(config: TrainConfig, learning_rate: float, steps: int) -> Any:
+    import keras
+
+    if config.lr_schedule == "cosine" and steps > 1:
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
+    return learning_rate
+
+
+def calibrate_batchnorm(base: Any, images: np.ndarray) -> None:
+    """For ``--weights none``: set every BatchNorm's statistics from one batch of training
+    images (momentum 0, one forward pass in training mode). A randomly initialised base
+    with BatchNorm frozen at its initial statistics outputs ~0 everywhere; with data-derived
+    statistics its random features are usable for the tiny test and demo configurations."""
+    import keras
+
+    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [(layer.momentum, layer.trainable) for layer in bns]
+    for layer in bns:  # a frozen BatchNorm always runs in inference mode
+        layer.momentum, layer.trainable = 0.0, True
+    try:
+        base(images.astype("float32"), training=True)
+    finally:
+        for layer, (momentum, trainable) in zip(bns, saved, strict=True):
+            layer.momentum, layer.trainable = momentum, trainable

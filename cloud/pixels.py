@@ -1,0 +1,68 @@
+"""Decode every image once, through the shared preprocessing, into a cached uint8 array.
+
+Decoding runs in a thread pool (PIL releases the GIL); the result is cached beside the data
+set keyed by size, resize method and the exact list of hashes, so a second run starts at once.
+"""
+
+import hashlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..shared.errors import ImageError
+from ..shared.preprocess import load_rgb, resize_rgb
+from .dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+CACHE_DIR = ".cache"
+
+
+@dataclass
+class Pixels:
+    shas: list[str]
+    images: np.ndarray  # N x H x W x 3 uint8
+    problems: list[str] = field(default_factory=list)
+
+
+def _load(path: Path, size: int, method: str) -> np.ndarray | str:
+    try:
+        return resize_rgb(load_rgb(path), size, size, method)
+    except ImageError as exc:
+        return str(exc)
+
+
+def load_pixels(
+    ds: Dataset, shas: list[str], size: int, method: str = "bilinear", workers: int | None = None,
+    cache: bool = True,
+) -> Pixels:
+    """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal."""
+    key = hashlib.sha256(f"{size}:{method}:{','.join(shas)}".encode()).hexdigest()[:16]
+    cache_file = ds.root / CACHE_DIR / f"pixels-{size}-{key}.npz"
+    if cache and cache_file.is_file():
+        try:
+            with np.load(cache_file) as data:
+                return Pixels(list(data["shas"]), data["images"], list(data["problems"]))
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("ignoring unreadable cache %s: %s", cache_file, exc)
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda s: _load(ds.path(s), size, method), shas))
+    kept = [s for s, r in zip(shas, results, strict=True) if not isinstance(r, str)]
+    problems = [r for r in results if isinstance(r, str)]
+    for problem in problems:
+        logger.warning("skipping image: %s", problem)
+    arrays = [r for r in results if not isinstance(r, str)]
+    images = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+    out = Pixels(kept, images, problems)
+    if cache:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
+        np.savez(tmp, shas=np.array(kept, dtype=str), images=images,
+                 problems=np.array(problems, dtype=str))
+        os.replace(tmp, cache_file)
+    return out

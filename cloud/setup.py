@@ -1,0 +1,222 @@
+"""``recyclops setup``: resolve the reviewed labels and mirror the verified images locally.
+
+Resumable and safe to interrupt: every file lands atomically under its content hash, so a
+file that is present and hashes right is skipped, and a half download never exists.
+"""
+
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..shared import layout
+from ..shared.atomic import atomic_write_bytes
+from ..shared.errors import ImageError, ObjectNotFoundError, StoreError
+from ..shared.hashing import sha256_bytes, sha256_file
+from ..shared.manifest import ModelManifest, parse_manifest, parse_pointer
+from ..shared.preprocess import decode_rgb
+from ..shared.records import Decision, parse_journal, resolve_labels
+from ..shared.store import ObjectStore
+from .dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncSummary:
+    """What a sync did; every problem is listed here instead of raised."""
+
+    out_dir: Path
+    per_class: dict[str, int] = field(default_factory=dict)
+    downloaded: int = 0
+    skipped: int = 0
+    moved: int = 0
+    removed: int = 0
+    bytes: int = 0
+    excluded_invalid: int = 0
+    unlabelled: int = 0
+    conflicts: int = 0
+    problems: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @property
+    def images(self) -> int:
+        return sum(self.per_class.values())
+
+    def lines(self) -> list[str]:
+        out = [f"data set: {self.out_dir} ({self.images} images, fingerprint {self.fingerprint[:12]})"]
+        for name, count in self.per_class.items():
+            note = "  <- no verified images yet" if count == 0 else ""
+            out.append(f"  {name:<16} {count:6d}{note}")
+        out.append(
+            f"downloaded {self.downloaded} ({self.bytes / 1e6:.1f} MB), already present {self.skipped}, "
+            f"moved {self.moved}, removed {self.removed}, invalid {self.excluded_invalid}, "
+            f"withdrawn/unlabelled {self.unlabelled}, with conflicting reviews {self.conflicts}"
+        )
+        if self.problems:
+            out.append(f"{len(self.problems)} problems:")
+            out += [f"  - {p}" for p in self.problems[:50]]
+            if len(self.problems) > 50:
+                out.append(f"  … and {len(self.problems) - 50} more (see dataset.json)")
+        return out
+
+
+def read_decisions(store: ObjectStore, problems: list[str]) -> list[Decision]:
+    """Every decision in every review journal; unreadable journals and lines are reported."""
+    decisions: list[Decision] = []
+    for key in store.list(layout.LABELS):
+        if not key.endswith(".jsonl"):
+            continue
+        try:
+            text = store.get(key).decode("utf-8")
+        except (StoreError, UnicodeDecodeError) as exc:
+            problems.append(f"{key}: cannot read journal: {exc}")
+            continue
+        found, bad = parse_journal(text, key)
+        decisions += found
+        problems += bad
+    return decisions
+
+
+def _fetch(store: ObjectStore, sha: str, dest: Path) -> tuple[str, int]:
+    """Download, check hash and decode; ('ok', bytes) or (problem, 0). Never raises."""
+    key = layout.image_key(sha)
+    try:
+        data = store.get(key)
+    except ObjectNotFoundError:
+        return f"{key}: reviewed but missing from the store", 0
+    except StoreError as exc:
+        return f"{key}: download failed: {exc}", 0
+    if sha256_bytes(data) != sha:
+        return f"{key}: content does not match its hash (corrupt upload?)", 0
+    try:
+        decode_rgb(data, key)
+    except ImageError as exc:
+        return str(exc), 0
+    atomic_write_bytes(dest, data)
+    return "ok", len(data)
+
+
+def _present(path: Path, sha: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha
+
+
+def _existing_files(out_dir: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    if out_dir.is_dir():
+        for path in out_dir.glob("*/*.jpg"):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def sync_dataset(
+    store: ObjectStore,
+    out_dir: str | Path,
+    categories: Iterable[str],
+    *,
+    workers: int = 8,
+    progress: bool = True,
+) -> SyncSummary:
+    """Mirror every image whose current label is a category into ``out_dir/<category>/``.
+
+    Files whose label changed are moved, files no longer in the data set are removed (they
+    are copies; the store keeps the originals). Writes ``dataset.json`` last.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cats = list(categories)
+    summary = SyncSummary(out, per_class=dict.fromkeys(cats, 0))
+    resolved = resolve_labels(read_decisions(store, summary.problems))
+    wanted: dict[str, str] = {}
+    for sha, res in sorted(resolved.items()):
+        summary.conflicts += res.conflict
+        if res.label is None:
+            summary.unlabelled += 1
+        elif not res.usable:
+            summary.excluded_invalid += 1
+        elif res.label not in cats:
+            summary.problems.append(f"image {sha[:12]}: label {res.label!r} is not a configured category")
+        else:
+            wanted[sha] = res.label
+    existing = _existing_files(out)
+    todo: dict[str, Path] = {}
+    for sha, label in wanted.items():
+        dest = out / label / f"{sha}.jpg"
+        have = existing.get(sha)
+        if have is not None and have != dest and _present(have, sha):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(have, dest)
+            summary.moved += 1
+            summary.skipped += 1
+        elif _present(dest, sha):
+            summary.skipped += 1
+        else:
+            todo[sha] = dest
+    ok: set[str] = set(wanted) - set(todo)
+    if todo:
+        ok |= _download_all(store, todo, summary, workers, progress)
+    for sha, path in existing.items():
+        if sha not in wanted and path.exists():
+            path.unlink()
+            summary.removed += 1
+    labels = {sha: wanted[sha] for sha in ok}
+    for label in labels.values():
+        summary.per_class[label] += 1
+    ds = Dataset(out, cats, labels, summary.problems)
+    ds.save()
+    summary.fingerprint = ds.fingerprint
+    return summary
+
+
+def _download_all(
+    store: ObjectStore, todo: dict[str, Path], summary: SyncSummary, workers: int, progress: bool
+) -> set[str]:
+    from tqdm import tqdm
+
+    done: set[str] = set()
+    bar = tqdm(total=len(todo), unit="img", desc="setup", disable=not progress, leave=False)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(_fetch, store, sha, dest): sha for sha, dest in todo.items()}
+        try:
+            for future in as_completed(futures):
+                sha = futures[future]
+                status, size = future.result()
+                if status == "ok":
+                    done.add(sha)
+                    summary.downloaded += 1
+                    summary.bytes += size
+                else:
+                    summary.problems.append(status)
+                bar.update(1)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+    return done
+
+
+def download_model(store: ObjectStore, channel: str, out_dir: str | Path) -> tuple[ModelManifest, Path]:
+    """Fetch the channel's current model into ``out_dir/<version>/`` and verify every file."""
+    pointer = parse_pointer(store.get(layout.channel_key(channel)), layout.channel_key(channel))
+    raw = store.get(pointer.manifest_key)
+    if sha256_bytes(raw) != pointer.manifest_sha256:
+        raise StoreError(f"{pointer.manifest_key}: does not match the channel pointer's sha256")
+    manifest = parse_manifest(raw, pointer.manifest_key)
+    folder = Path(out_dir) / manifest.version
+    tmp = folder.with_name(f".{manifest.version}.partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for entry in manifest.files:
+        dest = tmp / entry.name
+        if not _present(dest, entry.sha256):
+            store.get_file(layout.model_file_key(manifest.version, entry.name), dest)
+    atomic_write_bytes(tmp / layout.MANIFEST_FILE, raw)
+    manifest.verify_folder(tmp)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return manifest, folder
