@@ -10,10 +10,10 @@ RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
 
 FROM ${BASE}
 COPY --from=build /opt/recyclops/bin/weed /usr/local/bin/weed
+COPY docker/s3-start.sh /usr/local/bin/s3-start
 RUN useradd --uid 10002 --user-group --create-home --shell /usr/sbin/nologin weed \
     && mkdir -p /srv/s3 && chown weed:weed /srv/s3
 USER 10002:10002
 VOLUME ["/srv/s3"]
 EXPOSE 8333
-ENTRYPOINT ["weed"]
-CMD ["mini", "-dir=/srv/s3", "-ip=0.0.0.0"]
+ENTRYPOINT ["s3-start"]

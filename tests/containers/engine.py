@@ -172,5 +172,7 @@ def private_engine(logs: Path) -> Iterator[Engine]:
         yield engine
     finally:
         engine.remove_all()
+        # Old layers of rebuilt images: bounded disk use across runs (the cache stays).
+        engine.run_cli("image", "prune", "-f", check=False, timeout=300)
         if already.returncode != 0:  # we started it: stop it (by its pid file)
             subprocess.run([script, "stop"], env=env, timeout=120)
