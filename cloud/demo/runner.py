@@ -215,8 +215,13 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
         say(f"  publishing {summary.version} to channel '{CHANNEL}' (no broker: the bin polls)")
         from recyclops.cloud.publish import publish
 
+        passed = summary.gate == "passed"
+        if not passed and not opts.tiny:
+            raise RecyclopsError(f"the quality gate refused this model ({summary.gate}); not publishing")
+        if not passed:
+            say("  ! gate failed; publishing anyway only because --tiny is a smoke run of the loop")
         t_pub = time.monotonic()
-        publish(run_dir, store, None, CHANNEL, force=opts.tiny)
+        publish(run_dir, store, None, CHANNEL, force=not passed)
         switched = edge.wait_for(lambda e: e.get("event") == "model", opts.timeout, "model switch")
         summary.update_seconds = round(time.monotonic() - t_pub, 2)
         say(f"  the bin switched to {switched.get('version')} by itself ({switched.get('via')}, "
