@@ -27,8 +27,12 @@ class EdgeProcess:
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
         cmd = [sys.executable, "-m", "recyclops.shared.cli", "edge", "run", "--jsonl", *args]
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env={**os.environ, **(env or {})}, start_new_session=True,
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, name="edge-stdout", daemon=True)
         self._reader.start()
@@ -43,7 +47,9 @@ class EdgeProcess:
             if isinstance(event, dict):
                 self.events.put(event)
 
-    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+    def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
         """Every event read is kept in ``seen``; return the first that matches."""
         deadline = time.monotonic() + timeout
         while True:

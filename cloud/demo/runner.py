@@ -82,7 +82,7 @@ def train_config(opts: DemoOptions) -> tuple[TrainConfig, str]:
                 "  ! MobileNetV2 ImageNet weights are not in the Keras cache "
                 f"(~/.keras/models/{MNV2_FILE});\n"
                 "    training from random weights instead: it runs, but expect low accuracy.\n"
-                "    Go online once, or `make weights` where ../shared has them, for the real thing."
+                "    Go online once, or `make weights` where ../shared has them."
             )
     if opts.tiny or weights == "none":
         tiny = resources.files("recyclops.cloud") / "configs" / "tiny.toml"
@@ -111,13 +111,17 @@ def train_config(opts: DemoOptions) -> tuple[TrainConfig, str]:
     return config, "imagenet"
 
 
-def review(store: LocalStore, config: RecyclopsConfig, seeded: Seeded, summary: DemoSummary) -> None:
+def review(
+    store: LocalStore, config: RecyclopsConfig, seeded: Seeded, summary: DemoSummary
+) -> None:
     """A scripted reviewer on the review tool's own session object: it knows the truth,
     confirms right presses, corrects wrong ones, and once goes back (``w``) to show that a
     withdrawn decision must be made again."""
     from recyclops.cloud.clean.session import ReviewSession
 
-    with ReviewSession(store, config.categories, reviewer="demo-reviewer", flush_seconds=1.0) as session:
+    with ReviewSession(
+        store, config.categories, reviewer="demo-reviewer", flush_seconds=1.0
+    ) as session:
         went_back = False
         while (item := session.current()) is not None:
             truth = seeded.truth[item.sha256]
@@ -130,8 +134,10 @@ def review(store: LocalStore, config: RecyclopsConfig, seeded: Seeded, summary: 
                 summary.corrected -= item.gathered_label != truth
         progress = session.progress()
         session_id = session.session_id
-    say(f"  reviewed {progress.get('done', '?')} images in session {session_id}; "
-        f"corrected {summary.corrected} wrong key presses (journal labels/{session_id}.jsonl)")
+    say(
+        f"  reviewed {progress.get('done', '?')} images in session {session_id}; "
+        f"corrected {summary.corrected} wrong key presses (journal labels/{session_id}.jsonl)"
+    )
 
 
 def edge_config(config: RecyclopsConfig, work: Path, fps: float) -> Path:
@@ -143,7 +149,9 @@ def edge_config(config: RecyclopsConfig, work: Path, fps: float) -> Path:
         spool_dir=str(work / "edge" / "spool"),
         state_dir=str(work / "edge" / "state"),
     )
-    data["edge"]["camera"].update(kind="replay", source=str(work / "replay"), fps=fps, at_end="loop")
+    data["edge"]["camera"].update(
+        kind="replay", source=str(work / "replay"), fps=fps, at_end="loop"
+    )
     data["edge"]["keypad"].update(kind="terminal")
     data["edge"]["classifier"].update(smoothing="none", window=1, threshold=0.0, threads=1)
     data["edge"]["updates"].update(poll_seconds=1.0)
@@ -172,8 +180,11 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     t = time.monotonic()
     seeded = seed_store(store, names, work / "replay", device=DEVICE)
     summary.gathered, summary.wrong_presses = len(seeded.truth), len(seeded.mistakes)
-    say(f"  {summary.gathered} gathered images ({summary.wrong_presses} with the wrong key pressed); "
-        f"{len(seeded.replay)} frames held back for the camera to replay")
+    say(
+        f"  {summary.gathered} gathered images "
+        f"({summary.wrong_presses} with the wrong key pressed); "
+        f"{len(seeded.replay)} frames held back for the camera to replay"
+    )
     t = lap("gather", t)
 
     say("[2/5] review: a scripted reviewer works through the review tool's queue")
@@ -187,23 +198,30 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     for line in synced.lines():
         say(f"  {line}")
     train_cfg, summary.weights = train_config(opts)
-    say(f"  training: weights {summary.weights}, input {train_cfg.image_size}px, "
-        f"fine-tuning {'on' if train_cfg.fine_tune else 'off (frozen base)'}")
+    say(
+        f"  training: weights {summary.weights}, input {train_cfg.image_size}px, "
+        f"fine-tuning {'on' if train_cfg.fine_tune else 'off (frozen base)'}"
+    )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from recyclops.cloud.train import train
 
     run_dir = train(train_cfg, work / "data", work / "runs")
     summary.run_dir = run_dir
     gate = json.loads((run_dir / "gate.json").read_text())
-    summary.gate = "passed" if gate.get("passed") else "FAILED: " + "; ".join(gate.get("reasons", []))
+    summary.gate = (
+        "passed" if gate.get("passed") else "FAILED: " + "; ".join(gate.get("reasons", []))
+    )
     manifest_path = next(run_dir.rglob("manifest.json"))
     manifest = json.loads(manifest_path.read_text())
     summary.version = manifest["version"]
     metrics = manifest.get("metrics", {})
     summary.float_accuracy = metrics.get("float_accuracy")
     summary.int8_accuracy = metrics.get("int8_accuracy")
-    say(f"  run {run_dir}: float {_pct(summary.float_accuracy)}, int8 {_pct(summary.int8_accuracy)} "
-        f"on the test split; gate {summary.gate}")
+    say(
+        f"  run {run_dir}: float {_pct(summary.float_accuracy)}, "
+        f"int8 {_pct(summary.int8_accuracy)} "
+        f"on the test split; gate {summary.gate}"
+    )
     t = lap("setup+train", t)
 
     say("[4/5] edge: the daemon starts with no model, on a camera replaying the held-back frames")
@@ -217,15 +235,19 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
 
         passed = summary.gate == "passed"
         if not passed and not opts.tiny:
-            raise RecyclopsError(f"the quality gate refused this model ({summary.gate}); not publishing")
+            raise RecyclopsError(
+                f"the quality gate refused this model ({summary.gate}); not publishing"
+            )
         if not passed:
             say("  ! gate failed; publishing anyway only because --tiny is a smoke run of the loop")
         t_pub = time.monotonic()
         publish(run_dir, store, None, CHANNEL, force=not passed)
         switched = edge.wait_for(lambda e: e.get("event") == "model", opts.timeout, "model switch")
         summary.update_seconds = round(time.monotonic() - t_pub, 2)
-        say(f"  the bin switched to {switched.get('version')} by itself ({switched.get('via')}, "
-            f"{summary.update_seconds} s after publish; backend {switched.get('backend')})")
+        say(
+            f"  the bin switched to {switched.get('version')} by itself ({switched.get('via')}, "
+            f"{summary.update_seconds} s after publish; backend {switched.get('backend')})"
+        )
         _collect_replay(edge, seeded, summary, opts)
         say("  operator presses key 1 (cardboard) on the keypad")
         edge.press(config.categories[0].key)
@@ -241,7 +263,9 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     return summary
 
 
-def _collect_replay(edge: EdgeProcess, seeded: Seeded, summary: DemoSummary, opts: DemoOptions) -> None:
+def _collect_replay(
+    edge: EdgeProcess, seeded: Seeded, summary: DemoSummary, opts: DemoOptions
+) -> None:
     """One pass over every replayed frame with the new model: the bin's own accuracy."""
     truth = {path.name: label for path, label in seeded.replay}
     got: dict[str, dict[str, Any]] = {}
@@ -260,8 +284,11 @@ def _collect_replay(edge: EdgeProcess, seeded: Seeded, summary: DemoSummary, opt
     summary.replay_accuracy = right / len(got)
     summary.inference_ms = statistics.median(float(e["inference_ms"]) for e in got.values())
     summary.path_ms = statistics.median(float(e["path_ms"]) for e in got.values())
-    say(f"  classified {len(got)} replayed frames: {right} right ({_pct(summary.replay_accuracy)}); "
-        f"median inference {summary.inference_ms:.1f} ms, whole path {summary.path_ms:.1f} ms")
+    say(
+        f"  classified {len(got)} replayed frames: "
+        f"{right} right ({_pct(summary.replay_accuracy)}); "
+        f"median inference {summary.inference_ms:.1f} ms, whole path {summary.path_ms:.1f} ms"
+    )
 
 
 def _wait_uploaded(store: LocalStore, sha: str, timeout: float) -> str:
@@ -271,7 +298,9 @@ def _wait_uploaded(store: LocalStore, sha: str, timeout: float) -> str:
             if key.endswith(f"/{sha}.json") and store.exists(f"images/{sha}.jpg"):
                 return key
         time.sleep(0.2)
-    raise RecyclopsError(f"the gathered frame {sha[:12]} did not reach the store in {timeout:.0f} s")
+    raise RecyclopsError(
+        f"the gathered frame {sha[:12]} did not reach the store in {timeout:.0f} s"
+    )
 
 
 def _pct(value: float | None) -> str:
@@ -286,7 +315,10 @@ def print_summary(s: DemoSummary) -> None:
         ("test split (float / int8)", f"{_pct(s.float_accuracy)} / {_pct(s.int8_accuracy)}"),
         ("quality gate", s.gate),
         ("replayed frames on the bin", f"{_pct(s.replay_accuracy)} of {s.replay_frames}"),
-        ("per-frame latency (median)", f"{s.inference_ms or 0:.1f} ms inference, {s.path_ms or 0:.1f} ms path"),
+        (
+            "per-frame latency (median)",
+            f"{s.inference_ms or 0:.1f} ms inference, {s.path_ms or 0:.1f} ms path",
+        ),
         ("publish → serving (polling)", f"{s.update_seconds} s"),
         ("gathered frame", s.gathered_key),
         ("time", ", ".join(f"{k} {v:.0f}s" for k, v in s.timings.items())),
@@ -297,12 +329,12 @@ def print_summary(s: DemoSummary) -> None:
     w = s.workdir
     say(f"""
   on disk:
-    store (images/, gathered/, labels/, models/)  {w / 'store'}
-    data set                                       {w / 'data'}
+    store (images/, gathered/, labels/, models/)  {w / "store"}
+    data set                                       {w / "data"}
     training run (config, CSV, TensorBoard, card)  {s.run_dir}
-    edge models, spool, status.json, log           {w / 'edge'}, {w / 'edge.log'}
+    edge models, spool, status.json, log           {w / "edge"}, {w / "edge.log"}
   next:
-    .venv/bin/tensorboard --logdir {w / 'runs'}
-    recyclops clean --config {w / 'edge.toml'}       # review in a browser (127.0.0.1:8080)
-    recyclops edge classify --model {w / 'edge' / 'models' / 'current'} {w / 'replay' / '000.jpg'}
+    .venv/bin/tensorboard --logdir {w / "runs"}
+    recyclops clean --config {w / "edge.toml"}       # review in a browser (127.0.0.1:8080)
+    recyclops edge classify --model {w / "edge" / "models" / "current"} {w / "replay" / "000.jpg"}
     make test · make bench · docs/edge.md for a Raspberry Pi · docs/ec2.md for GPU training""")

@@ -75,8 +75,12 @@ def seed_store(
             pressed = rng.choice([c for c in categories if c != category])
         when = start + timedelta(seconds=37 * i)
         record = GatheredRecord(
-            sha256=sha, label=pressed, device=device, captured_at=when,
-            width=None, height=None,
+            sha256=sha,
+            label=pressed,
+            device=device,
+            captured_at=when,
+            width=None,
+            height=None,
         )
         store.put(layout.image_key(sha), data, if_absent=True)
         store.put(
@@ -87,12 +91,16 @@ def seed_store(
         out.truth[sha] = category
         out.pressed[sha] = pressed
     rng.shuffle(out.replay)
-    for n, (path, category) in enumerate(out.replay):
+    for n, (path, _) in enumerate(out.replay):
         shutil.copyfile(path, replay_dir / f"{n:03d}.jpg")
     (replay_dir.parent / "replay-truth.json").write_text(
         json.dumps({f"{n:03d}.jpg": c for n, (_, c) in enumerate(out.replay)}, indent=1)
     )
     out.replay = [(replay_dir / f"{n:03d}.jpg", c) for n, (_, c) in enumerate(out.replay)]
-    logger.info("seeded %d gathers (%d wrong presses), %d replay frames",
-                len(out.truth), len(out.mistakes), len(out.replay))
+    logger.info(
+        "seeded %d gathers (%d wrong presses), %d replay frames",
+        len(out.truth),
+        len(out.mistakes),
+        len(out.replay),
+    )
     return out

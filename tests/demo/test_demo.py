@@ -16,7 +16,9 @@ def test_demo_runs_the_whole_loop_and_leaves_nothing_running(tmp_path: Path) -> 
     work = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "recyclops.shared.cli", "demo", "--tiny", "--workdir", str(work)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     out = result.stdout
