@@ -22,20 +22,19 @@ from .cameras import Camera, EndOfStream, Frame, open_camera
 from .classifier import Classifier
 from .gathering import Gatherer, legend
 from .keypad import Keypad, open_keypad
+from .keys import handle_key
 from .liveview import LiveFrames, LiveServer, preview_overlay
 from .models import ModelRepo
 from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
 from .smoothing import ItemGate, Smoother
-from .spool import Spool, SpoolFullError
+from .spool import Spool
 from .state import EdgeState, write_status
 from .telemetry import Telemetry
 from .updater import Updater
 from .uploader import Uploader
 
 logger = logging.getLogger(__name__)
-
-FLASH_SECONDS = 0.6
 
 
 class EdgeDaemon:
@@ -105,6 +104,7 @@ class EdgeDaemon:
         self.live: LiveServer | None = None
         self.frames_view: LiveFrames | None = None
         self.camera_ended = False
+        self.camera_errors = 0
 
     # ---- events: one JSON object per line, for scripts and the demo
     def emit(self, event: str, **fields: Any) -> None:
@@ -169,69 +169,11 @@ class EdgeDaemon:
 
     # ---- keys
     def on_key(self, key: str) -> None:
-        if key.strip().lower() == self.gatherer.undo_key:
-            item = self.gatherer.undo()
-            if item:
-                with self.state.lock:
-                    self.state.undone += 1
-                self.emit("undo", sha256=item.sha256, label=item.label)
-                self.telemetry.event("undo", label=item.label, detail=item.sha256)
-            return
-        label = self.gatherer.category(key)
-        if label is None:
-            logger.warning("key %r is not mapped to a category", key)
-            self.emit("unknown_key", key=key)
-            return
+        handle_key(self, key)
+
+    def latest_frame(self) -> Frame | None:
         with self._latest_lock:
-            frame = self._latest
-        if frame is None:
-            logger.warning("key %r pressed before the first frame; nothing gathered", key)
-            return
-        current = self.state.current
-        prediction = current.get("label") if current else None
-        score = current.get("score") if current else None
-        try:
-            item = self.gatherer.gather(
-                frame.full, label, prediction, score, self.state.model_version
-            )
-        except SpoolFullError as exc:
-            logger.error("%s", exc)
-            with self.state.lock:
-                self.state.refused += 1
-                self.state.spool_full = True
-            if self.confirm:
-                self.confirm.signal(False)
-            self.emit("spool_full", label=label)
-            self.telemetry.event("spool_full", label=label, detail=str(exc))
-            return
-        with self.state.lock:
-            self.state.gathered += 1
-            self.state.spool_full = False
-            self.state.flash_until = time.monotonic() + FLASH_SECONDS
-            self.state.last_gather = {
-                "sha256": item.sha256,
-                "label": label,
-                "frame": frame.index,
-                "source": frame.source,
-            }
-        if self.confirm:
-            self.confirm.signal(True)
-        self.emit(
-            "gathered",
-            sha256=item.sha256,
-            label=label,
-            frame=frame.index,
-            source=frame.source,
-            prediction=prediction,
-            score=score,
-        )
-        self.telemetry.event(
-            "gathered",
-            label=label,
-            score=score,
-            model_version=self.state.model_version,
-            detail=item.sha256,
-        )
+            return self._latest
 
     # ---- the frame loop
     def _classify(self, frame: Frame) -> None:
@@ -282,6 +224,10 @@ class EdgeDaemon:
             self.emit("camera_end")
             self.camera_ended = True
             return self.config.edge.camera.at_end == "hold"
+        except Exception as exc:  # no frame, no watchdog ping: systemd restarts a dead camera
+            self.camera_errors += 1
+            logger.error("camera read failed (%s); retrying", exc)
+            return not self.stop.wait(0.5)
         if frame is None:
             return True
         self.notifier.frame_arrived()
@@ -289,7 +235,10 @@ class EdgeDaemon:
         with self._latest_lock:
             self._latest = frame
         if self.classifier is not None:
-            self._classify(frame)
+            try:
+                self._classify(frame)
+            except Exception:
+                logger.exception("classification of frame %d failed", frame.index)
         if self.frames_view is not None:
             self.frames_view.push(frame.full)
         return not (self.max_frames and self.state.frames >= self.max_frames)
@@ -307,6 +256,7 @@ class EdgeDaemon:
             update_last_result=self.updater.last_result,
             notices_ignored=self.updater.ignored,
             camera_ended=self.camera_ended,
+            camera_errors=self.camera_errors,
             live_view=self.live.url if self.live else None,
         )
 
@@ -342,11 +292,12 @@ class EdgeDaemon:
         edge = self.config.edge
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.camera.start()
-        self.classifier = self.repo.load_current()
-        if self.classifier is not None:
-            self._switch(self.classifier, "installed")
         self.telemetry.start(self.updater.on_mqtt)
-        self.telemetry.status("online", self.state.model_version)
+        installed = self.repo.load_current()
+        if installed is not None:
+            self._switch(installed, "installed")  # also publishes the status, with the model
+        else:
+            self.telemetry.status("online", None)
         self.uploader.start()
         self.updater.start()
         if edge.outputs.enabled and edge.outputs.pins:

@@ -43,9 +43,11 @@ def render_overlay(
         text = f"{current['label']} {current['score']:.2f}"
         cv2.rectangle(img, (0, 0), (width, 34), (0, 0, 0), -1)
         cv2.putText(img, text, (8, 25), font, 0.8, (80, 255, 80), 2, cv2.LINE_AA)
+    if legend:  # a dark band keeps the legend readable on any scene
+        top = height - 14 - 18 * len(legend)
+        cv2.rectangle(img, (0, top), (width, height), (0, 0, 0), -1)
     for i, line in enumerate(legend):
         y = height - 8 - 18 * (len(legend) - 1 - i)
-        cv2.putText(img, line, (8, y), font, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(img, line, (8, y), font, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     if note:
         cv2.putText(img, note, (8, 60), font, 0.7, (0, 0, 255), 2, cv2.LINE_AA)

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..shared.atomic import atomic_write_bytes, fsync_dir
 from ..shared.errors import RecyclopsError
@@ -122,22 +123,25 @@ class Spool:
             path = self.folder / f"{name}.json"
             try:
                 body = json.loads(path.read_bytes())
+                entry = self._entry(name, body)
             except FileNotFoundError:
                 return None
-            except ValueError:
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # Never blocks the queue, never deleted: kept aside for a human to look at.
                 bad = path.with_name(f"{name}.corrupt")
-                logger.error("spool: %s is not JSON; moved aside to %s", path.name, bad.name)
+                logger.error(
+                    "spool: %s is unreadable (%s); moved aside to %s", path.name, exc, bad.name
+                )
                 os.replace(path, bad)
                 return None
             self.in_flight.add(name)
+        return entry
+
+    def _entry(self, name: str, body: dict[str, Any]) -> Entry:
         if body.get("kind") == "undo":
             return Entry(name, "undo", GatheredUndo.model_validate(body["record"]), None)
-        return Entry(
-            name,
-            "gather",
-            GatheredRecord.model_validate(body["record"]),
-            self.folder / f"{name}.jpg",
-        )
+        record = GatheredRecord.model_validate(body["record"])
+        return Entry(name, "gather", record, self.folder / f"{name}.jpg")
 
     def release(self, name: str, done: bool) -> None:
         """Upload finished (remove the entry: record first, then image) or failed (keep it)."""

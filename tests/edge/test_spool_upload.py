@@ -169,3 +169,16 @@ def test_s3_outage_spool_holds_then_drains(tmp_path: Path, s3_server, s3_url: st
     records = [json.loads(direct.get(k)) for k in gathered_keys(direct)]
     assert sorted(r["sha256"] for r in records) == sorted(i.sha256 for i in [*items, late])
     assert len(list(direct.list("images/"))) == 5
+
+
+@pytest.mark.edge_numpy1
+def test_unreadable_entry_is_set_aside_not_deleted_and_never_blocks(
+    tmp_path: Path, local_store: LocalStore
+) -> None:
+    g = gatherer(tmp_path)
+    bad = tmp_path / "spool" / f"00000000000000000001-{'a' * 64}.json"
+    bad.write_text('{"kind": "gather", "record": {"label": 3}}')
+    good = g.gather(frame(5), "glass", None, None, None)
+    assert Uploader(g.spool, local_store, threading.Event()).drain_once() == 1
+    assert local_store.exists(layout.image_key(good.sha256))
+    assert bad.with_suffix(".corrupt").exists() and g.spool.depth() == 0
