@@ -49,6 +49,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON object per event on stdout (ready, model, classification, gathered…)",
     )
+    run_p.add_argument(
+        "--wait-model",
+        type=float,
+        metavar="SECONDS",
+        help="hold the camera until a model serves (at most SECONDS), so every frame is classified",
+    )
     run_p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     run_p.set_defaults(func=run)
 
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     daemon = EdgeDaemon(
         config, events=sys.stdout if args.jsonl else None, max_frames=args.max_frames
     )
-    return daemon.run()
+    return daemon.run(wait_model=args.wait_model)
 
 
 def classify(args: argparse.Namespace) -> int:

@@ -335,10 +335,26 @@ class EdgeDaemon:
             signal.signal(signal.SIGTERM, handler)
             signal.signal(signal.SIGINT, handler)
 
-    def run(self, drain_seconds: float = 5.0) -> int:
+    def wait_for_model(self, seconds: float) -> bool:
+        """Hold the camera until a model serves (demos: classify every replayed frame)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            with self._pending_lock:
+                pending, self._pending = self._pending, None
+            if pending is not None:
+                self._switch(*pending)
+            if self.classifier is not None:
+                return True
+            self.stop.wait(0.05)
+        logger.warning("no model after %.0fs; running without one", seconds)
+        return False
+
+    def run(self, drain_seconds: float = 5.0, wait_model: float | None = None) -> int:
         self.install_signal_handlers()
         try:
             self._start()
+            if wait_model:
+                self.wait_for_model(wait_model)
             while not self.stop.is_set() and self._step():
                 pass
             self._drain(drain_seconds)

@@ -188,3 +188,41 @@ def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
     assert len(list(direct.list("gathered/"))) == len(pressed)  # nothing doubled
     assert records == pressed  # nothing lost
     assert {k.split("/")[-1].removesuffix(".jpg") for k in direct.list("images/")} == pressed
+
+
+@pytest.mark.edge_numpy1
+def test_demo_mode_classifies_every_replayed_frame_then_exits(tmp_path: Path) -> None:
+    """What ``make demo`` runs: replay once (stop at the end), wait for the published model,
+    a key on stdin, no MQTT, a file:// store; the daemon exits 0 by itself."""
+    frames = write_frames(tmp_path / "frames", [RED] * 4 + [GREEN] * 4 + [BLUE] * 4)
+    store = LocalStore(tmp_path / "store")
+    publish_model(store, "demo-1")
+    config = write_config(tmp_path / "edge.toml", tmp_path, {"url": store.url}, frames)
+    daemon = Daemon(
+        config,
+        None,
+        "--camera-folder",
+        str(frames),
+        "--fps",
+        "8",
+        "--at-end",
+        "stop",
+        "--wait-model",
+        "30",
+        "--no-live-view",
+    )
+    try:
+        daemon.wait_event("classification")
+        daemon.key("1")
+        assert daemon.proc.wait(60) == 0
+    finally:
+        daemon.kill()
+    classified = daemon.of("classification")
+    assert len(classified) == 12 and len({e["source"] for e in classified}) == 12
+    assert all(e["model_version"] == "demo-1" for e in classified)
+    truth = ["cardboard"] * 4 + ["glass"] * 4 + ["metal"] * 4
+    assert [e["raw_label"] for e in sorted(classified, key=lambda e: e["frame"])] == truth
+    assert daemon.of("camera_end") and daemon.of("gathered")[0]["label"] == "cardboard"
+    assert len(list(store.list("gathered/"))) == 1
+    status = json.loads((tmp_path / "state" / "status.json").read_text())
+    assert status["state"] == "stopped" and status["frames_classified"] == 12
