@@ -179,18 +179,18 @@ def schedule(config: TrainConfig, learning_rate: float, steps: int) -> Any:
 
 
 def calibrate_batchnorm(base: Any, images: np.ndarray) -> None:
-    """For ``--weights none``: set every BatchNorm's statistics from one batch of training
-    images (momentum 0, one forward pass in training mode). A randomly initialised base
-    with BatchNorm frozen at its initial statistics outputs ~0 everywhere; with data-derived
-    statistics its random features are usable for the tiny test and demo configurations."""
+    """For ``--weights none``: set every BatchNorm's statistics from training images, layer
+    by layer in inference mode. A randomly initialised base with BatchNorm at its initial
+    statistics outputs ~0 everywhere; with data-derived statistics it gives usable features.
+    After training from scratch it is run again: running averages lag behind moving weights."""
     import keras
 
-    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    saved = [(layer.momentum, layer.trainable) for layer in bns]
-    for layer in bns:  # a frozen BatchNorm always runs in inference mode
-        layer.momentum, layer.trainable = 0.0, True
-    try:
-        base(images.astype("float32"), training=True)
-    finally:
-        for layer, (momentum, trainable) in zip(bns, saved, strict=True):
-            layer.momentum, layer.trainable = momentum, trainable
+    x = images.astype("float32")
+    for layer in base.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization):
+            continue
+        probe = keras.Model(base.input, layer.input)
+        acts = np.concatenate([np.asarray(probe(x[i : i + 128], training=False))
+                               for i in range(0, len(x), 128)])
+        layer.moving_mean.assign(acts.mean(axis=(0, 1, 2)))
+        layer.moving_variance.assign(acts.var(axis=(0, 1, 2)))

@@ -1,0 +1,122 @@
+"""setup -> train -> convert -> gate -> publish against SeaweedFS and mosquitto (tiny config)."""
+
+import threading
+import tomllib
+
+import numpy as np
+import pytest
+
+from recyclops.cloud.convert import TfliteModel
+from recyclops.cloud.evaluate import GateError
+from recyclops.cloud.publish import publish
+from recyclops.cloud.setup import download_model, sync_dataset
+from recyclops.cloud.train import train
+from recyclops.shared import layout, messages
+from recyclops.shared.config import TrainConfig
+from recyclops.shared.hashing import sha256_bytes
+from recyclops.shared.manifest import parse_manifest, parse_pointer
+from recyclops.shared.mqtt import MqttClient
+from recyclops.shared.records import dump_journal
+
+from .helpers import TINY_TOML, decision, seed_images
+
+CATS = ["red", "green", "blue"]
+
+
+@pytest.mark.slow
+def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
+    labels = seed_images(s3_store, CATS, per_class=24)
+    # The awkward cases a real store has: a corrupt upload, a reviewed image whose object is
+    # missing, an image marked invalid, and one whose only label was withdrawn.
+    corrupt = b"\xff\xd8 not really a jpeg"
+    corrupt_sha = sha256_bytes(corrupt)
+    s3_store.put(layout.image_key(corrupt_sha), corrupt)
+    missing_sha = "ab" * 32
+    shas = sorted(labels)
+    extra = [decision(corrupt_sha, "red", "review-2"), decision(missing_sha, "blue", "review-2"),
+             decision(shas[0], "invalid", "review-2", minutes=5),
+             decision(shas[1], "green", "review-2", seq=100),
+             decision(shas[1], None, "review-2", action="withdraw", seq=101)]
+    s3_store.put(layout.labels_key("review-2"), dump_journal(extra))
+
+    data = tmp_path / "data"
+    summary = sync_dataset(s3_store, data, CATS, workers=4, progress=False)
+    assert summary.images == len(labels) - 1  # shas[0] is now invalid
+    assert summary.excluded_invalid == 1
+    assert any("missing" in p and missing_sha in p for p in summary.problems)
+    assert any(corrupt_sha in p for p in summary.problems)
+    again = sync_dataset(s3_store, data, CATS, workers=4, progress=False)
+    assert again.downloaded == 0 and again.skipped == summary.images  # resumable
+    assert again.fingerprint == summary.fingerprint
+
+    config = TrainConfig(**tomllib.loads(TINY_TOML.read_text())["train"])
+    run_dir = train(config, data, tmp_path / "runs")
+    model_dir = run_dir / "model"
+    manifest = parse_manifest((model_dir / "manifest.json").read_bytes())
+    manifest.verify_folder(model_dir)
+    assert manifest.categories == CATS
+    assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md"} <= {f.name for f in manifest.files}
+    assert (manifest.input.dtype, manifest.input.scale, manifest.input.zero_point) == ("uint8", 1.0, 0)
+    assert manifest.input.height == 48 and manifest.dataset.fingerprint == summary.fingerprint
+    assert manifest.metrics.test_images > 0 and manifest.metrics.int8_accuracy is not None
+    assert (run_dir / "history.csv").read_text().count("\n") >= 2
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    int8 = TfliteModel(model_dir / "model.tflite")
+    assert int8.input_dtype == "uint8" and int8.input_quant == (1.0, 0)
+
+    received: list[messages.ModelNotice] = []
+    got = threading.Event()
+    listener = MqttClient(mqtt_config)
+
+    def on_notice(topic: str, payload: bytes) -> None:
+        received.append(messages.parse_message(messages.ModelNotice, payload, topic))
+        got.set()
+
+    listener.subscribe(messages.model_topic(mqtt_config.fleet, "canary"), on_notice)
+    try:
+        assert listener.start(wait=10)
+        published = publish(run_dir, s3_store, mqtt_config, "canary", force=True)
+        assert got.wait(15)
+    finally:
+        listener.stop()
+    assert received[-1].version == published.version == manifest.version
+    pointer = parse_pointer(s3_store.get(layout.channel_key("canary")))
+    assert pointer.version == manifest.version
+    assert sha256_bytes(s3_store.get(pointer.manifest_key)) == pointer.manifest_sha256 == received[-1].manifest_sha256
+    for entry in manifest.files:
+        assert sha256_bytes(s3_store.get(layout.model_file_key(manifest.version, entry.name))) == entry.sha256
+    publish(run_dir, s3_store, None, "canary", force=True)  # twice is harmless
+    fetched, folder = download_model(s3_store, "canary", tmp_path / "models")
+    assert fetched.version == manifest.version and (folder / "model.tflite").is_file()
+
+    # The gate against a degraded int8 model: the same network with its classifier forced
+    # onto the class float was worst at, converted for real, must be refused.
+    import keras
+
+    from recyclops.cloud.convert import representative, to_int8_tflite
+    from recyclops.cloud.dataset import load_dataset
+    from recyclops.cloud.evaluate import Scores, quality_gate
+    from recyclops.cloud.train import prepare_arrays
+
+    per_class = {c: m.float_accuracy or 0.0 for c, m in manifest.metrics.per_class.items()}
+    worst = min(CATS, key=lambda c: per_class[c])
+    assert max(per_class.values()) > config.gate_class_margin / 100, "float model learned nothing"
+    model = keras.models.load_model(model_dir / "model.keras")
+    dense = model.get_layer("head").get_layer("classifier")
+    kernel, bias = dense.get_weights()
+    forced = np.full_like(bias, -10.0)
+    forced[CATS.index(worst)] = 10.0
+    dense.set_weights([np.zeros_like(kernel), forced])
+    arrays, x_test, y_test, _ = prepare_arrays(config, load_dataset(data))
+    degraded = TfliteModel(to_int8_tflite(model, representative(arrays.x_train, 16, 0)))
+    float_scores = Scores(manifest.metrics.float_accuracy or 0.0, dict(per_class),
+                          {c: m.support for c, m in manifest.metrics.per_class.items()}, [])
+    bad = Scores.of(degraded.predict(x_test), y_test, CATS)
+    verdict = quality_gate(float_scores, bad, config.gate_margin, config.gate_class_margin)
+    assert not verdict.passed
+    assert any(c in r for r in verdict.reasons for c in CATS if c != worst)
+    verdict.save(run_dir)
+    with pytest.raises(GateError, match="quality gate failed"):
+        publish(run_dir, s3_store, None, "stable")
+    assert not s3_store.exists(layout.channel_key("stable"))
+    assert parse_pointer(s3_store.get(layout.channel_key("canary"))).version == manifest.version
