@@ -21,9 +21,10 @@ from ..shared.store import ObjectStore, open_store
 from .cameras import Camera, EndOfStream, Frame, open_camera
 from .classifier import Classifier
 from .gathering import Gatherer, legend
+from .housekeeping import housekeeping_loop, overlay_state
 from .keypad import Keypad, open_keypad
 from .keys import handle_key
-from .liveview import LiveFrames, LiveServer, preview_overlay
+from .liveview import LiveFrames, LiveServer
 from .models import ModelRepo
 from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
@@ -261,31 +262,10 @@ class EdgeDaemon:
         )
 
     def _housekeeping(self) -> None:
-        status = self.config.edge.status
-        next_stats = time.monotonic() + status.stats_seconds
-        while not self.stop.wait(status.file_seconds):
-            try:
-                snap = self.status_snapshot()
-                write_status(self.state_dir, snap)
-                if self.config.edge.camera.preview:
-                    self.camera.set_overlay(
-                        preview_overlay((640, 480), legend(self.config), *self._overlay())
-                    )
-                self.notifier.status(
-                    f"model {snap['model_version']}, {snap['fps']} fps, spool {snap['spool_depth']}"
-                )
-                if time.monotonic() >= next_stats:
-                    next_stats = time.monotonic() + status.stats_seconds
-                    self.telemetry.stats(snap, snap["spool_depth"])
-            except Exception:
-                logger.exception("status update failed")
+        housekeeping_loop(self)
 
     def _overlay(self) -> tuple[dict[str, Any] | None, bool, str | None]:
-        with self.state.lock:
-            note = "SPOOL FULL" if self.state.spool_full else None
-            if self.state.model_version is None:
-                note = note or "no model yet"
-            return self.state.current, time.monotonic() < self.state.flash_until, note
+        return overlay_state(self)
 
     # ---- start and stop
     def _start(self) -> None:

@@ -14,12 +14,9 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +74,10 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
         orig_in, edge_model.layers[-1](edge_model.layers[-2](base(orig_in * 2 - 1)))
     )
 
+    int8_path = out / "int8" / "model.tflite"
+    float_path = out / "float" / "model.tflite"
+    if int8_path.exists() and float_path.exists():  # --keep: converted by an earlier run
+        return orig_model, int8_path, float_path, weights
     from recyclops.shared.preprocess import preprocess
 
     reps = [
@@ -94,10 +95,8 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    int8_path = out / "int8" / "model.tflite"
     int8_path.parent.mkdir(parents=True, exist_ok=True)
     int8_path.write_bytes(conv.convert())
-    float_path = out / "float" / "model.tflite"
     float_path.parent.mkdir(parents=True, exist_ok=True)
     float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(edge_model).convert())
     return orig_model, int8_path, float_path, weights
@@ -128,200 +127,75 @@ def write_manifest(folder: Path, version: str, dtype: str) -> bytes:
     return manifest.to_json()
 
 
-def time_calls(fn: Any, frames: list[np.ndarray], repeats: int) -> list[float]:
-    times = []
-    for i in range(repeats):
-        frame = frames[i % len(frames)]
-        start = time.perf_counter()
-        fn(frame)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+def timed(fn: Any, arg: Any) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return (time.perf_counter() - start) * 1000
 
 
 def bench_frame_path(
     orig_model: Any, int8_dir: Path, float_dir: Path, quick: bool
 ) -> dict[str, Any]:
+    """All paths interleaved frame by frame, so a busy machine slows them alike."""
     import cv2
 
     from recyclops.edge.classifier import Classifier
     from recyclops.edge.smoothing import Smoother
 
-    frames = [cv2.resize(img, (640, 480)) for img in sample_images(8)]  # camera-sized RGB frames
+    images = sample_images(8)
+    sizes = {
+        "640x480": [cv2.resize(i, (640, 480)) for i in images],
+        "320x240 lores": [cv2.resize(i, (320, 240)) for i in images],
+    }
     repeats = 30 if quick else 150
-    out: dict[str, Any] = {}
-    for name, folder in (("int8 LiteRT", int8_dir), ("float TFLite", float_dir)):
+    cases: dict[str, tuple[Any, list[Any], Any, list[Any], str]] = {}
+    for name, folder, size in (
+        ("int8 LiteRT", int8_dir, "640x480"),
+        ("int8 LiteRT", int8_dir, "320x240 lores"),
+        ("float TFLite", float_dir, "640x480"),
+    ):
         clf = Classifier(folder, threads=2)
         smoother = Smoother(CATEGORIES, "mean", 5, 0.5)
-        tensors = [clf.prepare(f) for f in frames]
-        time_calls(lambda f, c=clf, s=smoother: s.add(c.classify(f).probs), frames, 5)  # warm-up
-        whole = time_calls(lambda f, c=clf, s=smoother: s.add(c.classify(f).probs), frames, repeats)
-        raw = time_calls(lambda t, c=clf: c.run(t), tensors, repeats)
-        out[name] = {
-            "path": statistics.median(whole),
-            "raw": statistics.median(raw),
-            "backend": clf.backend,
-        }
+        frames = sizes[size]
+        cases[f"{name}, {size} frame"] = (
+            lambda f, c=clf, s=smoother: s.add(c.classify(f).probs),
+            frames,
+            clf.run,
+            [clf.prepare(f) for f in frames],
+            clf.backend,
+        )
 
     def original(frame: np.ndarray) -> Any:
         x = cv2.resize(frame, (SIZE, SIZE)).astype(np.float32) / 255.0
         return orig_model.predict(x[None], verbose=0)
 
-    time_calls(original, frames, 3)
-    orig = time_calls(original, frames, max(10, repeats // 5))
-    out["original Keras predict"] = {
+    whole: dict[str, list[float]] = {k: [] for k in cases}
+    raw: dict[str, list[float]] = {k: [] for k in cases}
+    orig: list[float] = []
+    for i in range(repeats + 5):
+        for key, (path_fn, frames, run_fn, tensors, _) in cases.items():
+            w, r = timed(path_fn, frames[i % 8]), timed(run_fn, tensors[i % 8])
+            if i >= 5:  # the first rounds warm up
+                whole[key].append(w)
+                raw[key].append(r)
+        if i % 3 == 0:  # Keras predict is slow: every third round is plenty
+            t = timed(original, sizes["640x480"][i % 8])
+            if i >= 5:
+                orig.append(t)
+    out: dict[str, Any] = {
+        key: {
+            "path": statistics.median(whole[key]),
+            "raw": statistics.median(raw[key]),
+            "backend": case[4],
+        }
+        for key, case in cases.items()
+    }
+    out["original Keras predict, 640x480 frame"] = {
         "path": statistics.median(orig),
         "raw": None,
         "backend": "keras",
     }
     return out
-
-
-class DaemonProc:
-    def __init__(self, python: str, config: Path) -> None:
-        self.log = open(config.parent / "daemon.log", "w")  # noqa: SIM115
-        cmd = [
-            python,
-            "-m",
-            "recyclops.shared.cli",
-            "edge",
-            "run",
-            "--config",
-            str(config),
-            "--jsonl",
-            "-q",
-        ]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL, text=True
-        )
-        self.events: list[tuple[float, dict[str, Any]]] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.append((time.time(), json.loads(line)))
-
-    def wait(self, kind: str, timeout: float, **match: Any) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for t, e in list(self.events):
-                if e["event"] == kind and all(e.get(k) == v for k, v in match.items()):
-                    return t
-            time.sleep(0.01)
-        return None
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def daemon_config(work: Path, store_url: str, mqtt: dict[str, Any] | None, poll: float) -> Path:
-    import tomli_w
-    from edge_helpers import write_frames
-
-    frames = write_frames(
-        work / "frames", [(200, 40, 40), (40, 200, 40), (40, 40, 200)] * 4, size=(640, 480)
-    )
-    data: dict[str, Any] = {
-        "store": {"url": store_url},
-        "edge": {
-            "model_dir": str(work / "models"),
-            "spool_dir": str(work / "spool"),
-            "state_dir": str(work / "state"),
-            "camera": {"kind": "replay", "source": str(frames), "fps": 15, "at_end": "loop"},
-            "updates": {"poll_seconds": poll, "poll_seconds_connected": 3600},
-            "live_view": {"enabled": True, "port": 0},
-        },
-    }
-    if mqtt:
-        data["mqtt"] = mqtt
-    path = work / "edge.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
-
-
-def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str = "bench") -> float:
-    """As the cloud does: files, pointer last, then the retained notice. Returns publish time."""
-    from recyclops.shared import layout, messages
-    from recyclops.shared.hashing import sha256_bytes
-    from recyclops.shared.manifest import ChannelPointer, parse_manifest
-    from recyclops.shared.messages import ModelNotice
-
-    manifest = json.loads((src / "manifest.json").read_text())
-    manifest["version"] = version
-    raw = json.dumps(manifest).encode()
-    parse_manifest(raw)
-    started = time.time()
-    store.put(layout.model_file_key(version, "model.tflite"), src / "model.tflite")
-    store.put(layout.manifest_key(version), raw)
-    notice = ModelNotice(
-        channel="stable",
-        version=version,
-        manifest_key=layout.manifest_key(version),
-        manifest_sha256=sha256_bytes(raw),
-        published_at=datetime.now(UTC),
-    )
-    store.put(
-        layout.channel_key("stable"),
-        ChannelPointer(**notice.model_dump(exclude={"schema_version"})).model_dump_json().encode(),
-    )
-    if client is not None:
-        client.publish(messages.model_topic(fleet, "stable"), notice, retain=True, wait=5)
-    return started
-
-
-def bench_daemon(python: str, model_dir: Path, work: Path, quick: bool) -> dict[str, Any]:
-    from recyclops.shared import devservers
-    from recyclops.shared.config import MqttConfig
-    from recyclops.shared.mqtt import MqttClient
-    from recyclops.shared.store import LocalStore
-
-    results: dict[str, Any] = {"mqtt": [], "poll": []}
-    rounds = 2 if quick else 4
-    with devservers.mosquitto(work / "mosquitto") as broker:
-        mqtt = {"host": broker.host, "port": broker.port, "fleet": "bench"}
-        store = LocalStore(work / "store-mqtt")
-        publish(store, "v0", model_dir)
-        daemon = DaemonProc(python, daemon_config(work / "d-mqtt", store.url, mqtt, poll=3600))
-        client = MqttClient(MqttConfig(**mqtt))
-        client.start(wait=5)
-        try:
-            assert daemon.wait("model", 120, version="v0"), "daemon never served v0"
-            time.sleep(5 if quick else 15)  # warm, running, classifying
-            results["rss_mb"] = daemon.rss_mb()
-            for i in range(1, rounds + 1):
-                t0 = publish(store, f"m{i}", model_dir, client)
-                t1 = daemon.wait("model", 60, version=f"m{i}")
-                results["mqtt"].append(t1 - t0 if t1 else float("nan"))
-            results["rss_mb_after_updates"] = daemon.rss_mb()
-        finally:
-            client.stop()
-            daemon.stop()
-    poll = 2.0
-    store = LocalStore(work / "store-poll")
-    publish(store, "v0", model_dir)
-    daemon = DaemonProc(python, daemon_config(work / "d-poll", store.url, None, poll=poll))
-    try:
-        assert daemon.wait("model", 120, version="v0"), "daemon never served v0"
-        for i in range(1, rounds + 1):
-            time.sleep(0.7 * i % poll)  # land at different points of the poll cycle
-            t0 = publish(store, f"p{i}", model_dir)
-            t1 = daemon.wait("model", 60, version=f"p{i}")
-            results["poll"].append(t1 - t0 if t1 else float("nan"))
-    finally:
-        daemon.stop()
-    results["poll_seconds"] = poll
-    return results
 
 
 def main() -> int:
@@ -348,11 +222,13 @@ def main() -> int:
         path = bench_frame_path(orig_model, int8_path.parent, float_path.parent, args.quick)
         edge_python = ROOT / ".venv-edge" / "bin" / "python"
         python = args.python or (str(edge_python) if edge_python.exists() else sys.executable)
+        from daemon_bench import bench_daemon
+
         daemon = bench_daemon(python, int8_path.parent, work, args.quick)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    orig = path["original Keras predict"]["path"]
+    orig = path["original Keras predict, 640x480 frame"]["path"]
     rows = []
     for name, r in path.items():
         overhead = None if r["raw"] is None else r["path"] - r["raw"]
@@ -366,12 +242,17 @@ def main() -> int:
                 round(orig / r["path"], 1),
             ]
         )
-    int8 = path["int8 LiteRT"]
+    int8 = path["int8 LiteRT, 640x480 frame"]
+    lores = path["int8 LiteRT, 320x240 lores frame"]
     figures = {
         "edge_int8_path_ms": round(int8["path"], 2),
         "edge_int8_raw_inference_ms": round(int8["raw"], 2),
         "edge_path_overhead_ms": round(int8["path"] - int8["raw"], 2),
         "edge_overhead_fraction_of_inference": round((int8["path"] - int8["raw"]) / int8["raw"], 3),
+        "edge_int8_lores_path_ms": round(lores["path"], 2),
+        "edge_lores_overhead_fraction_of_inference": round(
+            (lores["path"] - lores["raw"]) / lores["raw"], 3
+        ),
         "original_keras_path_ms": round(orig, 2),
         "speedup_int8_vs_original": round(orig / int8["path"], 1),
         "daemon_rss_mb": round(daemon["rss_mb"], 1),
@@ -383,7 +264,7 @@ def main() -> int:
         "title": "Edge: per-frame time, daemon memory, model update latency",
         "tables": [
             {
-                "caption": f"Per frame (640x480 RGB camera frame → answer), median ms; "
+                "caption": f"Per frame (RGB frame → smoothed answer, interleaved), median ms; "
                 f"MobileNetV2 {SIZE}px, {weights} weights, 2 threads",
                 "headers": [
                     "path",
