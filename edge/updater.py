@@ -49,6 +49,7 @@ class Updater:
         self.ignored = 0
         self.last_check: float | None = None
         self.last_result: str | None = None
+        self._last_wanted: str | None = None
         self.thread = threading.Thread(target=self._loop, name="updater", daemon=True)
 
     def start(self) -> None:
@@ -110,27 +111,34 @@ class Updater:
         self.last_result = (
             f"installed {notice.version} in {time.monotonic() - started:.2f}s via {via}"
         )
+        self._last_wanted = None  # whatever was owed is superseded by what now serves
         self.on_ready(classifier, via)
+        return True
+
+    def _poll(self) -> bool:
+        """One look at the channel pointer; True while a fetch is still owed (retry soon)."""
+        self.last_check = time.time()
+        try:
+            notice = self.poll_pointer()
+            if notice is not None:
+                self.handle(notice, "poll")
+            return False
+        except RecyclopsError as exc:  # store down or a bad pointer: try again later
+            self.last_result = f"poll failed: {exc}"
+            logger.warning("model poll failed: %s", exc)
+        except Exception:
+            logger.exception("model poll crashed; retrying later")
         return True
 
     def _loop(self) -> None:
         next_poll = 0.0
+        owed = False  # a notice could not be fetched: poll at the short interval until done
         while not self.stop.is_set():
-            now = time.monotonic()
-            if now >= next_poll:
-                self.last_check = time.time()
-                try:
-                    notice = self.poll_pointer()
-                    if notice is not None:
-                        self.handle(notice, "poll")
-                except RecyclopsError as exc:  # store down or a bad pointer: try again later
-                    self.last_result = f"poll failed: {exc}"
-                    logger.warning("model poll failed: %s", exc)
-                except Exception:
-                    logger.exception("model poll crashed; retrying later")
-                interval = (
-                    self.poll_seconds_connected if self.mqtt_connected() else self.poll_seconds
-                )
+            if time.monotonic() >= next_poll:
+                failed = self._poll()
+                owed = failed or (owed and self._last_wanted not in (None, self.current()))
+                fast = owed or not self.mqtt_connected()
+                interval = self.poll_seconds if fast else self.poll_seconds_connected
                 next_poll = time.monotonic() + interval
             try:
                 notice, via = self.notices.get(
@@ -147,5 +155,9 @@ class Updater:
                 logger.warning(
                     "model %s fetch failed (%s); will retry by polling", notice.version, exc
                 )
+                # A retained notice is not sent again: poll soon, even while MQTT is up.
+                owed = True
+                self._last_wanted = notice.version
+                next_poll = min(next_poll, time.monotonic() + self.poll_seconds)
             except Exception:
                 logger.exception("model update crashed; the current model keeps serving")

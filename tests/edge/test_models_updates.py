@@ -223,3 +223,24 @@ def test_update_arrives_by_mqtt_then_by_polling_when_the_broker_stops(
         h.stop.set()
         h.updater.thread.join(10)
         telemetry.client.stop()
+
+
+@pytest.mark.edge_numpy1
+def test_notice_that_arrives_before_its_files_is_retried_by_polling(
+    tmp_path: Path, local_store: LocalStore
+) -> None:
+    h = Harness(tmp_path, local_store, poll=0.3)
+    h.connected = lambda: True  # as if MQTT were up: normally no polling for 10 minutes
+    notice = publish_model(local_store, "early", pointer=False)
+    local_store.delete("models/early/model.tflite")  # the notice outran the upload
+    h.updater.start()
+    try:
+        time.sleep(0.3)
+        h.updater.on_mqtt("recyclops/f/models/stable", notice.model_dump_json().encode())
+        time.sleep(0.5)
+        assert h.serving is None and "fetch failed" in (h.updater.last_result or "")
+        publish_model(local_store, "early")  # the upload completes, pointer written last
+        assert h.wait_version("early", timeout=5)
+    finally:
+        h.stop.set()
+        h.updater.thread.join(10)
