@@ -54,6 +54,8 @@ class Dataset:
     categories: list[str]
     labels: dict[str, str]  # sha256 -> category
     problems: list[str] = field(default_factory=list)
+    #: where decoded-pixel caches go (default ``root/.cache``; TrashNet's folder is read-only)
+    cache_dir: Path | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -116,7 +118,8 @@ def load_dataset(root: str | Path) -> Dataset:
     return ds
 
 
-def dataset_from_folders(root: str | Path, categories: list[str] | None = None) -> Dataset:
+def dataset_from_folders(root: str | Path, categories: list[str] | None = None,
+                         cache_dir: Path | None = None) -> Dataset:
     """A data set from a plain ``<category>/*.jpg`` tree (TrashNet, benchmarks): images are
     addressed by their content hash, duplicates collapse to one."""
     from ..shared.hashing import sha256_file
@@ -132,7 +135,7 @@ def dataset_from_folders(root: str | Path, categories: list[str] | None = None) 
                 sha = sha256_file(file)
                 labels[sha] = cat
                 paths[sha] = file
-    ds = _PathDataset(root, categories, labels)
+    ds = _PathDataset(root, categories, labels, cache_dir=cache_dir)
     ds.paths = paths
     return ds
 

@@ -125,20 +125,49 @@ def _fit(model: Any, train: Any, val: tuple[np.ndarray, np.ndarray], epochs: int
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
+@dataclass
+class CachedFeatures:
+    """Base activations computed once: cut-layer ones (for fine-tuning) and pooled ones."""
+
+    cut_train: np.ndarray | None  # V x N x h x w x c (float16), None when not fine-tuning
+    cut_val: np.ndarray | None
+    pooled_train: np.ndarray  # V x N x C
+    pooled_val: np.ndarray
+
+
+def compute_features(parts: Parts, config: TrainConfig, data: SplitArrays, need_cut: bool) -> CachedFeatures:
+    """Run the frozen network once per fixed view of every training image (and once per
+    validation image). Augmentation is therefore limited to ``augment_views`` fixed views."""
+    import keras
+
+    prepare_base(parts, config, data)
+    views = fixed_views(data.x_train, config, config.augment_views if config.augment else 1)
+    pool = keras.layers.GlobalAveragePooling2D()
+    pooled_model = keras.Sequential([parts.upper, pool])
+    cut_val = _predict(parts.lower, _norm(data.x_val))
+    cut_train = []
+    pooled_train = []
+    for v in views:
+        cut = _predict(parts.lower, _norm(v))
+        pooled_train.append(_predict(pooled_model, cut))
+        if need_cut:
+            cut_train.append(cut.astype(np.float16))
+    return CachedFeatures(
+        np.stack(cut_train) if need_cut else None, cut_val if need_cut else None,
+        np.stack(pooled_train), _predict(pooled_model, cut_val))
+
+
 def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Path | None = None,
-               callbacks: list[Any] | None = None, verbose: int = 0) -> dict[str, Any]:
+               callbacks: list[Any] | None = None, verbose: int = 0,
+               features: CachedFeatures | None = None) -> dict[str, Any]:
     """Head on pooled features of fixed views, then the top layers on cut activations."""
     import keras
 
     n, seed = data.num_classes, config.seed
-    prepare_base(parts, config, data)
-    views = fixed_views(data.x_train, config, config.augment_views if config.augment else 1)
-    cut_train = np.stack([_predict(parts.lower, _norm(v)) for v in views]).astype(np.float16)
-    cut_val = _predict(parts.lower, _norm(data.x_val))
-    pool = keras.layers.GlobalAveragePooling2D()
-    pooled_model = keras.Sequential([parts.upper, pool])
-    pooled_train = np.stack([_predict(pooled_model, c) for c in cut_train])
-    pooled_val = _predict(pooled_model, cut_val)
+    tune = config.fine_tune and config.fine_tune_epochs > 0
+    if features is None:
+        features = compute_features(parts, config, data, need_cut=tune)
+    pooled_train, pooled_val = features.pooled_train, features.pooled_val
     w = data.sample_weights(config.class_weights)
     history: dict[str, Any] = {"stages": []}
     train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed)
@@ -148,7 +177,10 @@ def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Pa
     h = _fit(parts.pooled_head, train, (pooled_val, _onehot(data.y_val, n)), config.epochs, 0, cbs, verbose)
     history["stages"].append({"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h})
     done = len(h.get("loss", []))
-    if config.fine_tune and config.fine_tune_epochs > 0:
+    if tune:
+        cut_train, cut_val = features.cut_train, features.cut_val
+        if cut_train is None or cut_val is None:
+            raise ValueError("fine-tuning needs cut-layer features (compute_features(need_cut=True))")
         set_upper_trainable(parts, True)
         inp = keras.Input(cut_train.shape[2:])
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))

@@ -63,9 +63,13 @@ class Parts:
         return keras.Model(pixels, self.head(x), name="recyclops")
 
 
-def _imagenet_available(size: int, alpha: float) -> bool:
+def _imagenet_file(size: int, alpha: float) -> Path:
     name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
-    return (Path.home() / ".keras" / "models" / name).is_file()
+    return Path.home() / ".keras" / "models" / name
+
+
+def _imagenet_available(size: int, alpha: float) -> bool:
+    return _imagenet_file(size, alpha).is_file()
 
 
 def build_base(config: TrainConfig) -> Any:
@@ -76,6 +80,14 @@ def build_base(config: TrainConfig) -> Any:
     try:
         if choice == "imagenet":
             size = config.image_size if config.image_size in (96, 128, 160, 192, 224) else 224
+            fallback = _imagenet_file(224, config.alpha)
+            if not _imagenet_available(size, config.alpha) and fallback.is_file():
+                # Convolution weights do not depend on the input size: the cached 224 px
+                # file serves every size, offline.
+                base = keras.applications.MobileNetV2(
+                    input_shape=shape, include_top=False, weights=None, alpha=config.alpha)
+                base.load_weights(str(fallback))
+                return base
             try:
                 return keras.applications.MobileNetV2(
                     input_shape=shape, include_top=False, weights="imagenet", alpha=config.alpha

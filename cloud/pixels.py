@@ -42,7 +42,7 @@ def load_pixels(
 ) -> Pixels:
     """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal."""
     key = hashlib.sha256(f"{size}:{method}:{','.join(shas)}".encode()).hexdigest()[:16]
-    cache_file = ds.root / CACHE_DIR / f"pixels-{size}-{key}.npz"
+    cache_file = (ds.cache_dir or ds.root / CACHE_DIR) / f"pixels-{size}-{key}.npz"
     if cache and cache_file.is_file():
         try:
             with np.load(cache_file) as data:

@@ -61,7 +61,7 @@ def prepare_arrays(config: TrainConfig, ds: Dataset) -> tuple[Any, np.ndarray, n
     return data, arrays["test"][0], arrays["test"][1], problems
 
 
-def train(config: TrainConfig, data_dir: str | Path, runs_dir: str | Path, *,
+def train(config: TrainConfig, data_dir: str | Path | Dataset, runs_dir: str | Path, *,
           run_id: str | None = None, verbose: int = 0) -> Path:
     """Train, convert, evaluate, gate and package; returns the run folder (gate result
     in ``gate.json``; check it with ``GateResult`` or let ``publish`` refuse)."""
@@ -70,7 +70,7 @@ def train(config: TrainConfig, data_dir: str | Path, runs_dir: str | Path, *,
     from .model import build_parts
 
     t0 = time.monotonic()
-    ds = load_dataset(data_dir)
+    ds = data_dir if isinstance(data_dir, Dataset) else load_dataset(data_dir)
     run_dir = Path(runs_dir) / (run_id or run_id_for(config, ds))
     model_dir = run_dir / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
