@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 BACKENDS: tuple[tuple[str, str, str], ...] = (
     ("litert", "ai_edge_litert.interpreter", "Interpreter"),
     ("tflite_runtime", "tflite_runtime.interpreter", "Interpreter"),
-    ("tensorflow", "tensorflow.lite", "Interpreter"),
+    ("tensorflow", "tensorflow.lite.python.interpreter", "Interpreter"),
 )
 
 

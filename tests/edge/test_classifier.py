@@ -118,3 +118,51 @@ def test_fast_int8_path_equals_the_table() -> None:
     fast = clf.prepare(rgb)
     clf._xor = False
     assert np.array_equal(fast, clf.prepare(rgb))
+
+
+def test_fallback_chain_reaches_tensorflow_only_when_nothing_lighter_exists() -> None:
+    """With ai-edge-litert hidden: TensorFlow's interpreter if installed, else a clear error."""
+    code = (
+        "import sys\n"
+        "sys.modules['ai_edge_litert'] = None\n"
+        "sys.modules['ai_edge_litert.interpreter'] = None\n"
+        "from recyclops.edge.interpreter import NoInterpreterError, interpreter_class\n"
+        "try:\n"
+        "    print('BACKEND', interpreter_class('auto')[0])\n"
+        "except NoInterpreterError as exc:\n"
+        "    print('NONE', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    try:
+        import tensorflow  # noqa: F401
+
+        has_tf = True
+    except ImportError:
+        has_tf = False
+    if has_tf:
+        assert "BACKEND tensorflow" in out.stdout
+    else:
+        assert "NONE" in out.stdout and "pip install ai-edge-litert" in out.stdout
+    first = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from recyclops.edge.interpreter import interpreter_class as f;"
+            "import sys; print(f('auto')[0], 'tensorflow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert first.stdout.split() == ["litert", "False"]  # the light one first, TF never loaded
+
+
+def test_tensorflow_fallback_answers_like_litert() -> None:
+    pytest.importorskip("tensorflow")
+    litert = Classifier(DATA, threads=1, backend="litert")
+    tf = Classifier(DATA, threads=1, backend="tensorflow")
+    assert tf.backend == "tensorflow"
+    for colour in (RED, GREEN, BLUE):
+        a, b = litert.classify(frame(colour)), tf.classify(frame(colour))
+        assert a.label == b.label and np.allclose(a.probs, b.probs, atol=0.01)
