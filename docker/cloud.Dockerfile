@@ -46,5 +46,5 @@ WORKDIR /home/recyclops
 RUN --mount=type=bind,source=docker,target=/tmp/docker \
     WEIGHTS="${WEIGHTS}" python3 /tmp/docker/fetch_weights.py /tmp/docker/weights /home/recyclops/.keras
 VOLUME ["/data", "/runs", "/models"]
-ENTRYPOINT ["recyclops"]
+ENTRYPOINT ["recyclops-job"]
 CMD ["--help"]

@@ -45,9 +45,11 @@ case "$command" in
   publish) do_publish "$@" ;;
   search) say "search $DATA -> $RUNS/search"; recyclops search --data "$DATA" --runs "$RUNS/search" "$@" ;;
   all)
+    # A run id of our own, so publish takes exactly the run this job trained.
+    run_id="${RECYCLOPS_RUN_ID:-job-$(date -u +%Y%m%dT%H%M%SZ)}"
     do_setup
-    do_train "$@"
-    do_publish
+    do_train --run-id "$run_id" "$@"
+    do_publish "$RUNS/$run_id"
     ;;
   *) exec recyclops "$command" "$@" ;;
 esac

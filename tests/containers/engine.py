@@ -49,6 +49,7 @@ class Engine:
         self.env["DOCKER"] = self.cli
         self.logs = logs
         self.containers: list[str] = []
+        self.volumes: list[str] = []
 
     def run_cli(self, *args: str, timeout: float = 120, check: bool = True) -> str:
         out = subprocess.run(
@@ -151,11 +152,21 @@ class Engine:
         )
         return out.stdout + out.stderr
 
+    def volume(self) -> str:
+        """A new named volume (removed at the end), like compose's data and runs volumes."""
+        name = self.run_cli("volume", "create").strip()
+        self.volumes.append(name)
+        return name
+
     def remove_all(self) -> None:
         for cid in reversed(self.containers):
             with contextlib.suppress(Exception):
                 self.run_cli("rm", "-f", cid, check=False, timeout=60)
+        for name in self.volumes:
+            with contextlib.suppress(Exception):
+                self.run_cli("volume", "rm", "-f", name, check=False, timeout=60)
         self.containers.clear()
+        self.volumes.clear()
 
 
 @contextlib.contextmanager

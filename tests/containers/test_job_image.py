@@ -89,24 +89,36 @@ def test_the_job_image_trains_and_publishes_the_tiny_model(
     s3_store: ObjectStore,
     mqtt_config: MqttConfig,
     artifacts_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    config = load(ROOT / "cloud" / "configs" / "tiny.toml")
-    seeded = seed_reviewed(s3_store, config.category_names, per_class=16)
+    # The tiny configuration with three colour categories the synthetic images can teach.
+    configs = tmp_path / "config"
+    configs.mkdir()
+    tiny = (ROOT / "cloud" / "configs" / "tiny.toml").read_text()
+    (configs / "ct.toml").write_text('categories = ["red", "green", "blue"]\n' + tiny)
+    config = load(configs / "ct.toml")
+    seeded = seed_reviewed(s3_store, config.category_names, per_class=40)
     env = {
         **s3_env(s3_server, s3_url),
-        "RECYCLOPS_CONFIG": "/config/tiny.toml",
+        "RECYCLOPS_CONFIG": "/config/ct.toml",
         "RECYCLOPS_MQTT__HOST": str(mqtt_config.host),
         "RECYCLOPS_MQTT__PORT": str(mqtt_config.port),
         "RECYCLOPS_MQTT__FLEET": mqtt_config.fleet,
         "RECYCLOPS_CHANNEL": "stable",
     }
+    configs.chmod(0o755)
+    (configs / "ct.toml").chmod(0o644)
     start = time.monotonic()
+    # Named volumes for /data and /runs, as compose.yaml gives the jobs: the non-root user
+    # must be able to write them.
+    volumes = {"/data": engine.volume(), "/runs": engine.volume()}
+    mounts = tuple(a for path, vol in volumes.items() for a in ("-v", f"{vol}:{path}"))
     out = engine.run(
         cloud_image,
         "all",
         env=env,
         timeout=1500,
-        options=("-v", f"{ROOT / 'cloud' / 'configs'}:/config:ro"),
+        options=("-v", f"{configs}:/config:ro", *mounts),
     )
     took = time.monotonic() - start
     (artifacts_dir / "containers" / "job-all.log").write_text(out.stdout + out.stderr)
@@ -119,9 +131,22 @@ def test_the_job_image_trains_and_publishes_the_tiny_model(
     assert sha256_bytes(manifest_bytes) == pointer.manifest_sha256
     manifest = parse_manifest(manifest_bytes)
     assert manifest.categories == config.category_names
+    assert manifest.metrics.test_images > 0 and manifest.metrics.int8_accuracy is not None
     for entry in manifest.files:
         data = s3_store.get(layout.model_file_key(pointer.version, entry.name))
         assert sha256_bytes(data) == entry.sha256, entry.name
+
+    # The run stays in the runs volume (TensorBoard's logdir), the data set in the data one.
+    listing = engine.run(
+        cloud_image,
+        "-c",
+        "find /runs /data -maxdepth 3 | sort",
+        options=("--entrypoint", "sh", *mounts),
+        network="none",
+    ).stdout.split()
+    run = f"/runs/{pointer.version}"
+    assert {f"{run}/gate.json", f"{run}/history.csv", f"{run}/tensorboard"} <= set(listing)
+    assert "/data/dataset/dataset.json" in listing
 
     # The fleet heard about it: the retained notice on the channel's topic.
     notice = retained(mqtt_config, model_topic(mqtt_config.fleet, "stable"))
