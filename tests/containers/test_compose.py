@@ -154,3 +154,31 @@ def test_env_example_names_every_variable_compose_reads() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     missing = sorted(used - documented)
     assert not missing, f".env.example does not mention {missing}"
+
+
+@pytest.mark.parametrize("service", ["clean", "edge", "train-cpu", "setup", "publish"])
+def test_each_service_environment_is_a_valid_recyclops_configuration(
+    service: str, tmp_path: Path
+) -> None:
+    """The RECYCLOPS_* settings compose passes must load (no typo in a section or key)."""
+    from recyclops.shared.config import load
+
+    env = {
+        "S3_ACCESS_KEY": "k",
+        "S3_SECRET_KEY": "s",
+        "RECYCLOPS_CLEAN_TOKEN": "t" * 24,
+        "MQTT_JOBS_PASSWORD": "p",
+    }
+    environment = resolved("local", "cpu", env=env, tmp=tmp_path)["services"][service][
+        "environment"
+    ]
+    recyclops = {k: v for k, v in environment.items() if v is not None}
+    assert any(k.startswith("RECYCLOPS_") and "__" in k for k in recyclops)
+    config = load(None, env=recyclops)
+    assert config.store.url == "s3://recyclops/"
+    assert config.store.endpoint_url == "http://s3:8333"
+    assert config.mqtt.host == "mqtt"
+    if service == "edge":
+        assert (config.edge.camera.kind, config.edge.camera.source) == ("replay", "/replay")
+    if service == "clean":
+        assert config.clean.host == "0.0.0.0" and config.clean.port == 8080
