@@ -18,15 +18,17 @@ def augmenter(config: TrainConfig, seed: int | None = None) -> Any | None:
     if config.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if config.rotation > 0:
-        layers.append(keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1))
+        layers.append(
+            keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1)
+        )
     if config.zoom > 0:
-        layers.append(keras.layers.RandomZoom((-config.zoom, 0.0), fill_mode="reflect", seed=seed + 2))
+        layers.append(
+            keras.layers.RandomZoom((-config.zoom, 0.0), fill_mode="reflect", seed=seed + 2)
+        )
     return keras.Sequential(layers, name="augment") if layers else None
 
 
-def fixed_views(
-    images: np.ndarray, config: TrainConfig, views: int, batch: int = 64
-) -> np.ndarray:
+def fixed_views(images: np.ndarray, config: TrainConfig, views: int, batch: int = 64) -> np.ndarray:
     """``views`` versions of every image: view 0 is the image itself, the rest augmented
     with fixed seeds (the cached pipeline's honest stand-in for live augmentation).
     Returns V x N x H x W x 3 uint8."""

@@ -30,8 +30,14 @@ def confusion_png(confusion: list[list[int]], categories: list[str], title: str)
     ax.set_title(title)
     for i in range(m.shape[0]):
         for j in range(m.shape[1]):
-            ax.text(j, i, str(m[i, j]), ha="center", va="center",
-                    color="white" if m[i, j] > rows[i, 0] / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(m[i, j]),
+                ha="center",
+                va="center",
+                color="white" if m[i, j] > rows[i, 0] / 2 else "black",
+            )
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -45,20 +51,30 @@ def _table(categories: list[str], fl: Scores, q: Scores) -> list[str]:
         f, i = fl.per_class.get(c), q.per_class.get(c)
         fmt = lambda v: "–" if v is None else f"{v:.1%}"  # noqa: E731
         lines.append(f"| {c} | {fl.support.get(c, 0)} | {fmt(f)} | {fmt(i)} |")
-    lines.append(f"| **all** | {sum(fl.support.values())} | **{fl.accuracy:.1%}** | **{q.accuracy:.1%}** |")
+    lines.append(
+        f"| **all** | {sum(fl.support.values())} | **{fl.accuracy:.1%}** | **{q.accuracy:.1%}** |"
+    )
     return lines
 
 
 def _matrix(categories: list[str], confusion: list[list[int]]) -> list[str]:
-    lines = ["| true \\ predicted | " + " | ".join(categories) + " |",
-             "|---|" + "---:|" * len(categories)]
+    lines = [
+        "| true \\ predicted | " + " | ".join(categories) + " |",
+        "|---|" + "---:|" * len(categories),
+    ]
     for name, row in zip(categories, confusion, strict=True):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     return lines
 
 
-def model_card(manifest: ModelManifest, fl: Scores, q: Scores, gate: GateResult,
-               history: dict[str, Any], image_name: str | None) -> str:
+def model_card(
+    manifest: ModelManifest,
+    fl: Scores,
+    q: Scores,
+    gate: GateResult,
+    history: dict[str, Any],
+    image_name: str | None,
+) -> str:
     hp = manifest.hyperparameters
     lines = [
         f"# Recyclops model {manifest.version}",
@@ -76,7 +92,8 @@ def model_card(manifest: ModelManifest, fl: Scores, q: Scores, gate: GateResult,
         f"{manifest.dataset.images} images, fingerprint `{manifest.dataset.fingerprint[:16]}`. "
         "Split by image hash (train/validation/test); test images were never trained on.",
         "",
-        "| class | images |", "|---|---:|",
+        "| class | images |",
+        "|---|---:|",
         *[f"| {k} | {v} |" for k, v in manifest.dataset.per_class.items()],
         "",
         "## Accuracy on the test split",
@@ -93,14 +110,25 @@ def model_card(manifest: ModelManifest, fl: Scores, q: Scores, gate: GateResult,
     lines += ["## Training", "", "| stage | epochs | best validation accuracy |", "|---|---:|---:|"]
     for st in history.get("stages", []):
         lines.append(f"| {st['stage']} | {st['epochs']} | {st['best_val_accuracy']:.1%} |")
-    lines += ["", "## Hyperparameters", "", "```", *[f"{k} = {v!r}" for k, v in sorted(hp.items())], "```", "",
-              "## Limits",
-              "Trained on the operators' reviewed images only; accuracy on other bins, lighting "
-              "or objects is unknown. Classes with few test images have noisy per-class figures.", ""]
+    lines += [
+        "",
+        "## Hyperparameters",
+        "",
+        "```",
+        *[f"{k} = {v!r}" for k, v in sorted(hp.items())],
+        "```",
+        "",
+        "## Limits",
+        "Trained on the operators' reviewed images only; accuracy on other bins, lighting "
+        "or objects is unknown. Classes with few test images have noisy per-class figures.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def write_confusion(path: Path, confusion: list[list[int]], categories: list[str], title: str) -> Path:
+def write_confusion(
+    path: Path, confusion: list[list[int]], categories: list[str], title: str
+) -> Path:
     from ..shared.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, confusion_png(confusion, categories, title))

@@ -33,7 +33,8 @@ def _converter(model: Any) -> Any:
     shape = [1, *model.input.shape[1:]]
     fn = tf.function(lambda x: model(x, training=False))
     frozen = convert_variables_to_constants_v2(
-        fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="pixels")))
+        fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="pixels"))
+    )
     return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
 
 
@@ -49,7 +50,9 @@ def representative(images: np.ndarray, count: int, seed: int) -> np.ndarray:
     """Up to ``count`` training images plus a black and a white one (pin the input range)."""
     rng = np.random.default_rng(seed)
     pick = images[rng.permutation(len(images))[: max(0, count - 2)]]
-    extremes = np.stack([np.zeros(images.shape[1:], np.uint8), np.full(images.shape[1:], 255, np.uint8)])
+    extremes = np.stack(
+        [np.zeros(images.shape[1:], np.uint8), np.full(images.shape[1:], 255, np.uint8)]
+    )
     return np.concatenate([extremes, pick])
 
 
@@ -78,7 +81,7 @@ def _interpreter_class() -> Any:
     except ImportError:  # pragma: no cover - the cloud extra installs litert
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter  # noqa: N806
+        Interpreter = tf.lite.Interpreter
     return Interpreter
 
 
@@ -136,5 +139,11 @@ def check_int8_io(model: TfliteModel) -> None:
         raise ConversionError(f"int8 model has {model.input_dtype} input, expected uint8")
 
 
-__all__ = ["ConversionError", "TfliteModel", "representative", "to_float_tflite",
-           "to_int8_tflite", "write_tflite"]
+__all__ = [
+    "ConversionError",
+    "TfliteModel",
+    "representative",
+    "to_float_tflite",
+    "to_int8_tflite",
+    "write_tflite",
+]

@@ -77,6 +77,14 @@ class Dataset:
             out[split_of(sha, val_fraction, test_fraction)].append(sha)
         return out
 
+    def subset(self, shas: list[str]) -> "Dataset":
+        """The same data set restricted to ``shas`` (benchmarks, quick runs)."""
+        import copy
+
+        sub = copy.copy(self)
+        sub.labels = {s: self.labels[s] for s in shas}
+        return sub
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": 1,
@@ -103,7 +111,9 @@ def load_dataset(root: str | Path) -> Dataset:
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: unreadable: {exc}") from None
     try:
-        ds = Dataset(root, list(data["categories"]), dict(data["labels"]), list(data.get("problems", [])))
+        ds = Dataset(
+            root, list(data["categories"]), dict(data["labels"]), list(data.get("problems", []))
+        )
     except (KeyError, TypeError) as exc:
         raise DatasetError(f"{path}: malformed ({exc})") from None
     unknown = sorted({v for v in ds.labels.values() if v not in ds.categories})
@@ -118,15 +128,18 @@ def load_dataset(root: str | Path) -> Dataset:
     return ds
 
 
-def dataset_from_folders(root: str | Path, categories: list[str] | None = None,
-                         cache_dir: Path | None = None) -> Dataset:
+def dataset_from_folders(
+    root: str | Path, categories: list[str] | None = None, cache_dir: Path | None = None
+) -> Dataset:
     """A data set from a plain ``<category>/*.jpg`` tree (TrashNet, benchmarks): images are
     addressed by their content hash, duplicates collapse to one."""
     from ..shared.hashing import sha256_file
 
     root = Path(root)
     if categories is None:
-        categories = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        categories = sorted(
+            p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
     labels: dict[str, str] = {}
     paths: dict[str, Path] = {}
     for cat in categories:

@@ -32,9 +32,14 @@ class Scores:
         for t, p in zip(y, pred, strict=True):
             conf[int(t), int(p)] += 1
         support = conf.sum(axis=1)
-        per = {c: (float(conf[i, i] / support[i]) if support[i] else None) for i, c in enumerate(categories)}
+        per = {
+            c: (float(conf[i, i] / support[i]) if support[i] else None)
+            for i, c in enumerate(categories)
+        }
         acc = float(np.trace(conf) / max(1, conf.sum()))
-        return cls(acc, per, {c: int(s) for c, s in zip(categories, support, strict=True)}, conf.tolist())
+        return cls(
+            acc, per, {c: int(s) for c, s in zip(categories, support, strict=True)}, conf.tolist()
+        )
 
 
 @dataclass
@@ -50,14 +55,18 @@ class GateResult:
         atomic_write_text(run_dir / GATE_FILE, json.dumps(asdict(self), indent=1) + "\n")
 
     def summary(self) -> str:
-        head = (f"int8 {self.int8_accuracy:.1%} vs float {self.float_accuracy:.1%} "
-                f"(allowed drop {self.margin:g} pt overall, {self.class_margin:g} pt per class)")
+        head = (
+            f"int8 {self.int8_accuracy:.1%} vs float {self.float_accuracy:.1%} "
+            f"(allowed drop {self.margin:g} pt overall, {self.class_margin:g} pt per class)"
+        )
         if self.passed:
             return "quality gate passed: " + head
         return "quality gate FAILED: " + head + "\n  " + "\n  ".join(self.reasons)
 
 
-def quality_gate(float_scores: Scores, int8_scores: Scores, margin: float, class_margin: float) -> GateResult:
+def quality_gate(
+    float_scores: Scores, int8_scores: Scores, margin: float, class_margin: float
+) -> GateResult:
     """Refuse when int8 drops more than ``margin`` points overall or ``class_margin`` points
     in any class (classes without test images are not judged)."""
     reasons = []
@@ -70,9 +79,13 @@ def quality_gate(float_scores: Scores, int8_scores: Scores, margin: float, class
             continue
         d = (f_acc - q_acc) * 100
         if d > class_margin + 1e-9:
-            reasons.append(f"class {name}: int8 {q_acc:.1%} is {d:.1f} points below float "
-                           f"{f_acc:.1%} (limit {class_margin:g})")
-    return GateResult(not reasons, margin, class_margin, float_scores.accuracy, int8_scores.accuracy, reasons)
+            reasons.append(
+                f"class {name}: int8 {q_acc:.1%} is {d:.1f} points below float "
+                f"{f_acc:.1%} (limit {class_margin:g})"
+            )
+    return GateResult(
+        not reasons, margin, class_margin, float_scores.accuracy, int8_scores.accuracy, reasons
+    )
 
 
 def load_gate(run_dir: Path) -> dict[str, Any]:
@@ -80,7 +93,9 @@ def load_gate(run_dir: Path) -> dict[str, Any]:
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise GateError(f"{path}: missing; this run was not evaluated (re-run 'recyclops train')") from None
+        raise GateError(
+            f"{path}: missing; this run was not evaluated (re-run 'recyclops train')"
+        ) from None
     except (OSError, ValueError) as exc:
         raise GateError(f"{path}: unreadable: {exc}") from None
     return data

@@ -34,7 +34,9 @@ class SplitArrays:
         if not enabled:
             return np.ones(len(self.y_train), np.float32)
         counts = np.bincount(self.y_train, minlength=self.num_classes).astype(np.float64)
-        per_class = np.where(counts > 0, len(self.y_train) / (self.num_classes * np.maximum(counts, 1)), 0)
+        per_class = np.where(
+            counts > 0, len(self.y_train) / (self.num_classes * np.maximum(counts, 1)), 0
+        )
         return per_class[self.y_train].astype(np.float32)
 
 
@@ -64,16 +66,25 @@ class BestWeights:
         return _Best()
 
 
-def _callbacks(config: TrainConfig, run_dir: Path | None, extra: list[Any]) -> tuple[list[Any], Any]:
+def _callbacks(
+    config: TrainConfig, run_dir: Path | None, extra: list[Any]
+) -> tuple[list[Any], Any]:
     import keras
 
     best = BestWeights()
-    cbs: list[Any] = [best, keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", patience=config.early_stopping_patience, mode="max")]
+    cbs: list[Any] = [
+        best,
+        keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=config.early_stopping_patience, mode="max"
+        ),
+    ]
     if run_dir is not None:
         cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
-        cbs.append(keras.callbacks.TensorBoard(
-            str(run_dir / "tensorboard"), write_graph=False, profile_batch=0))
+        cbs.append(
+            keras.callbacks.TensorBoard(
+                str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+            )
+        )
     return cbs + extra, best
 
 
@@ -92,12 +103,16 @@ def _onehot(y: np.ndarray, n: int) -> np.ndarray:
 
 
 def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    outs = [np.asarray(model(x[i : i + PREDICT_BATCH].astype("float32"), training=False))
-            for i in range(0, len(x), PREDICT_BATCH)]
+    outs = [
+        np.asarray(model(x[i : i + PREDICT_BATCH].astype("float32"), training=False))
+        for i in range(0, len(x), PREDICT_BATCH)
+    ]
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
-def _view_dataset(feats: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int) -> Any:
+def _view_dataset(
+    feats: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int
+) -> Any:
     """A random one of the V views of every image, each epoch reshuffled."""
     import tensorflow as tf
 
@@ -113,15 +128,30 @@ def _view_dataset(feats: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch
         v = tf.cast(r % views, tf.int32)
         return tf.cast(table[v, tf.cast(i, tf.int32)], tf.float32), onehot, weight
 
-    return pairs.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
+    return (
+        pairs.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
+    )
 
 
-def _fit(model: Any, train: Any, val: tuple[np.ndarray, np.ndarray], epochs: int, initial: int,
-         cbs: list[Any], verbose: int) -> dict[str, list[float]]:
+def _fit(
+    model: Any,
+    train: Any,
+    val: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    initial: int,
+    cbs: list[Any],
+    verbose: int,
+) -> dict[str, list[float]]:
     if epochs <= initial:
         return {}
-    hist = model.fit(train, validation_data=val, epochs=epochs, initial_epoch=initial,
-                     callbacks=cbs, verbose=verbose)
+    hist = model.fit(
+        train,
+        validation_data=val,
+        epochs=epochs,
+        initial_epoch=initial,
+        callbacks=cbs,
+        verbose=verbose,
+    )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
 
@@ -135,7 +165,9 @@ class CachedFeatures:
     pooled_val: np.ndarray
 
 
-def compute_features(parts: Parts, config: TrainConfig, data: SplitArrays, need_cut: bool) -> CachedFeatures:
+def compute_features(
+    parts: Parts, config: TrainConfig, data: SplitArrays, need_cut: bool
+) -> CachedFeatures:
     """Run the frozen network once per fixed view of every training image (and once per
     validation image). Augmentation is therefore limited to ``augment_views`` fixed views."""
     import keras
@@ -153,13 +185,22 @@ def compute_features(parts: Parts, config: TrainConfig, data: SplitArrays, need_
         if need_cut:
             cut_train.append(cut.astype(np.float16))
     return CachedFeatures(
-        np.stack(cut_train) if need_cut else None, cut_val if need_cut else None,
-        np.stack(pooled_train), _predict(pooled_model, cut_val))
+        np.stack(cut_train) if need_cut else None,
+        cut_val if need_cut else None,
+        np.stack(pooled_train),
+        _predict(pooled_model, cut_val),
+    )
 
 
-def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Path | None = None,
-               callbacks: list[Any] | None = None, verbose: int = 0,
-               features: CachedFeatures | None = None) -> dict[str, Any]:
+def fit_cached(
+    parts: Parts,
+    config: TrainConfig,
+    data: SplitArrays,
+    run_dir: Path | None = None,
+    callbacks: list[Any] | None = None,
+    verbose: int = 0,
+    features: CachedFeatures | None = None,
+) -> dict[str, Any]:
     """Head on pooled features of fixed views, then the top layers on cut activations."""
     import keras
 
@@ -174,13 +215,25 @@ def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Pa
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
     cbs, best = _callbacks(config, run_dir, callbacks or [])
-    h = _fit(parts.pooled_head, train, (pooled_val, _onehot(data.y_val, n)), config.epochs, 0, cbs, verbose)
-    history["stages"].append({"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h})
+    h = _fit(
+        parts.pooled_head,
+        train,
+        (pooled_val, _onehot(data.y_val, n)),
+        config.epochs,
+        0,
+        cbs,
+        verbose,
+    )
+    history["stages"].append(
+        {"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h}
+    )
     done = len(h.get("loss", []))
     if tune:
         cut_train, cut_val = features.cut_train, features.cut_val
         if cut_train is None or cut_val is None:
-            raise ValueError("fine-tuning needs cut-layer features (compute_features(need_cut=True))")
+            raise ValueError(
+                "fine-tuning needs cut-layer features (compute_features(need_cut=True))"
+            )
         set_upper_trainable(parts, True)
         inp = keras.Input(cut_train.shape[2:])
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
@@ -189,9 +242,23 @@ def fit_cached(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Pa
         cbs, best2 = _callbacks(config, run_dir, callbacks or [])
         best2.best = best.best  # only keep fine-tuned weights that beat the head alone
         best2.weights = [v.copy() for v in tuned.get_weights()]
-        h = _fit(tuned, train, (cut_val, _onehot(data.y_val, n)), done + config.fine_tune_epochs, done, cbs, verbose)
-        history["stages"].append({"stage": "fine_tune", "epochs": len(h.get("loss", [])),
-                                  "best_val_accuracy": best2.best, **h})
+        h = _fit(
+            tuned,
+            train,
+            (cut_val, _onehot(data.y_val, n)),
+            done + config.fine_tune_epochs,
+            done,
+            cbs,
+            verbose,
+        )
+        history["stages"].append(
+            {
+                "stage": "fine_tune",
+                "epochs": len(h.get("loss", [])),
+                "best_val_accuracy": best2.best,
+                **h,
+            }
+        )
         set_upper_trainable(parts, False)
     return history
 
@@ -207,8 +274,9 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 127.5 - 1.0
 
 
-def pixel_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int,
-                  aug: Any | None) -> Any:
+def pixel_dataset(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int, aug: Any | None
+) -> Any:
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, _onehot(y, n), w))
@@ -223,21 +291,32 @@ def pixel_dataset(x: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: in
     return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def fit_pixels(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Path | None = None,
-               callbacks: list[Any] | None = None, verbose: int = 0) -> dict[str, Any]:
+def fit_pixels(
+    parts: Parts,
+    config: TrainConfig,
+    data: SplitArrays,
+    run_dir: Path | None = None,
+    callbacks: list[Any] | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
     """The whole model from pixels, live augmentation in the tf.data pipeline."""
     n = data.num_classes
     prepare_base(parts, config, data)
     model = parts.full(fine_tuning=config.fine_tune)
     w = data.sample_weights(config.class_weights)
-    train = pixel_dataset(data.x_train, data.y_train, w, n, config.batch_size, config.seed, augmenter(config))
+    train = pixel_dataset(
+        data.x_train, data.y_train, w, n, config.batch_size, config.seed, augmenter(config)
+    )
     val = (data.x_val.astype(np.float32), _onehot(data.y_val, n))
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(model, config, config.learning_rate, steps * config.epochs)
     cbs, best = _callbacks(config, run_dir, callbacks or [])
     h = _fit(model, train, val, config.epochs, 0, cbs, verbose)
-    history: dict[str, Any] = {"stages": [{"stage": "head", "epochs": len(h.get("loss", [])),
-                                           "best_val_accuracy": best.best, **h}]}
+    history: dict[str, Any] = {
+        "stages": [
+            {"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h}
+        ]
+    }
     done = len(h.get("loss", []))
     if config.fine_tune and config.fine_tune_epochs > 0:
         set_upper_trainable(parts, True)
@@ -246,7 +325,13 @@ def fit_pixels(parts: Parts, config: TrainConfig, data: SplitArrays, run_dir: Pa
         best2.best = best.best
         best2.weights = [v.copy() for v in model.get_weights()]
         h = _fit(model, train, val, done + config.fine_tune_epochs, done, cbs, verbose)
-        history["stages"].append({"stage": "fine_tune", "epochs": len(h.get("loss", [])),
-                                  "best_val_accuracy": best2.best, **h})
+        history["stages"].append(
+            {
+                "stage": "fine_tune",
+                "epochs": len(h.get("loss", [])),
+                "best_val_accuracy": best2.best,
+                **h,
+            }
+        )
         set_upper_trainable(parts, False)
     return history

@@ -85,7 +85,8 @@ def build_base(config: TrainConfig) -> Any:
                 # Convolution weights do not depend on the input size: the cached 224 px
                 # file serves every size, offline.
                 base = keras.applications.MobileNetV2(
-                    input_shape=shape, include_top=False, weights=None, alpha=config.alpha)
+                    input_shape=shape, include_top=False, weights=None, alpha=config.alpha
+                )
                 base.load_weights(str(fallback))
                 return base
             try:
@@ -104,7 +105,9 @@ def build_base(config: TrainConfig) -> Any:
         if choice != "none":
             path = Path(choice)
             if not path.is_file():
-                raise ModelBuildError(f"--weights {choice}: no such file (imagenet, none or a path)")
+                raise ModelBuildError(
+                    f"--weights {choice}: no such file (imagenet, none or a path)"
+                )
             base.load_weights(str(path))
         return base
     except ModelBuildError:
@@ -156,9 +159,19 @@ def build_parts(config: TrainConfig, num_classes: int) -> Parts:
     head = keras.Model(feat, dense(drop(pool(feat))), name="head")
     pooled = keras.Input((channels,), name="pooled")
     pooled_head = keras.Model(pooled, dense(drop(pooled)), name="pooled_head")
-    logger.info("base split at %s: %d layers below, %d above", cut_layer.name, cut, len(layers) - cut)
-    return Parts(base, lower, upper, head, pooled_head, cut_layer.name, len(layers) - cut,
-                 bn_frozen=config.weights != "none")
+    logger.info(
+        "base split at %s: %d layers below, %d above", cut_layer.name, cut, len(layers) - cut
+    )
+    return Parts(
+        base,
+        lower,
+        upper,
+        head,
+        pooled_head,
+        cut_layer.name,
+        len(layers) - cut,
+        bn_frozen=config.weights != "none",
+    )
 
 
 def set_upper_trainable(parts: Parts, trainable: bool) -> None:
@@ -202,7 +215,8 @@ def calibrate_batchnorm(base: Any, images: np.ndarray) -> None:
         if not isinstance(layer, keras.layers.BatchNormalization):
             continue
         probe = keras.Model(base.input, layer.input)
-        acts = np.concatenate([np.asarray(probe(x[i : i + 128], training=False))
-                               for i in range(0, len(x), 128)])
+        acts = np.concatenate(
+            [np.asarray(probe(x[i : i + 128], training=False)) for i in range(0, len(x), 128)]
+        )
         layer.moving_mean.assign(acts.mean(axis=(0, 1, 2)))
         layer.moving_variance.assign(acts.var(axis=(0, 1, 2)))

@@ -37,7 +37,11 @@ def _load(path: Path, size: int, method: str) -> np.ndarray | str:
 
 
 def load_pixels(
-    ds: Dataset, shas: list[str], size: int, method: str = "bilinear", workers: int | None = None,
+    ds: Dataset,
+    shas: list[str],
+    size: int,
+    method: str = "bilinear",
+    workers: int | None = None,
     cache: bool = True,
 ) -> Pixels:
     """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal."""
@@ -62,7 +66,11 @@ def load_pixels(
     if cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
-        np.savez(tmp, shas=np.array(kept, dtype=str), images=images,
-                 problems=np.array(problems, dtype=str))
+        np.savez(
+            tmp,
+            shas=np.array(kept, dtype=str),
+            images=images,
+            problems=np.array(problems, dtype=str),
+        )
         os.replace(tmp, cache_file)
     return out

@@ -36,31 +36,51 @@ def _upload(store: ObjectStore, key: str, data: bytes) -> str:
     if sha256_bytes(back) != sha256_bytes(data):
         if written:
             raise PublishError(f"{key}: read-back does not match what was uploaded")
-        raise PublishError(f"{key}: already exists with different content; versions are never overwritten")
+        raise PublishError(
+            f"{key}: already exists with different content; versions are never overwritten"
+        )
     return "uploaded" if written else "already there"
 
 
-def publish(run_dir: str | Path, store: ObjectStore, mqtt_config: MqttConfig | None = None,
-            channel: str = "stable", *, force: bool = False, notify_timeout: float = 10.0) -> ModelManifest:
+def publish(
+    run_dir: str | Path,
+    store: ObjectStore,
+    mqtt_config: MqttConfig | None = None,
+    channel: str = "stable",
+    *,
+    force: bool = False,
+    notify_timeout: float = 10.0,
+) -> ModelManifest:
     """Publish the run's model to ``channel``. Refuses a run whose quality gate failed
     (``force`` overrides, for a human who has read why)."""
     run_dir = Path(run_dir)
     folder = _model_dir(run_dir)
     gate = load_gate(run_dir) if (run_dir / "gate.json").exists() or folder != run_dir else None
     if gate is not None and not gate.get("passed", False) and not force:
-        raise GateError(f"{run_dir}: the quality gate failed, not publishing: " + "; ".join(gate.get("reasons", [])))
+        raise GateError(
+            f"{run_dir}: the quality gate failed, not publishing: "
+            + "; ".join(gate.get("reasons", []))
+        )
     raw_manifest = (folder / layout.MANIFEST_FILE).read_bytes()
     manifest = parse_manifest(raw_manifest, str(folder / layout.MANIFEST_FILE))
     manifest.verify_folder(folder)
     try:
         for entry in manifest.files:
-            status = _upload(store, layout.model_file_key(manifest.version, entry.name),
-                             (folder / entry.name).read_bytes())
+            status = _upload(
+                store,
+                layout.model_file_key(manifest.version, entry.name),
+                (folder / entry.name).read_bytes(),
+            )
             logger.info("%s: %s", entry.name, status)
         mkey = layout.manifest_key(manifest.version)
         _upload(store, mkey, raw_manifest)
-        pointer = ChannelPointer(channel=channel, version=manifest.version, manifest_key=mkey,
-                                 manifest_sha256=sha256_bytes(raw_manifest), published_at=datetime.now(UTC))
+        pointer = ChannelPointer(
+            channel=channel,
+            version=manifest.version,
+            manifest_key=mkey,
+            manifest_sha256=sha256_bytes(raw_manifest),
+            published_at=datetime.now(UTC),
+        )
         store.put(layout.channel_key(channel), pointer.model_dump_json(indent=1).encode())
     except StoreError as exc:
         raise PublishError(f"upload failed, channel {channel!r} unchanged: {exc}") from exc
@@ -74,16 +94,23 @@ def notify(config: MqttConfig, pointer: ChannelPointer, timeout: float = 10.0) -
     """The retained notice; a broker that is down is a warning (devices also poll)."""
     from ..shared.mqtt import MqttClient, MqttError
 
-    notice = messages.ModelNotice(channel=pointer.channel, version=pointer.version,
-                                  manifest_key=pointer.manifest_key,
-                                  manifest_sha256=pointer.manifest_sha256, published_at=pointer.published_at)
+    notice = messages.ModelNotice(
+        channel=pointer.channel,
+        version=pointer.version,
+        manifest_key=pointer.manifest_key,
+        manifest_sha256=pointer.manifest_sha256,
+        published_at=pointer.published_at,
+    )
     topic = messages.model_topic(config.fleet, pointer.channel)
     try:
         client = MqttClient(config)
         try:
             if not client.start(wait=timeout):
-                logger.warning("MQTT broker %s:%s unreachable; devices will find the model by polling",
-                               config.host, config.port)
+                logger.warning(
+                    "MQTT broker %s:%s unreachable; devices will find the model by polling",
+                    config.host,
+                    config.port,
+                )
                 return
             if not client.publish(topic, notice, retain=True, wait=timeout):
                 logger.warning("MQTT notice on %s not acknowledged; devices will poll", topic)

@@ -59,8 +59,11 @@ def grid(base: TrainConfig, search: SearchConfig) -> list[Trial]:
     trials = []
     for i, combo in enumerate(itertools.product(*values)):
         update = dict(zip(GRID_KEYS, combo, strict=True))
-        update.update(epochs=search.epochs, fine_tune_epochs=search.fine_tune_epochs,
-                      fine_tune_learning_rate=None)
+        update.update(
+            epochs=search.epochs,
+            fine_tune_epochs=search.fine_tune_epochs,
+            fine_tune_learning_rate=None,
+        )
         trials.append(Trial(i, TrainConfig.model_validate({**base.model_dump(), **update})))
     return trials
 
@@ -88,9 +91,17 @@ def rss_mb() -> float:
         return 0.0
 
 
-def run_search(base: TrainConfig, search: SearchConfig, data: str | Path | Dataset, out_dir: str | Path,
-               *, shard: tuple[int, int] = (0, 1), store: ObjectStore | None = None,
-               name: str | None = None, retry_failed: bool = False) -> list[dict[str, Any]]:
+def run_search(
+    base: TrainConfig,
+    search: SearchConfig,
+    data: str | Path | Dataset,
+    out_dir: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    store: ObjectStore | None = None,
+    name: str | None = None,
+    retry_failed: bool = False,
+) -> list[dict[str, Any]]:
     """Run this shard's unfinished trials; returns the results of the trials it ran."""
     from .fit import compute_features, fit_cached, prepare_base
     from .model import build_parts
@@ -101,15 +112,24 @@ def run_search(base: TrainConfig, search: SearchConfig, data: str | Path | Datas
     sid = name or search_id(base, search, ds.fingerprint)
     trials = [t for t in grid(base, search) if t.index % shard[1] == shard[0]]
     todo = [t for t in trials if not _finished(out, t, retry_failed)]
-    logger.info("search %s: %d trials in this shard, %d already finished", sid, len(trials), len(trials) - len(todo))
+    logger.info(
+        "search %s: %d trials in this shard, %d already finished",
+        sid,
+        len(trials),
+        len(trials) - len(todo),
+    )
     if not todo:
         return []
     features_cfg = base.model_copy(update={"fine_tune": any(t.config.fine_tune for t in todo)})
     arrays, _, _, _ = prepare_arrays(features_cfg, ds)
     seed_everything(base.seed)
     t0 = time.monotonic()
-    feats = compute_features(build_parts(features_cfg, len(ds.categories)), features_cfg, arrays,
-                             need_cut=features_cfg.fine_tune)
+    feats = compute_features(
+        build_parts(features_cfg, len(ds.categories)),
+        features_cfg,
+        arrays,
+        need_cut=features_cfg.fine_tune,
+    )
     feature_seconds = time.monotonic() - t0
     logger.info("base features computed once in %.1f s", feature_seconds)
     _clear()
@@ -119,31 +139,52 @@ def run_search(base: TrainConfig, search: SearchConfig, data: str | Path | Datas
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / "config.json", trial.config.model_dump_json(indent=1))
         t1 = time.monotonic()
-        result: dict[str, Any] = {"search": sid, "trial": trial.id, "index": trial.index, **trial.params}
+        result: dict[str, Any] = {
+            "search": sid,
+            "trial": trial.id,
+            "index": trial.index,
+            **trial.params,
+        }
         try:
             seed_everything(trial.config.seed)
             parts = build_parts(trial.config, len(ds.categories))
             prepare_base(parts, trial.config, arrays)
             hist = fit_cached(parts, trial.config, arrays, verbose=0, features=feats)
             best = max(s["best_val_accuracy"] for s in hist["stages"])
-            result.update(status="ok", val_accuracy=round(float(best), 4),
-                          epochs=sum(s["epochs"] for s in hist["stages"]))
+            result.update(
+                status="ok",
+                val_accuracy=round(float(best), 4),
+                epochs=sum(s["epochs"] for s in hist["stages"]),
+            )
         except Exception as exc:  # one failing trial must not stop the others
             logger.error("trial %s failed: %s", trial.id, exc)
-            result.update(status="failed", error=f"{type(exc).__name__}: {exc}",
-                          traceback=traceback.format_exc(limit=5))
+            result.update(
+                status="failed",
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(limit=5),
+            )
         finally:
             _clear()
-        result.update(seconds=round(time.monotonic() - t1, 2), rss_mb=rss_mb(),
-                      feature_seconds=round(feature_seconds, 1))
+        result.update(
+            seconds=round(time.monotonic() - t1, 2),
+            rss_mb=rss_mb(),
+            feature_seconds=round(feature_seconds, 1),
+        )
         _log_trial(out, trial, result)
         atomic_write_text(folder / RESULT_FILE, json.dumps(result, indent=1))
         if store is not None:
             _upload(store, sid, result)
         results.append(result)
-        logger.info("trial %d/%d %s: %s val %.3f (%.1f s, rss %.0f MB)", trial.index + 1,
-                    len(grid(base, search)), trial.id, result["status"], result.get("val_accuracy", 0.0),
-                    result["seconds"], result["rss_mb"])
+        logger.info(
+            "trial %d/%d %s: %s val %.3f (%.1f s, rss %.0f MB)",
+            trial.index + 1,
+            len(grid(base, search)),
+            trial.id,
+            result["status"],
+            result.get("val_accuracy", 0.0),
+            result["seconds"],
+            result["rss_mb"],
+        )
     return results
 
 
@@ -169,7 +210,10 @@ def _clear() -> None:
 def _log_trial(out: Path, trial: Trial, result: dict[str, Any]) -> None:
     from .tblog import log_hparams
 
-    metrics = {"val_accuracy": float(result.get("val_accuracy", 0.0)), "seconds": float(result["seconds"])}
+    metrics = {
+        "val_accuracy": float(result.get("val_accuracy", 0.0)),
+        "seconds": float(result["seconds"]),
+    }
     log_hparams(out / "tensorboard" / trial.id, trial.params, metrics, trial_id=trial.id)
 
 
@@ -181,8 +225,9 @@ def _upload(store: ObjectStore, sid: str, result: dict[str, Any]) -> None:
         logger.warning("could not upload %s: %s (kept locally)", key, exc)
 
 
-def gather(out_dir: str | Path | None = None, store: ObjectStore | None = None,
-           sid: str | None = None) -> list[dict[str, Any]]:
+def gather(
+    out_dir: str | Path | None = None, store: ObjectStore | None = None, sid: str | None = None
+) -> list[dict[str, Any]]:
     """Every trial result, from the local folder and/or the store's runs/search/<id>/."""
     found: dict[str, dict[str, Any]] = {}
     if out_dir is not None:
@@ -204,7 +249,9 @@ def gather(out_dir: str | Path | None = None, store: ObjectStore | None = None,
     return sorted(found.values(), key=lambda r: (-(r.get("val_accuracy") or -1), r["index"]))
 
 
-def write_report(results: list[dict[str, Any]], base: TrainConfig, out_dir: str | Path) -> tuple[str, Path | None]:
+def write_report(
+    results: list[dict[str, Any]], base: TrainConfig, out_dir: str | Path
+) -> tuple[str, Path | None]:
     """results.csv, the printed table, and best.toml (a config ``recyclops train -c`` accepts)."""
     import tomli_w
 
@@ -223,8 +270,11 @@ def write_report(results: list[dict[str, Any]], base: TrainConfig, out_dir: str 
     if best is not None:
         tuned = base.model_copy(update={k: best[k] for k in GRID_KEYS})
         data = {k: v for k, v in tuned.model_dump().items() if v is not None}
-        text = (f"# Best trial {best['trial']} of search {best['search']}: validation accuracy "
-                f"{best['val_accuracy']}\n# recyclops train -c {out / 'best.toml'}\n" + tomli_w.dumps({"train": data}))
+        text = (
+            f"# Best trial {best['trial']} of search {best['search']}: validation accuracy "
+            f"{best['val_accuracy']}\n# recyclops train -c {out / 'best.toml'}\n"
+            + tomli_w.dumps({"train": data})
+        )
         best_path = out / "best.toml"
         atomic_write_text(best_path, text)
     return "\n".join(lines), best_path

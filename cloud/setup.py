@@ -47,12 +47,15 @@ class SyncSummary:
         return sum(self.per_class.values())
 
     def lines(self) -> list[str]:
-        out = [f"data set: {self.out_dir} ({self.images} images, fingerprint {self.fingerprint[:12]})"]
+        out = [
+            f"data set: {self.out_dir} ({self.images} images, fingerprint {self.fingerprint[:12]})"
+        ]
         for name, count in self.per_class.items():
             note = "  <- no verified images yet" if count == 0 else ""
             out.append(f"  {name:<16} {count:6d}{note}")
         out.append(
-            f"downloaded {self.downloaded} ({self.bytes / 1e6:.1f} MB), already present {self.skipped}, "
+            f"downloaded {self.downloaded} ({self.bytes / 1e6:.1f} MB), "
+            f"already present {self.skipped}, "
             f"moved {self.moved}, removed {self.removed}, invalid {self.excluded_invalid}, "
             f"withdrawn/unlabelled {self.unlabelled}, with conflicting reviews {self.conflicts}"
         )
@@ -138,7 +141,9 @@ def sync_dataset(
         elif not res.usable:
             summary.excluded_invalid += 1
         elif res.label not in cats:
-            summary.problems.append(f"image {sha[:12]}: label {res.label!r} is not a configured category")
+            summary.problems.append(
+                f"image {sha[:12]}: label {res.label!r} is not a configured category"
+            )
         else:
             wanted[sha] = res.label
     existing = _existing_files(out)
@@ -200,7 +205,9 @@ def _download_all(
     return done
 
 
-def download_model(store: ObjectStore, channel: str, out_dir: str | Path) -> tuple[ModelManifest, Path]:
+def download_model(
+    store: ObjectStore, channel: str, out_dir: str | Path
+) -> tuple[ModelManifest, Path]:
     """Fetch the channel's current model into ``out_dir/<version>/`` and verify every file."""
     pointer = parse_pointer(store.get(layout.channel_key(channel)), layout.channel_key(channel))
     raw = store.get(pointer.manifest_key)

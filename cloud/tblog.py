@@ -11,8 +11,13 @@ def _hparam_value(value: Any) -> Any:
     return value if isinstance(value, bool | int | float | str) else str(value)
 
 
-def log_hparams(log_dir: Path, hparams: dict[str, Any], metrics: dict[str, float],
-                png: bytes | None = None, trial_id: str | None = None) -> None:
+def log_hparams(
+    log_dir: Path,
+    hparams: dict[str, Any],
+    metrics: dict[str, float],
+    png: bytes | None = None,
+    trial_id: str | None = None,
+) -> None:
     """One HParams session (all runs under one parent show in one table) plus the image."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp

@@ -11,7 +11,7 @@ from ...shared.errors import ConfigError
 from ...shared.store import ObjectStore, open_store
 
 #: Fields whose flag the user rarely needs spelled differently.
-_SKIP = frozenset()
+_SKIP: frozenset[str] = frozenset()
 
 
 def load_config(args: argparse.Namespace) -> RecyclopsConfig:
@@ -19,7 +19,9 @@ def load_config(args: argparse.Namespace) -> RecyclopsConfig:
 
 
 def add_store(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="URL", help="store URL (default: the config's store.url)")
+    parser.add_argument(
+        "--store", metavar="URL", help="store URL (default: the config's store.url)"
+    )
 
 
 def store_from(args: argparse.Namespace, config: RecyclopsConfig) -> ObjectStore:
@@ -39,7 +41,7 @@ def _base_type(annotation: Any) -> Any:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = _SKIP) -> None:
-    """One flag per TrainConfig field (``--fine-tune-layers``); unset flags keep the file's value."""
+    """One flag per TrainConfig field (``--fine-tune-layers``); unset flags keep the file's."""
     group = parser.add_argument_group("training (each overrides the config file's [train])")
     for name, field in TrainConfig.model_fields.items():
         if name in skip:
@@ -47,18 +49,38 @@ def add_train_flags(parser: argparse.ArgumentParser, skip: frozenset[str] = _SKI
         flag = "--" + name.replace("_", "-")
         kind = _base_type(field.annotation)
         help_text = f"{field.title or name} (default {field.default!r})"
-        choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
+        choices = (
+            typing.get_args(field.annotation)
+            if typing.get_origin(field.annotation) is typing.Literal
+            else None
+        )
         if kind is bool:
-            group.add_argument(flag, dest=f"train_{name}", action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
+            group.add_argument(
+                flag,
+                dest=f"train_{name}",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
         else:
-            group.add_argument(flag, dest=f"train_{name}", type=kind, default=None, metavar=name.upper(),
-                               choices=choices, help=help_text)
+            group.add_argument(
+                flag,
+                dest=f"train_{name}",
+                type=kind,
+                default=None,
+                metavar=name.upper(),
+                choices=choices,
+                help=help_text,
+            )
 
 
 def train_config(args: argparse.Namespace, config: RecyclopsConfig) -> TrainConfig:
     """The file's [train] with every given flag applied (validated: bad values name the flag)."""
-    updates = {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
+    updates = {
+        k[len("train_") :]: v
+        for k, v in vars(args).items()
+        if k.startswith("train_") and v is not None
+    }
     data = {**config.train.model_dump(), **updates}
     try:
         return TrainConfig.model_validate(data)

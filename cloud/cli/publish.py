@@ -13,10 +13,16 @@ logger = logging.getLogger(__name__)
 def configure(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     add_store(parser)
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by 'recyclops train'")
-    parser.add_argument("--channel", help="channel to point at it (default: the config's train.channel)")
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="a run folder written by 'recyclops train'"
+    )
+    parser.add_argument(
+        "--channel", help="channel to point at it (default: the config's train.channel)"
+    )
     parser.add_argument("--no-notify", action="store_true", help="skip the MQTT notice")
-    parser.add_argument("--force", action="store_true", help="publish even though the quality gate failed")
+    parser.add_argument(
+        "--force", action="store_true", help="publish even though the quality gate failed"
+    )
     parser.set_defaults(func=run)
 
 

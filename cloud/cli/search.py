@@ -34,7 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     parser.add_argument("--data", default="data", help="data set folder (default ./data)")
     parser.add_argument("--out", default="search", help="results folder (default ./search)")
-    parser.add_argument("--grid", metavar="TOML", help="a file with a [search] section (else the config's)")
+    parser.add_argument(
+        "--grid", metavar="TOML", help="a file with a [search] section (else the config's)"
+    )
     parser.add_argument("--batch-sizes", type=_ints, help="e.g. 4,8,16,32")
     parser.add_argument("--dropouts", type=_floats, help="e.g. 0,0.1,0.2")
     parser.add_argument("--optimizers", type=lambda t: t.split(","), help="e.g. adam,rmsprop")
@@ -44,9 +46,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", default="0/1", help="run every N-th trial starting at I (I/N)")
     parser.add_argument("--name", help="search id (default: hash of configs and data set)")
     parser.add_argument("--retry-failed", action="store_true", help="re-run trials that failed")
-    parser.add_argument("--upload", action="store_true", help="also put results under runs/search/ in the store")
-    parser.add_argument("--report", action="store_true",
-                        help="only gather results (local folder and the store) into a table and best.toml")
+    parser.add_argument(
+        "--upload", action="store_true", help="also put results under runs/search/ in the store"
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only gather results (local folder and the store) into a table and best.toml",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
@@ -57,11 +64,17 @@ def search_config(args: argparse.Namespace, base: SearchConfig) -> SearchConfig:
 
         base = load(args.grid).search
     updates = {
-        "batch_size": args.batch_sizes, "dropout": args.dropouts, "optimizer": args.optimizers,
-        "learning_rate": args.learning_rates, "fine_tune": args.fine_tunes, "epochs": args.trial_epochs,
+        "batch_size": args.batch_sizes,
+        "dropout": args.dropouts,
+        "optimizer": args.optimizers,
+        "learning_rate": args.learning_rates,
+        "fine_tune": args.fine_tunes,
+        "epochs": args.trial_epochs,
     }
     try:
-        return SearchConfig.model_validate({**base.model_dump(), **{k: v for k, v in updates.items() if v}})
+        return SearchConfig.model_validate(
+            {**base.model_dump(), **{k: v for k, v in updates.items() if v}}
+        )
     except Exception as exc:
         raise ConfigError(f"search grid: {exc}") from None
 
@@ -75,12 +88,23 @@ def run(args: argparse.Namespace) -> int:
     store = store_from(args, config) if (args.upload or args.report) else None
     if not args.report:
         print(f"grid of {grid_cfg.size} trials; this shard: {args.shard}")
-        run_search(base, grid_cfg, args.data, args.out, shard=parse_shard(args.shard),
-                   store=store if args.upload else None, name=args.name, retry_failed=args.retry_failed)
+        run_search(
+            base,
+            grid_cfg,
+            args.data,
+            args.out,
+            shard=parse_shard(args.shard),
+            store=store if args.upload else None,
+            name=args.name,
+            retry_failed=args.retry_failed,
+        )
     results = gather(args.out, store, args.name)
     table, best = write_report(results, base, args.out)
     print(table)
-    print(f"results: {Path(args.out) / 'results.csv'}; TensorBoard: tensorboard --logdir {Path(args.out) / 'tensorboard'}")
+    print(
+        f"results: {Path(args.out) / 'results.csv'}; "
+        f"TensorBoard: tensorboard --logdir {Path(args.out) / 'tensorboard'}"
+    )
     if best:
         print(f"best config: {best}  (recyclops train -c {best})")
     return 0 if any(r.get("status") == "ok" for r in results) else 1

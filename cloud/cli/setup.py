@@ -15,8 +15,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_store(parser)
     parser.add_argument("--out", default="data", help="data set folder (default ./data)")
     parser.add_argument("--workers", type=int, default=8, help="parallel downloads (default 8)")
-    parser.add_argument("--model", metavar="CHANNEL", help="also download the channel's current model")
-    parser.add_argument("--models-dir", default="models", help="where --model goes (default ./models)")
+    parser.add_argument(
+        "--model", metavar="CHANNEL", help="also download the channel's current model"
+    )
+    parser.add_argument(
+        "--models-dir", default="models", help="where --model goes (default ./models)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -26,8 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     store = store_from(args, config)
-    summary = sync_dataset(store, args.out, config.category_names, workers=args.workers,
-                           progress=not args.no_progress and not args.quiet)
+    summary = sync_dataset(
+        store,
+        args.out,
+        config.category_names,
+        workers=args.workers,
+        progress=not args.no_progress and not args.quiet,
+    )
     print("\n".join(summary.lines()))
     if args.model:
         manifest, folder = download_model(store, args.model, args.models_dir)

@@ -13,7 +13,9 @@ EXIT_GATE_FAILED = 3
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
-    parser.add_argument("--data", default="data", help="data set folder from 'recyclops setup' (default ./data)")
+    parser.add_argument(
+        "--data", default="data", help="data set folder from 'recyclops setup' (default ./data)"
+    )
     parser.add_argument("--runs", default="runs", help="where run folders go (default ./runs)")
     parser.add_argument("--run-id", help="name of the run folder (default: time + config hash)")
     add_train_flags(parser, skip=frozenset({"channel"}))

@@ -58,7 +58,7 @@ class TrainConfig(StrictModel):
     representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
     gate_margin: float = Field(1.5, ge=0.0, le=100.0, title="Max int8 drop (points), overall")
     gate_class_margin: float = Field(
-        5.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class"
+        8.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class"
     )
     seed: int = Field(1337, title="Seed")
     channel: SafeName = Field("stable", title="Channel to publish to")

@@ -15,14 +15,31 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _seq = itertools.count()
 
 
-def decision(sha: str, label: str | None, session: str = "s1", minutes: int = 0,
-             action: str = "label", seq: int | None = None) -> Decision:
-    return Decision(sha256=sha, session=session, seq=next(_seq) if seq is None else seq,
-                    time=T0 + timedelta(minutes=minutes), action=action, label=label)  # type: ignore[arg-type]
+def decision(
+    sha: str,
+    label: str | None,
+    session: str = "s1",
+    minutes: int = 0,
+    action: str = "label",
+    seq: int | None = None,
+) -> Decision:
+    return Decision(
+        sha256=sha,
+        session=session,
+        seq=next(_seq) if seq is None else seq,
+        time=T0 + timedelta(minutes=minutes),
+        action=action,
+        label=label,
+    )  # type: ignore[arg-type]
 
 
-def seed_images(store: ObjectStore, categories: list[str], per_class: int, seed: int = 0,
-                session: str = "review-1") -> dict[str, str]:
+def seed_images(
+    store: ObjectStore,
+    categories: list[str],
+    per_class: int,
+    seed: int = 0,
+    session: str = "review-1",
+) -> dict[str, str]:
     """Upload synthetic images and one review journal labelling them all; sha -> label."""
     labels: dict[str, str] = {}
     decisions = []

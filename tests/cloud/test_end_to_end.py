@@ -33,10 +33,13 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     s3_store.put(layout.image_key(corrupt_sha), corrupt)
     missing_sha = "ab" * 32
     shas = sorted(labels)
-    extra = [decision(corrupt_sha, "red", "review-2"), decision(missing_sha, "blue", "review-2"),
-             decision(shas[0], "invalid", "review-2", minutes=5),
-             decision(shas[1], "green", "review-2", seq=100),
-             decision(shas[1], None, "review-2", action="withdraw", seq=101)]
+    extra = [
+        decision(corrupt_sha, "red", "review-2"),
+        decision(missing_sha, "blue", "review-2"),
+        decision(shas[0], "invalid", "review-2", minutes=5),
+        decision(shas[1], "green", "review-2", seq=100),
+        decision(shas[1], None, "review-2", action="withdraw", seq=101),
+    ]
     s3_store.put(layout.labels_key("review-2"), dump_journal(extra))
 
     data = tmp_path / "data"
@@ -55,8 +58,14 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     manifest = parse_manifest((model_dir / "manifest.json").read_bytes())
     manifest.verify_folder(model_dir)
     assert manifest.categories == CATS
-    assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md"} <= {f.name for f in manifest.files}
-    assert (manifest.input.dtype, manifest.input.scale, manifest.input.zero_point) == ("uint8", 1.0, 0)
+    assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md"} <= {
+        f.name for f in manifest.files
+    }
+    assert (manifest.input.dtype, manifest.input.scale, manifest.input.zero_point) == (
+        "uint8",
+        1.0,
+        0,
+    )
     assert manifest.input.height == 48 and manifest.dataset.fingerprint == summary.fingerprint
     assert manifest.metrics.test_images > 0 and manifest.metrics.int8_accuracy is not None
     assert (run_dir / "history.csv").read_text().count("\n") >= 2
@@ -82,9 +91,16 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     assert received[-1].version == published.version == manifest.version
     pointer = parse_pointer(s3_store.get(layout.channel_key("canary")))
     assert pointer.version == manifest.version
-    assert sha256_bytes(s3_store.get(pointer.manifest_key)) == pointer.manifest_sha256 == received[-1].manifest_sha256
+    assert (
+        sha256_bytes(s3_store.get(pointer.manifest_key))
+        == pointer.manifest_sha256
+        == received[-1].manifest_sha256
+    )
     for entry in manifest.files:
-        assert sha256_bytes(s3_store.get(layout.model_file_key(manifest.version, entry.name))) == entry.sha256
+        assert (
+            sha256_bytes(s3_store.get(layout.model_file_key(manifest.version, entry.name)))
+            == entry.sha256
+        )
     publish(run_dir, s3_store, None, "canary", force=True)  # twice is harmless
     fetched, folder = download_model(s3_store, "canary", tmp_path / "models")
     assert fetched.version == manifest.version and (folder / "model.tflite").is_file()
@@ -109,8 +125,12 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     dense.set_weights([np.zeros_like(kernel), forced])
     arrays, x_test, y_test, _ = prepare_arrays(config, load_dataset(data))
     degraded = TfliteModel(to_int8_tflite(model, representative(arrays.x_train, 16, 0)))
-    float_scores = Scores(manifest.metrics.float_accuracy or 0.0, dict(per_class),
-                          {c: m.support for c, m in manifest.metrics.per_class.items()}, [])
+    float_scores = Scores(
+        manifest.metrics.float_accuracy or 0.0,
+        dict(per_class),
+        {c: m.support for c, m in manifest.metrics.per_class.items()},
+        [],
+    )
     bad = Scores.of(degraded.predict(x_test), y_test, CATS)
     verdict = quality_gate(float_scores, bad, config.gate_margin, config.gate_class_margin)
     assert not verdict.passed

@@ -40,11 +40,17 @@ def _run(tmp_path, passed: bool, version: str = "v1", content: bytes = b"tflite"
     model.mkdir(parents=True)
     (model / "model.tflite").write_bytes(content)
     (model / "MODEL_CARD.md").write_text("# card")
-    manifest = ModelManifest(version=version, created="2026-01-01T00:00:00Z", categories=CATS,
-                             input=InputSpec(height=32, width=32, scale=1.0, zero_point=0),
-                             files=[file_entry(model / "model.tflite"), file_entry(model / "MODEL_CARD.md")])
+    manifest = ModelManifest(
+        version=version,
+        created="2026-01-01T00:00:00Z",
+        categories=CATS,
+        input=InputSpec(height=32, width=32, scale=1.0, zero_point=0),
+        files=[file_entry(model / "model.tflite"), file_entry(model / "MODEL_CARD.md")],
+    )
     (model / "manifest.json").write_bytes(manifest.to_json())
-    (run / "gate.json").write_text(json.dumps({"passed": passed, "reasons": [] if passed else ["class c: too low"]}))
+    (run / "gate.json").write_text(
+        json.dumps({"passed": passed, "reasons": [] if passed else ["class c: too low"]})
+    )
     return run
 
 

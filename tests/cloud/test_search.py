@@ -45,8 +45,10 @@ def test_grid_ids_are_stable_and_shards_partition():
     assert len(default) == SearchConfig().size == 4 * 6 * 2 * 2 * 2
     a = [t.id for t in search_mod.grid(base, grid_cfg)]
     assert a == [t.id for t in search_mod.grid(base, grid_cfg)] and len(set(a)) == len(a)
-    shards = [[t.index for t in search_mod.grid(base, grid_cfg) if t.index % 3 == i] for i in range(3)]
-    assert sorted(sum(shards, [])) == list(range(len(a)))
+    shards = [
+        [t.index for t in search_mod.grid(base, grid_cfg) if t.index % 3 == i] for i in range(3)
+    ]
+    assert sorted(i for shard in shards for i in shard) == list(range(len(a)))
     with pytest.raises(search_mod.SearchError):
         search_mod.parse_shard("3/3")
 
@@ -56,8 +58,21 @@ def test_search_resumes_after_a_killed_run(tmp_path):
     make_dataset(tmp_path / "data")
     out = tmp_path / "search"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [sys.executable, "-m", "recyclops.shared.cli", "search", "-c", str(TINY_TOML),
-           "--data", str(tmp_path / "data"), "--out", str(out), "--trial-epochs", "15", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "recyclops.shared.cli",
+        "search",
+        "-c",
+        str(TINY_TOML),
+        "--data",
+        str(tmp_path / "data"),
+        "--out",
+        str(out),
+        "--trial-epochs",
+        "15",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     try:
@@ -77,7 +92,11 @@ def test_search_resumes_after_a_killed_run(tmp_path):
 
     ran = search_mod.run_search(base, grid_cfg, tmp_path / "data", out)
     assert {r["trial"] for r in ran} == all_ids - set(done)
-    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/result.json") if p.parent.name in done} == done
+    assert {
+        p.parent.name: p.stat().st_mtime_ns
+        for p in out.glob("trials/*/result.json")
+        if p.parent.name in done
+    } == done
     assert search_mod.run_search(base, grid_cfg, tmp_path / "data", out) == []  # nothing left
 
     results = search_mod.gather(out)
@@ -85,12 +104,17 @@ def test_search_resumes_after_a_killed_run(tmp_path):
     table, best = search_mod.write_report(results, base, out)
     assert results[0]["trial"] in table
     cfg = load(best)
-    assert cfg.train.batch_size == results[0]["batch_size"] and cfg.train.dropout == results[0]["dropout"]
+    assert (
+        cfg.train.batch_size == results[0]["batch_size"]
+        and cfg.train.dropout == results[0]["dropout"]
+    )
     assert any(out.glob("tensorboard/*/events.out.tfevents.*"))
 
 
 @pytest.mark.slow
-def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(tmp_path, local_store, monkeypatch):
+def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(
+    tmp_path, local_store, monkeypatch
+):
     ds = make_dataset(tmp_path / "data", per_class=10)
     base, grid_cfg = tiny()
     grid_cfg = grid_cfg.model_copy(update={"epochs": 2})
@@ -104,7 +128,9 @@ def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(tmp_
         return real(parts, config, *args, **kwargs)
 
     monkeypatch.setattr(fit, "fit_cached", flaky)
-    ran = search_mod.run_search(base, grid_cfg, ds, tmp_path / "s", shard=(0, 1), store=local_store, name="t1")
+    ran = search_mod.run_search(
+        base, grid_cfg, ds, tmp_path / "s", shard=(0, 1), store=local_store, name="t1"
+    )
     statuses = sorted(r["status"] for r in ran)
     assert statuses == ["failed", "ok", "ok", "ok"]
     assert "simulated" in next(r["error"] for r in ran if r["status"] == "failed")
@@ -115,4 +141,9 @@ def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(tmp_
     monkeypatch.setattr(fit, "fit_cached", real)
     again = search_mod.run_search(base, grid_cfg, ds, tmp_path / "s", name="t1", retry_failed=True)
     assert [r["status"] for r in again] == ["ok"]
-    assert json.loads((tmp_path / "s" / "trials" / again[0]["trial"] / "result.json").read_text())["status"] == "ok"
+    assert (
+        json.loads((tmp_path / "s" / "trials" / again[0]["trial"] / "result.json").read_text())[
+            "status"
+        ]
+        == "ok"
+    )

@@ -18,17 +18,22 @@ def test_conflicting_and_withdrawn_decisions(local_store, tmp_path):
     a, b, c, d = sorted(labels)[:4]
     journal = [
         # two reviewers disagree: the later decision wins, whichever session
-        decision(a, "blue", "alice", minutes=10), decision(a, "green", "bob", minutes=20),
+        decision(a, "blue", "alice", minutes=10),
+        decision(a, "green", "bob", minutes=20),
         # bob labels c then withdraws it: alice's earlier label stands again
-        decision(c, "red", "alice", minutes=1), decision(c, "blue", "bob", minutes=30, seq=1),
+        decision(c, "red", "alice", minutes=1),
+        decision(c, "blue", "bob", minutes=30, seq=1),
         decision(c, None, "bob", minutes=31, action="withdraw", seq=2),
         # withdrawn with nothing else standing: out of the data set
-        decision(d, "red", "carol", minutes=40, seq=1), decision(d, None, "carol", minutes=41, action="withdraw", seq=2),
+        decision(d, "red", "carol", minutes=40, seq=1),
+        decision(d, None, "carol", minutes=41, action="withdraw", seq=2),
         # a label nobody configured
         decision(b, "purple", "carol", minutes=50, seq=3),
     ]
     for session in ("alice", "bob", "carol"):
-        local_store.put(layout.labels_key(session), dump_journal([x for x in journal if x.session == session]))
+        local_store.put(
+            layout.labels_key(session), dump_journal([x for x in journal if x.session == session])
+        )
     local_store.put(layout.labels_key("review-1"), b"")  # the seed's journal no longer applies
     summary = sync_dataset(local_store, tmp_path / "data", CATS, progress=False)
     ds = load_dataset(tmp_path / "data")
@@ -45,8 +50,12 @@ def test_relabel_moves_and_invalid_removes(local_store, tmp_path):
     sync_dataset(local_store, out, CATS, progress=False)
     x, y = sorted(labels)[:2]
     new = "red" if labels[x] != "red" else "green"
-    local_store.put(layout.labels_key("later"), dump_journal(
-        [decision(x, new, "later", minutes=99), decision(y, "invalid", "later", minutes=99)]))
+    local_store.put(
+        layout.labels_key("later"),
+        dump_journal(
+            [decision(x, new, "later", minutes=99), decision(y, "invalid", "later", minutes=99)]
+        ),
+    )
     summary = sync_dataset(local_store, out, CATS, progress=False)
     assert summary.moved == 1 and summary.removed == 1 and summary.downloaded == 0
     assert (out / new / f"{x}.jpg").is_file()
@@ -55,7 +64,9 @@ def test_relabel_moves_and_invalid_removes(local_store, tmp_path):
 
 def test_empty_category_and_corrupt_file_are_reported_not_fatal(local_store, tmp_path):
     labels = seed_images(local_store, ["red", "green"], per_class=2)
-    summary = sync_dataset(local_store, tmp_path / "data", ["red", "green", "glass"], progress=False)
+    summary = sync_dataset(
+        local_store, tmp_path / "data", ["red", "green", "glass"], progress=False
+    )
     assert summary.per_class["glass"] == 0
     assert any("no verified images" in line for line in summary.lines())
     # a file that rots on disk after setup: training drops it and says so
