@@ -8,6 +8,7 @@ shut down in ``finally`` with bounded joins.
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -290,10 +291,6 @@ class EdgeDaemon:
         self.keypad = open_keypad(edge.keypad, self.on_key, self.stop)
         if self.keypad:
             self.keypad.start()
-        self._housekeeper = threading.Thread(
-            target=self._housekeeping, name="housekeeping", daemon=True
-        )
-        self._housekeeper.start()
         with self.state.lock:
             self.state.state = "running"
         write_status(self.state_dir, self.status_snapshot())
@@ -302,9 +299,13 @@ class EdgeDaemon:
             device=edge.device_id,
             model_version=self.state.model_version,
             live_view=self.live.url if self.live else None,
-            pid=None,
+            pid=os.getpid(),
         )
         self.notifier.ready(f"serving model {self.state.model_version}")
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="housekeeping", daemon=True
+        )
+        self._housekeeper.start()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: Any) -> None:

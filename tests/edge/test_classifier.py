@@ -158,6 +158,7 @@ def test_fallback_chain_reaches_tensorflow_only_when_nothing_lighter_exists() ->
     assert first.stdout.split() == ["litert", "False"]  # the light one first, TF never loaded
 
 
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
 def test_tensorflow_fallback_answers_like_litert() -> None:
     pytest.importorskip("tensorflow")
     litert = Classifier(DATA, threads=1, backend="litert")

@@ -192,3 +192,44 @@ def test_preview_overlay_is_transparent_except_the_drawing() -> None:
     assert layer.shape == (240, 320, 4)
     assert layer[120, 160, 3] == 0  # the middle of the picture is see-through
     assert layer[..., 3].max() == 255  # text and banner are opaque
+
+
+def test_spool_full_refuses_and_signals_the_operator(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    from gpiozero.pins.mock import MockFactory
+
+    from recyclops.shared.devservers import free_port
+    from recyclops.shared.store import S3Store
+
+    config = make_config(
+        spool={"max_items": 1}, keypad={"led_pin": 21}, live_view={"enabled": True, "port": 0}
+    )
+    offline = S3Store(
+        "bucket",
+        "p",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        region="us-east-1",
+        max_attempts=1,
+        connect_timeout=0.5,
+    )
+    factory = MockFactory()
+    events = Events()
+    daemon = EdgeDaemon(config, store=offline, events=events, pin_factory=factory)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: status(config).get("frames", 0) > 2)
+        daemon.on_key("1")
+        time.sleep(0.1)
+        daemon.on_key("2")  # the spool holds one item: refused
+        led = factory.pin(21)
+        wait_for(lambda: sum(1 for s in led.states if s.state) >= 4)  # 1 blink, then 3
+        snap = wait_for(lambda: (s := status(config)).get("refused") == 1 and s)
+        assert snap["spool_full"] and snap["gathered"] == 1 and snap["spool_depth"] == 1
+        assert snap["upload_error"]  # the store is unreachable and that is visible
+        assert daemon._overlay()[2] == "SPOOL FULL"
+        assert [e["label"] for e in events.of("spool_full")] == ["glass"]
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+    assert len(list(Path(config.edge.spool_dir).glob("*.json"))) == 1  # kept for later

@@ -4,6 +4,7 @@ events on its stdout; SIGTERM stops it cleanly, SIGKILL mid-upload loses and dou
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -157,7 +158,7 @@ def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
     direct = S3Store(bucket, prefix, endpoint_url=s3_server.endpoint_url, region="us-east-1")
     first = Daemon(config)
     try:
-        first.wait_event("ready")
+        first.wait_event("classification")  # frames are flowing
         for i in range(6):
             first.key(str(1 + i % 6))
             time.sleep(0.15)  # a new frame for each press
@@ -198,9 +199,12 @@ def test_demo_mode_classifies_every_replayed_frame_then_exits(tmp_path: Path) ->
     store = LocalStore(tmp_path / "store")
     publish_model(store, "demo-1")
     config = write_config(tmp_path / "edge.toml", tmp_path, {"url": store.url}, frames)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(10)
     daemon = Daemon(
         config,
-        None,
+        {"NOTIFY_SOCKET": str(tmp_path / "notify.sock")},
         "--camera-folder",
         str(frames),
         "--fps",
@@ -212,11 +216,13 @@ def test_demo_mode_classifies_every_replayed_frame_then_exits(tmp_path: Path) ->
         "--no-live-view",
     )
     try:
+        assert sock.recv(4096).startswith(b"READY=1")  # systemd's notify protocol
         daemon.wait_event("classification")
         daemon.key("1")
         assert daemon.proc.wait(60) == 0
     finally:
         daemon.kill()
+        sock.close()
     classified = daemon.of("classification")
     assert len(classified) == 12 and len({e["source"] for e in classified}) == 12
     assert all(e["model_version"] == "demo-1" for e in classified)
