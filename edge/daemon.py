@@ -54,6 +54,7 @@ class EdgeDaemon:
         self.config = config
         edge = config.edge
         self.stop = threading.Event()
+        self.keys_stop = threading.Event()  # set first at the end: no gather after the drain
         self.store = store or open_store(config.store)
         self.camera = camera or open_camera(edge.camera)
         self.events = events
@@ -288,7 +289,7 @@ class EdgeDaemon:
             self.frames_view = LiveFrames(edge.live_view, legend(self.config), self._overlay)
             self.live = LiveServer(edge.live_view, self.frames_view, self.status_snapshot)
             self.live.start()
-        self.keypad = open_keypad(edge.keypad, self.on_key, self.stop)
+        self.keypad = open_keypad(edge.keypad, self.on_key, self.keys_stop)
         if self.keypad:
             self.keypad.start()
         with self.state.lock:
@@ -338,6 +339,9 @@ class EdgeDaemon:
                 self.wait_for_model(wait_model)
             while not self.stop.is_set() and self._step():
                 pass
+            self.keys_stop.set()
+            if self.keypad:
+                self.keypad.thread.join(2)
             self._drain(drain_seconds)
             return 0
         finally:
@@ -352,7 +356,9 @@ class EdgeDaemon:
             time.sleep(0.1)
 
     def shutdown(self) -> None:
+        self.keys_stop.set()
         self.stop.set()
+        self.spool.changed.set()  # wakes the uploader from its idle wait
         self.notifier.stopping()
         steps: list[tuple[str, Any]] = [("camera", self.camera.close)]
         if self.keypad:
