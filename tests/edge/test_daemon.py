@@ -233,3 +233,33 @@ def test_spool_full_refuses_and_signals_the_operator(
         daemon.stop.set()
         thread.join(20)
     assert len(list(Path(config.edge.spool_dir).glob("*.json"))) == 1  # kept for later
+
+
+def test_bad_update_is_rejected_while_the_old_model_keeps_classifying(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    from edge_helpers import DATA, honest_manifest
+
+    config = make_config()
+    store = open_store(config.store)
+    publish_model(store, "v1")
+    events = Events()
+    daemon = EdgeDaemon(config, events=events)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: status(config).get("model_version") == "v1")
+        model = (DATA / "model.tflite").read_bytes()
+        publish_model(
+            store, "v2-bad", manifest=honest_manifest("v2-bad", model, categories=list("abcdef"))
+        )
+        rejected = wait_for(lambda: events.of("model_rejected"))
+        assert rejected[0]["version"] == "v2-bad" and "categories" in rejected[0]["reason"]
+        before = status(config)["frames_classified"]
+        wait_for(lambda: status(config)["frames_classified"] > before + 10)  # still classifying
+        snap = status(config)
+        assert snap["model_version"] == "v1" and "v2-bad" in snap["last_update_error"]
+        assert all(p["model_version"] == "v1" for p in snap["last_predictions"])
+        assert [e["version"] for e in events.of("model")] == ["v1"]
+    finally:
+        daemon.stop.set()
+        thread.join(20)
