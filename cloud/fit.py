@@ -123,6 +123,7 @@ def _view_dataset(
     rand = tf.data.Dataset.random(seed=seed)
     pairs = tf.data.Dataset.zip((labels, rand))
 
+    @tf.autograph.experimental.do_not_convert
     def pick(item: Any, r: Any) -> Any:
         i, onehot, weight = item
         v = tf.cast(r % views, tf.int32)

@@ -134,6 +134,25 @@ def clean_cuts(base: Any) -> list[int]:
     return cuts
 
 
+def _replay_above(base: Any, cut: int) -> Any:
+    """``base.layers[cut:]`` re-applied to a fresh input (same layer objects, same weights).
+
+    ``keras.Model(intermediate_tensor, output)`` would build, but hides the real layers
+    (its ``layers`` and ``trainable_weights`` miss them), so fine-tuning would silently
+    train nothing."""
+    import keras
+
+    start = base.layers[cut - 1]._inbound_nodes[0].output_tensors[0]
+    inp = keras.Input(start.shape[1:], name="cut")
+    mapping = {id(start): inp}
+    for layer in base.layers[cut:]:
+        node = layer._inbound_nodes[0]
+        args = [mapping[id(t)] for t in node.input_tensors]
+        out = layer(args if len(args) > 1 else args[0])
+        mapping[id(node.output_tensors[0])] = out
+    return keras.Model(inp, mapping[id(base.output)], name="upper")
+
+
 def build_parts(config: TrainConfig, num_classes: int) -> Parts:
     """Base split at the clean cut at or below ``fine_tune_layers`` from the top."""
     import keras
@@ -150,7 +169,7 @@ def build_parts(config: TrainConfig, num_classes: int) -> Parts:
     cut = cuts[-1] if cuts else 1
     cut_layer = layers[cut - 1]
     lower = keras.Model(base.input, cut_layer.output, name="lower")
-    upper = keras.Model(cut_layer.output, base.output, name="upper")
+    upper = _replay_above(base, cut)
     channels = base.output.shape[-1]
     pool = keras.layers.GlobalAveragePooling2D(name="pool")
     drop = keras.layers.Dropout(config.dropout, seed=config.seed, name="dropout")
@@ -181,8 +200,8 @@ def set_upper_trainable(parts: Parts, trainable: bool) -> None:
 
     parts.upper.trainable = trainable
     for layer in parts.upper.layers:
-        if isinstance(layer, keras.layers.BatchNormalization) and parts.bn_frozen:
-            layer.trainable = False
+        frozen_bn = isinstance(layer, keras.layers.BatchNormalization) and parts.bn_frozen
+        layer.trainable = trainable and not frozen_bn
 
 
 def make_optimizer(name: str, learning_rate: Any) -> Any:
