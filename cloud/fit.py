@@ -88,11 +88,11 @@ def _callbacks(
     return cbs + extra, best
 
 
-def _compile(model: Any, config: TrainConfig, lr: float, steps: int) -> None:
+def _compile(model: Any, config: TrainConfig, lr: float, steps: int, warmup: int = 0) -> None:
     import keras
 
     model.compile(
-        optimizer=make_optimizer(config.optimizer, schedule(config, lr, steps)),
+        optimizer=make_optimizer(config.optimizer, schedule(config, lr, steps, warmup)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
@@ -239,7 +239,7 @@ def fit_cached(
         inp = keras.Input(cut_train.shape[2:])
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
         train = _view_dataset(cut_train, data.y_train, w, n, config.batch_size, seed + 1)
-        _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs)
+        _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
         cbs, best2 = _callbacks(config, run_dir, callbacks or [])
         best2.best = best.best  # only keep fine-tuned weights that beat the head alone
         best2.weights = [v.copy() for v in tuned.get_weights()]
@@ -321,7 +321,7 @@ def fit_pixels(
     done = len(h.get("loss", []))
     if config.fine_tune and config.fine_tune_epochs > 0:
         set_upper_trainable(parts, True)
-        _compile(model, config, config.fine_tune_lr, steps * config.fine_tune_epochs)
+        _compile(model, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
         cbs, best2 = _callbacks(config, run_dir, callbacks or [])
         best2.best = best.best
         best2.weights = [v.copy() for v in model.get_weights()]

@@ -214,10 +214,17 @@ def make_optimizer(name: str, learning_rate: Any) -> Any:
     return keras.optimizers.SGD(learning_rate, momentum=0.9)
 
 
-def schedule(config: TrainConfig, learning_rate: float, steps: int) -> Any:
+def schedule(config: TrainConfig, learning_rate: float, steps: int, warmup: int = 0) -> Any:
+    """Cosine decay (optionally after a linear warm-up) or a constant rate. Fine-tuning warms
+    up over its first epoch: full-rate Adam steps on pretrained convolutions at once wreck
+    them (accuracy fell from 90% to 46% in the first fine-tuning epoch without it)."""
     import keras
 
     if config.lr_schedule == "cosine" and steps > 1:
+        if warmup > 0:
+            return keras.optimizers.schedules.CosineDecay(
+                0.0, decay_steps=max(1, steps - warmup), alpha=0.05,
+                warmup_target=learning_rate, warmup_steps=warmup)
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
     return learning_rate
 
