@@ -126,7 +126,7 @@ class EdgeDaemon:
         with self._pending_lock:
             if self._pending is not None:
                 return self._pending[0].version
-        return self.classifier.version if self.classifier else self.repo.current_version()
+        return self.classifier.version if self.classifier else None  # a broken install is refetched
 
     def _model_ready(self, classifier: Classifier, via: str) -> None:
         with self._pending_lock:

@@ -4,6 +4,7 @@ sd_notify (a real datagram socket) and the live view (a real HTTP client reading
 import contextlib
 import http.client
 import io
+import itertools
 import json
 import socket
 import threading
@@ -222,9 +223,18 @@ def test_spool_full_refuses_and_signals_the_operator(
         daemon.on_key("1")
         time.sleep(0.1)
         daemon.on_key("2")  # the spool holds one item: refused
-        led = factory.pin(21)
-        wait_for(lambda: sum(1 for s in led.states if s.state) >= 4)  # 1 blink, then 3
         snap = wait_for(lambda: (s := status(config)).get("refused") == 1 and s)
+        led = factory.pin(21)
+
+        def long_pulse() -> bool:  # a refusal blinks 0.3 s, a kept gather 0.1 s
+            # mock pin states hold the time since the previous change: b.timestamp is a's length
+            states = list(led.states)
+            return any(
+                a.state and not b.state and b.timestamp > 0.25
+                for a, b in itertools.pairwise(states)
+            )
+
+        wait_for(long_pulse, timeout=5)
         assert snap["spool_full"] and snap["gathered"] == 1 and snap["spool_depth"] == 1
         assert snap["upload_error"]  # the store is unreachable and that is visible
         assert daemon._overlay()[2] == "SPOOL FULL"
