@@ -47,3 +47,9 @@ def cloud_image(engine: Engine) -> str:
         "cloud.Dockerfile", "recyclops-cloud:test", TF_VARIANT="cpu", WEIGHTS=weights
     )
     return "recyclops-cloud:test"
+
+
+@pytest.fixture(scope="session")
+def edge_image(engine: Engine) -> str:
+    TIMINGS["build edge"] = engine.build("edge.Dockerfile", "recyclops-edge:test")
+    return "recyclops-edge:test"
