@@ -4,6 +4,7 @@ import io
 import os
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
@@ -118,3 +119,76 @@ def test_evdev_key_names() -> None:
     assert _evdev_name("KEY_A") == "a"
     assert _evdev_name("KEY_BACKSPACE") == "u"
     assert _evdev_name("KEY_F12") is None
+
+
+class FakeInputDevice:
+    """A USB keypad cannot exist here (no /dev/input): the same interface as
+    ``evdev.InputDevice`` over a pipe, carrying real ``evdev.InputEvent`` objects."""
+
+    instances: ClassVar[list["FakeInputDevice"]] = []
+
+    def __init__(self, path: str) -> None:
+        import evdev
+
+        self.path, self.name = path, "Fake USB Keypad"
+        self._read_fd, self._write_fd = os.pipe()
+        self.fd = self._read_fd
+        self.pending: list[evdev.InputEvent] = []
+        self.grabbed = False
+        FakeInputDevice.instances.append(self)
+
+    def capabilities(self) -> dict[int, list[int]]:
+        import evdev
+
+        return {evdev.ecodes.EV_KEY: [evdev.ecodes.KEY_KP1]}
+
+    def press(self, code: int) -> None:
+        import evdev
+
+        for value in (1, 0):  # key down, key up: only key-down counts
+            self.pending.append(evdev.InputEvent(0, 0, evdev.ecodes.EV_KEY, code, value))
+        os.write(self._write_fd, b"x")
+
+    def read(self):  # type: ignore[no-untyped-def]
+        os.read(self._read_fd, 4096)
+        events, self.pending = self.pending, []
+        return events
+
+    def grab(self) -> None:
+        self.grabbed = True
+
+    def ungrab(self) -> None:
+        self.grabbed = False
+
+    def close(self) -> None:
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+
+def test_evdev_keypad_maps_key_down_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    evdev = pytest.importorskip("evdev")
+    from recyclops.edge.keypad import EvdevKeypad
+
+    monkeypatch.setattr(evdev, "list_devices", lambda: ["/dev/input/event7"])
+    monkeypatch.setattr(evdev, "InputDevice", FakeInputDevice)
+    keys: list[str] = []
+    stop = threading.Event()
+    pad = EvdevKeypad(keys.append, stop, KeypadConfig(kind="evdev"))
+    device = FakeInputDevice.instances[-1]
+    assert device.path == "/dev/input/event7"
+    pad.start()
+    try:
+        for code in (
+            evdev.ecodes.KEY_KP3,
+            evdev.ecodes.KEY_2,
+            evdev.ecodes.KEY_BACKSPACE,
+            evdev.ecodes.KEY_F1,
+        ):
+            device.press(code)
+        assert wait_for(lambda: len(keys) == 3)
+        assert device.grabbed  # no console sees the keypad while the daemon reads it
+    finally:
+        stop.set()
+        pad.thread.join(2)
+    assert keys == ["3", "2", "u"] and not device.grabbed
+    pad.close()
