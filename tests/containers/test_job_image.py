@@ -6,8 +6,10 @@ channel pointer and sends the retained MQTT notice. The test then reads the stor
 broker from the host. `make container-test` only; minutes.
 """
 
+import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import pytest
 from recyclops.cloud.synthetic import shapes
 from recyclops.shared import layout
 from recyclops.shared.config import MqttConfig, RecyclopsConfig, StoreConfig, load
-from recyclops.shared.devservers import MqttBroker, S3Server
+from recyclops.shared.devservers import MqttBroker, S3Server, free_port
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.manifest import parse_manifest, parse_pointer
 from recyclops.shared.messages import (
@@ -255,3 +257,33 @@ def test_the_job_image_runs_as_non_root_with_weights_cached(
     assert uid == "10001"
     shared = (ROOT / "docker" / "weights" / WEIGHTS).is_file()
     assert cached == str(shared)  # weights baked in exactly when the build had them
+
+
+def test_tensorboard_in_the_job_image_serves_the_runs_volume(
+    engine: Engine, cloud_image: str, published: Published
+) -> None:
+    """compose's `tensorboard` service (make tensorboard): the same image, the runs volume."""
+    version = parse_pointer(published.store.get(layout.channel_key("stable"))).version
+    port = free_port()
+    cid = engine.start(
+        cloud_image,
+        "--logdir",
+        "/runs",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        options=("--entrypoint", "tensorboard", *published.mounts),
+    )
+    deadline = time.monotonic() + 90
+    runs: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as resp:
+                runs = json.loads(resp.read())
+            if any(r.startswith(version) for r in runs):
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"TensorBoard lists {runs}, not {version}:\n{engine.logs_of(cid)[-3000:]}")
