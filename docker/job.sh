@@ -43,7 +43,7 @@ case "$command" in
   setup) do_setup "$@" ;;
   train) do_train "$@" ;;
   publish) do_publish "$@" ;;
-  search) say "search $DATA -> $RUNS/search"; recyclops search --data "$DATA" --runs "$RUNS/search" "$@" ;;
+  search) say "search $DATA -> $RUNS/search"; recyclops search --data "$DATA" --out "$RUNS/search" "$@" ;;
   all)
     # A run id of our own, so publish takes exactly the run this job trained.
     run_id="${RECYCLOPS_RUN_ID:-job-$(date -u +%Y%m%dT%H%M%SZ)}"

@@ -178,3 +178,21 @@ def test_the_edge_image_leaves_out_only_what_it_cannot_build() -> None:
     slim = requirements(pyproject, ["edge"], without=frozenset({"evdev"}))
     assert [r for r in full if not r.startswith("evdev")] == slim
     assert "--without=evdev" in (DOCKER / "edge.Dockerfile").read_text()
+
+
+def test_the_job_script_uses_only_flags_the_commands_have() -> None:
+    """docker/job.sh drives the recyclops CLI: every flag it passes must exist."""
+    from recyclops.shared.cli import build_parser
+
+    script = (DOCKER / "job.sh").read_text()
+    calls = re.findall(r"\brecyclops (setup|train|publish|search) ([^;\n]*)", script)
+    assert {name for name, _ in calls} == {"setup", "train", "publish", "search"}
+    for name, rest in calls:
+        parser = build_parser(only=name)
+        sub = next(
+            a
+            for a in parser._subparsers._group_actions  # type: ignore[union-attr]
+        ).choices[name]
+        known = {opt for action in sub._actions for opt in action.option_strings}
+        used = set(re.findall(r"(--[a-z][a-z0-9-]*)", rest))
+        assert used <= known, f"recyclops {name}: job.sh passes unknown {sorted(used - known)}"

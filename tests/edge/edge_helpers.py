@@ -20,7 +20,7 @@ from recyclops.shared.manifest import ChannelPointer, parse_manifest
 from recyclops.shared.messages import ModelNotice
 from recyclops.shared.store import ObjectStore
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "fixture"
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent / "data"
+HERE = Path(__file__).resolve().parent / "fixture"
 SIZE = 32
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 
