@@ -55,6 +55,11 @@ def publish(
     (``force`` overrides, for a human who has read why)."""
     run_dir = Path(run_dir)
     folder = _model_dir(run_dir)
+    if not (folder / layout.MANIFEST_FILE).is_file():
+        raise PublishError(
+            f"{run_dir}: no {layout.MANIFEST_FILE} here or in model/; "
+            "expected a run folder written by 'recyclops train'"
+        )
     gate = load_gate(run_dir) if (run_dir / "gate.json").exists() or folder != run_dir else None
     if gate is not None and not gate.get("passed", False) and not force:
         raise GateError(
