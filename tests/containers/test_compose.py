@@ -133,6 +133,11 @@ def test_aws_settings_leave_no_keys_and_no_endpoint(tmp_path: Path) -> None:
     assert environment["RECYCLOPS_STORE__URL"] == "s3://my-bucket/recyclops"
     assert environment["RECYCLOPS_STORE__ENDPOINT_URL"] == "null"
     assert environment["AWS_ACCESS_KEY_ID"] == "" and environment["AWS_SECRET_ACCESS_KEY"] == ""
+    # Empty keys are no keys to boto3: the chain goes on to the instance's IAM role.
+    from botocore.credentials import EnvProvider
+
+    aws = {k: v for k, v in environment.items() if k.startswith("AWS_") and v is not None}
+    assert EnvProvider(environ=aws).load() is None
     assert train["image"] == "recyclops-cloud:gpu"
     assert train["build"]["args"]["TF_VARIANT"] == "gpu"
 
