@@ -18,8 +18,9 @@ def read_secret(name: str, env: Mapping[str, str] | None = None) -> tuple[str | 
     cred_dir = env.get("CREDENTIALS_DIRECTORY")
     if cred_dir:
         path = Path(cred_dir) / name
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip(), f"$CREDENTIALS_DIRECTORY/{name}"
+        value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        if value:  # an empty file is an install placeholder, not a secret
+            return value, f"$CREDENTIALS_DIRECTORY/{name}"
     return None, "not set"
 
 
@@ -32,8 +33,9 @@ def load_aws_credentials_from_directory(env: Mapping[str, str] | None = None) ->
         return out
     for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"):
         path = Path(cred_dir) / name
-        if path.is_file():
-            out[name] = path.read_text(encoding="utf-8").strip()
+        value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        if value:  # empty placeholders (the Pi installer creates them) mean "use the chain"
+            out[name] = value
     return out
 
 
