@@ -16,9 +16,8 @@ def fsync_dir(path: str | Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, fsync, then ``os.replace``."""
-    path = Path(path)
+def _durable_temp(path: Path, data: bytes) -> str:
+    """A fsynced temporary file beside ``path`` (same filesystem, so a rename is atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -26,6 +25,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    tmp = _durable_temp(path, data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -41,13 +52,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_create_bytes(path: str | Path, data: bytes) -> bool:
     """Write only if ``path`` does not exist (hard link, no overwrite race); True if written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _durable_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:

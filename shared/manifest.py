@@ -5,11 +5,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from .config.base import SafeName, StrictModel
+from .config.base import SafeName, Sha256Hex, StrictModel
 from .errors import ManifestError
-from .hashing import is_sha256, sha256_file
+from .hashing import sha256_file
 
 MANIFEST_SCHEMA = 1  # bump with a migration when the manifest changes incompatibly
 
@@ -35,14 +35,7 @@ class InputSpec(StrictModel):
 class FileEntry(StrictModel):
     name: SafeName
     size: int = Field(ge=0)
-    sha256: str
-
-    @field_validator("sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not is_sha256(value):
-            raise ValueError("must be a lowercase sha256 hex digest")
-        return value
+    sha256: Sha256Hex
 
 
 class ClassMetrics(StrictModel):
@@ -122,15 +115,8 @@ class ChannelPointer(StrictModel):
     channel: SafeName
     version: SafeName
     manifest_key: str
-    manifest_sha256: str
+    manifest_sha256: Sha256Hex
     published_at: datetime
-
-    @field_validator("manifest_sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not is_sha256(value):
-            raise ValueError("must be a lowercase sha256 hex digest")
-        return value
 
 
 def _describe(error: ValidationError) -> str:

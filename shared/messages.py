@@ -11,9 +11,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from .config.base import SafeName, StrictModel, is_safe_segment
+from .config.base import SafeName, Sha256Hex, StrictModel, is_safe_segment
 from .errors import MessageError
-from .hashing import is_sha256
 
 MAX_PAYLOAD = 64 * 1024
 T = TypeVar("T", bound=BaseModel)
@@ -49,7 +48,7 @@ class ModelNotice(StrictModel):
     channel: SafeName
     version: SafeName
     manifest_key: str = Field(max_length=512)
-    manifest_sha256: str
+    manifest_sha256: Sha256Hex
     published_at: datetime
 
     @field_validator("manifest_key")
@@ -63,13 +62,6 @@ class ModelNotice(StrictModel):
             raise ValueError(str(exc)) from None
         if not value.startswith("models/") or not value.endswith("/manifest.json"):
             raise ValueError("must be models/<version>/manifest.json")
-        return value
-
-    @field_validator("manifest_sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not is_sha256(value):
-            raise ValueError("must be a lowercase sha256 hex digest")
         return value
 
 

@@ -8,9 +8,8 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from .config.base import SafeName, StrictModel
+from .config.base import SafeName, Sha256Hex, StrictModel
 from .errors import RecyclopsError
-from .hashing import is_sha256
 
 INVALID = "invalid"
 
@@ -20,14 +19,7 @@ def utcnow() -> datetime:
 
 
 class _ShaModel(StrictModel):
-    sha256: str = Field(title="Image sha256")
-
-    @field_validator("sha256")
-    @classmethod
-    def _sha(cls, value: str) -> str:
-        if not is_sha256(value):
-            raise ValueError("must be a lowercase sha256 hex digest")
-        return value
+    sha256: Sha256Hex = Field(title="Image sha256")
 
 
 class GatheredRecord(_ShaModel):

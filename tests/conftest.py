@@ -74,3 +74,30 @@ def mqtt_config(mqtt_broker: devservers.MqttBroker) -> MqttConfig:
     return MqttConfig(
         host=mqtt_broker.host, port=mqtt_broker.port, fleet=f"t{uuid.uuid4().hex[:10]}"
     )
+
+
+CHROMIUM = "/usr/bin/chromium"
+#: Headless Chromium on a machine with no internet: without the background-networking
+#: flags it keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (``playwright install`` cannot download here)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
+    with sync_api.sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

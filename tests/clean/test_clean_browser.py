@@ -1,7 +1,6 @@
 """End to end in a real browser: Chromium presses keys, the journal in S3 has every decision."""
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +14,7 @@ from recyclops.shared.config.categories import auto_keys
 from recyclops.shared.records import parse_journal
 from recyclops.shared.store import ObjectStore
 
-CHROMIUM = "/usr/bin/chromium"
 expect: Any = None  # playwright.sync_api.expect, imported by the fixture
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NAMES = [
     "cardboard",
     "glass",
@@ -45,19 +35,10 @@ NAMES = [
 ]  # 16 categories: keys 1-9, 0, a-f (the original crashed at ten)
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
+@pytest.fixture(autouse=True)
+def _expect() -> None:
     global expect
-    expect = sync_api.expect
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make system-deps)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    expect = pytest.importorskip("playwright.sync_api").expect
 
 
 def test_keys_in_the_browser_reach_the_journal(

@@ -1,33 +1,20 @@
 """The live view in a real browser (Playwright driving Debian's chromium, headless)."""
 
-import shutil
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import pytest
 from edge_helpers import install_fixture
 
 from recyclops.edge.daemon import EdgeDaemon
 from recyclops.shared.config import RecyclopsConfig
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
 def test_operator_page_shows_stream_and_prediction(
-    make_config: Callable[..., RecyclopsConfig], artifacts_dir: Path
+    make_config: Callable[..., RecyclopsConfig], artifacts_dir: Path, browser: Any
 ) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     config = make_config(live_view={"enabled": True, "port": 0, "fps": 10})
     install_fixture(Path(config.edge.model_dir))
     daemon = EdgeDaemon(config)
@@ -38,26 +25,19 @@ def test_operator_page_shows_stream_and_prediction(
         while daemon.live is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert daemon.live is not None
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(daemon.live.url)
-                page.wait_for_function(
-                    "document.getElementById('model').textContent === 'fixture-1'", timeout=15000
-                )
-                page.wait_for_function(
-                    "document.getElementById('stream').naturalWidth > 0", timeout=15000
-                )
-                label = page.text_content("#label") or ""
-                assert label.split()[0] in {"cardboard", "glass", "metal", "unsure"}
-                daemon.on_key("2")
-                page.wait_for_function(
-                    "document.getElementById('gathered').textContent === '1'", timeout=10000
-                )
-                page.screenshot(path=str(artifacts_dir / "edge-live-view.png"))
-            finally:
-                browser.close()
+        page = browser.new_page()
+        page.goto(daemon.live.url)
+        page.wait_for_function(
+            "document.getElementById('model').textContent === 'fixture-1'", timeout=15000
+        )
+        page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=15000)
+        label = page.text_content("#label") or ""
+        assert label.split()[0] in {"cardboard", "glass", "metal", "unsure"}
+        daemon.on_key("2")
+        page.wait_for_function(
+            "document.getElementById('gathered').textContent === '1'", timeout=10000
+        )
+        page.screenshot(path=str(artifacts_dir / "edge-live-view.png"))
     finally:
         daemon.stop.set()
         thread.join(20)
