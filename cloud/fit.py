@@ -152,6 +152,7 @@ def _fit(
         initial_epoch=initial,
         callbacks=cbs,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 

@@ -80,6 +80,9 @@ def search_config(args: argparse.Namespace, base: SearchConfig) -> SearchConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     from ..search import gather, parse_shard, run_search, write_report
 
     config = load_config(args)

@@ -25,12 +25,11 @@ def accuracy_run(root: Path, quick: bool, work: Path) -> tuple[dict, Path]:
 
     config = TrainConfig(
         image_size=160 if quick else 224,
-        augment_views=2 if quick else 3,
+        augment_views=2 if quick else 4,
         epochs=10,
         fine_tune_epochs=4 if quick else 12,
         batch_size=32,
-        learning_rate=3e-3,
-        fine_tune_learning_rate=3e-4,
+        learning_rate=1e-3,
         label_smoothing=0.1,
         weights="imagenet",
     )
