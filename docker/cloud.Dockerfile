@@ -10,7 +10,7 @@
 # a download; WEIGHTS=none skips them), so jobs never download at run time.
 ARG BASE=python:3.11-slim-bookworm
 
-FROM ${BASE} AS build
+FROM ${BASE} AS deps
 ARG TF_VARIANT=cpu
 WORKDIR /src
 COPY docker/pip-install.sh docker/requirements.py docker/constraints.txt docker/
@@ -20,13 +20,14 @@ RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
     python3 -m venv /opt/recyclops \
     && python3 docker/requirements.py pyproject.toml cloud "--tf=${TF_VARIANT}" >/tmp/requirements.txt \
     && docker/pip-install.sh -r /tmp/requirements.txt setuptools wheel
+
+# The package itself as a wheel: a code change rebuilds this small layer, not the venv.
+FROM deps AS wheel
 COPY README.m[d] LICENS[E] ./
 COPY shared shared
 COPY cloud cloud
 COPY edge edge
-RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
-    docker/pip-install.sh --no-deps --no-build-isolation . \
-    && /opt/recyclops/bin/recyclops --version
+RUN /opt/recyclops/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels .
 
 FROM ${BASE}
 ARG WEIGHTS=imagenet
@@ -38,7 +39,10 @@ ENV PATH=/opt/recyclops/bin:$PATH \
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin recyclops \
     && mkdir -p /data /runs /models \
     && chown recyclops:recyclops /data /runs /models
-COPY --from=build /opt/recyclops /opt/recyclops
+COPY --from=deps /opt/recyclops /opt/recyclops
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    /opt/recyclops/bin/pip install --no-cache-dir --no-deps --no-index /wheels/*.whl \
+    && /opt/recyclops/bin/recyclops --version
 COPY docker/job.sh /opt/recyclops/bin/recyclops-job
 USER 10001:10001
 WORKDIR /home/recyclops

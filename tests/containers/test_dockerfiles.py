@@ -61,8 +61,10 @@ def test_runs_as_a_numeric_non_root_user_on_a_base_named_by_argument(dockerfile:
     assert users, "no USER: the image would run as root"
     assert re.fullmatch(r"[1-9]\d{3,}:[1-9]\d{3,}", users[-1]), users[-1]
     assert re.search(r"^ARG BASE=\S+", text, re.M)
-    froms = re.findall(r"^FROM (\S+)", text, re.M)
-    assert froms and all(base == "${BASE}" for base in froms), froms
+    stages: list[str] = []
+    for base, stage in re.findall(r"^FROM (\S+)(?: AS (\S+))?", text, re.M):
+        assert base == "${BASE}" or base in stages, f"FROM {base}: not the BASE argument"
+        stages.append(stage)
 
 
 def test_the_clean_image_has_a_health_check_and_no_tensorflow() -> None:
