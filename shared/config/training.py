@@ -17,7 +17,7 @@ class TrainConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0, title="Dropout before the classifier")
     optimizer: Literal["adam", "rmsprop", "sgd"] = Field("adam", title="Optimizer")
     learning_rate: float = Field(
-        1e-3,
+        3e-3,
         gt=0,
         le=1.0,
         title="Learning rate (head stage)",

@@ -20,22 +20,27 @@ from recyclops.cloud.dataset import dataset_from_folders
 from recyclops.shared.config import TrainConfig
 
 
-def accuracy_run(root: Path, quick: bool, work: Path) -> tuple[dict, Path]:
+def accuracy_run(
+    root: Path, quick: bool, work: Path, pipeline: str = "cached"
+) -> tuple[dict, Path]:
     from recyclops.cloud.train import train
 
     config = TrainConfig(
         image_size=160 if quick else 224,
-        augment_views=2 if quick else 4,
+        augment_views=2 if quick else 3,
         epochs=10,
         fine_tune_epochs=4 if quick else 12,
         batch_size=32,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
         label_smoothing=0.1,
         weights="imagenet",
+        pipeline=pipeline,
     )
     ds = dataset_from_folders(root, cache_dir=work / "cache")
     t0 = time.monotonic()
-    run_dir = train(config, ds, work / "runs", run_id="trashnet-quick" if quick else "trashnet")
+    run_dir = train(
+        config, ds, work / "runs", run_id=f"trashnet-{pipeline}{'-quick' if quick else ''}"
+    )
     import json
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -151,6 +156,13 @@ def main() -> int:
     parser.add_argument("--json", dest="json_out")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--from-run", help="report the accuracy of an existing run folder")
+    parser.add_argument(
+        "--pipeline",
+        choices=["cached", "pixels"],
+        default="cached",
+        help="training pipeline for the accuracy run (pixels: live augmentation)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = find_trashnet()
@@ -168,7 +180,15 @@ def main() -> int:
     work = BENCH_DIR / "train"
     work.mkdir(parents=True, exist_ok=True)
     if not args.skip_accuracy:
-        m, run_dir = accuracy_run(root, args.quick, work)
+        if args.from_run:
+            import json
+
+            run_dir = Path(args.from_run)
+            m = json.loads((run_dir / "metrics.json").read_text())
+            m["config"] = json.loads((run_dir / "config.json").read_text())
+            m["wall_seconds"] = m["total_seconds"]
+        else:
+            m, run_dir = accuracy_run(root, args.quick, work, args.pipeline)
         fl, q = m["float"], m["int8"]
         rows = [
             [c, fl["support"][c], f"{fl['per_class'][c]:.1%}", f"{q['per_class'][c]:.1%}"]
@@ -216,9 +236,14 @@ def main() -> int:
             f"{c['image_size']} px, ImageNet MobileNetV2, head {c['epochs']} epochs "
             f"at {c['learning_rate']:g}, then block 13+ ({m['trainable_top_layers']} layers, "
             f"BatchNorm frozen) {c['fine_tune_epochs']} epochs "
-            f"at {c['fine_tune_learning_rate']:g}, cosine, label smoothing {c['label_smoothing']}, "
-            f"{c['augment_views']} fixed views per training image (cached pipeline); "
-            f"run folder {run_dir}"
+            f"at {c['fine_tune_learning_rate'] or c['learning_rate'] / 10:g}, cosine, "
+            f"label smoothing {c['label_smoothing']}, "
+            + (
+                f"{c['augment_views']} fixed views per training image (cached pipeline); "
+                if c["pipeline"] == "cached"
+                else "live augmentation (pixels pipeline); "
+            )
+            + f"run folder {run_dir}"
         )
     if not args.skip_throughput:
         rows = throughput(root, args.quick)
