@@ -169,7 +169,7 @@ def run_demo(opts: DemoOptions) -> DemoSummary:
     work.mkdir(parents=True)
     summary = DemoSummary(work)
     store = LocalStore(work / "store")
-    config = RecyclopsConfig(store={"url": store.url})  # type: ignore[arg-type]
+    config = RecyclopsConfig(store={"url": store.url})
     names = config.category_names
 
     def lap(name: str, since: float) -> float:
