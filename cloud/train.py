@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..shared import layout
-from ..shared.atomic import atomic_write_text
+from ..shared.atomic import atomic_write_bytes, atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.manifest import (
     ClassMetrics,
@@ -106,7 +106,6 @@ def train(
     int8_bytes = to_int8_tflite(
         model, representative(data.x_train, config.representative_images, config.seed)
     )
-    from ..shared.atomic import atomic_write_bytes
 
     atomic_write_bytes(model_dir / FLOAT_FILE, float_bytes)
     atomic_write_bytes(model_dir / layout.MODEL_FILE, int8_bytes)
@@ -170,7 +169,6 @@ def _package(
 
     model_dir = run_dir / MODEL_DIR
     png = confusion_png(q.confusion, ds.categories, f"{run_dir.name} int8 (test)")
-    from ..shared.atomic import atomic_write_bytes
 
     atomic_write_bytes(model_dir / CONFUSION_FILE, png)
     metrics = Metrics(
