@@ -56,6 +56,7 @@ class Gathered:
     name: str
     sha256: str
     label: str
+    captured_at: datetime
 
 
 class Gatherer:
@@ -95,7 +96,7 @@ class Gatherer:
         )
         with self._lock:
             name = self.spool.add_gather(jpeg, record)
-            item = Gathered(name, sha, label)
+            item = Gathered(name, sha, label, record.captured_at)
             self._history.append(item)
         logger.info(
             "gathered %s as %s (model said %s %.2f)", sha[:12], label, prediction, score or 0
@@ -111,7 +112,10 @@ class Gatherer:
             if not self.spool.withdraw(item.name):
                 self.spool.add_undo(
                     GatheredUndo(
-                        sha256=item.sha256, device=self.device, undone_at=datetime.now(UTC)
+                        sha256=item.sha256,
+                        device=self.device,
+                        captured_at=item.captured_at,
+                        undone_at=datetime.now(UTC),
                     )
                 )
         logger.info("undid gather %s (%s)", item.sha256[:12], item.label)

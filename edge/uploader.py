@@ -9,7 +9,8 @@ import random
 import threading
 from collections.abc import Callable
 
-from ..shared import layout
+from ..shared.gathered import store_gathered, store_undo
+from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore
 from .spool import Entry, Spool
 
@@ -42,17 +43,13 @@ class Uploader:
         self.thread.start()
 
     def upload(self, entry: Entry) -> None:
+        """Image then record (or the undo tombstone); retries land on the same keys."""
         record = entry.record
-        day = (record.captured_at if entry.kind == "gather" else record.undone_at).date()  # type: ignore[union-attr]
-        if entry.kind == "gather":
+        if isinstance(record, GatheredRecord):
             assert entry.image is not None
-            self.store.put(
-                layout.image_key(record.sha256), entry.image.read_bytes(), if_absent=True
-            )
-            key = layout.gathered_key(record.device, day, record.sha256)
+            store_gathered(self.store, record, entry.image.read_bytes())
         else:
-            key = layout.gathered_undo_key(record.device, day, record.sha256)
-        self.store.put(key, record.model_dump_json().encode("utf-8"), if_absent=True)
+            store_undo(self.store, record)
 
     def drain_once(self) -> int:
         """Upload every pending entry in order; stop at the first failure (raised)."""

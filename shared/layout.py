@@ -8,6 +8,7 @@ immutable folders and a channel pointer, written last, says which one is current
 
 import re
 from datetime import date
+from typing import NamedTuple
 
 from .config.base import is_safe_segment
 from .errors import InvalidKeyError
@@ -26,8 +27,17 @@ MANIFEST_FILE = "manifest.json"
 CARD_FILE = "MODEL_CARD.md"
 
 _GATHERED_RE = re.compile(
-    r"^gathered/(?P<device>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sha>[0-9a-f]{64})(?P<undo>\.undo)?\.json$"
+    r"^gathered/(?P<device>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/(?P<sha>[0-9a-f]{64})"
+    r"(?:\.(?P<seq>[2-9]|[1-9][0-9]+))?(?P<undo>\.undo)?\.json$"
 )
+
+
+class GatheredKey(NamedTuple):
+    device: str
+    day: str
+    sha256: str
+    seq: int  # 1 for the first gather of these bytes that day, 2, 3… for later ones
+    undo: bool
 
 
 def _segment(kind: str, value: str) -> str:
@@ -46,21 +56,32 @@ def image_key(sha256: str) -> str:
     return f"{IMAGES}{_sha(sha256)}.jpg"
 
 
-def gathered_key(device: str, day: date, sha256: str) -> str:
-    return f"{GATHERED}{_segment('device', device)}/{day.isoformat()}/{_sha(sha256)}.json"
+def _gathered(device: str, day: date, sha256: str, seq: int, suffix: str) -> str:
+    if seq < 1:
+        raise InvalidKeyError(f"gather sequence {seq} must be 1 or more")
+    tail = "" if seq == 1 else f".{seq}"
+    return f"{GATHERED}{_segment('device', device)}/{day.isoformat()}/{_sha(sha256)}{tail}{suffix}"
 
 
-def gathered_undo_key(device: str, day: date, sha256: str) -> str:
-    """A tombstone: the operator undid a gather after it was uploaded (the edge never deletes)."""
-    return f"{GATHERED}{_segment('device', device)}/{day.isoformat()}/{_sha(sha256)}.undo.json"
+def gathered_key(device: str, day: date, sha256: str, seq: int = 1) -> str:
+    """The record of a key press. The same bytes gathered again the same day (a held frame,
+    an undo then the right key) take ``seq`` 2, 3…: nothing pressed overwrites another."""
+    return _gathered(device, day, sha256, seq, ".json")
 
 
-def parse_gathered_key(key: str) -> tuple[str, str, str, bool] | None:
-    """(device, day, sha256, is_undo) for a gathered key, None for anything else."""
+def gathered_undo_key(device: str, day: date, sha256: str, seq: int = 1) -> str:
+    """A tombstone beside the record it undoes (the edge never deletes)."""
+    return _gathered(device, day, sha256, seq, ".undo.json")
+
+
+def parse_gathered_key(key: str) -> GatheredKey | None:
+    """The parts of a gathered key, None for anything else."""
     match = _GATHERED_RE.match(key)
     if not match:
         return None
-    return match["device"], match["day"], match["sha"], bool(match["undo"])
+    return GatheredKey(
+        match["device"], match["day"], match["sha"], int(match["seq"] or 1), bool(match["undo"])
+    )
 
 
 def labels_key(session_id: str) -> str:

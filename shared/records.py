@@ -37,8 +37,11 @@ class GatheredRecord(_ShaModel):
 
 
 class GatheredUndo(_ShaModel):
+    """Withdraws the record of ``device`` with this sha and ``captured_at`` (which names it)."""
+
     schema_version: Literal[1] = 1
     device: SafeName
+    captured_at: datetime = Field(title="Capture time of the gather undone")
     undone_at: datetime
 
 

@@ -156,20 +156,19 @@ def load_gathered(
 ) -> tuple[dict[str, list[GatheredRecord]], list[str]]:
     """Standing gathered records by sha; a record with an undo tombstone beside it is dropped.
     Unreadable records are reported (and left in the store), never fatal."""
-    records: list[str] = []
-    undone: set[tuple[str, str, str]] = set()
+    records: dict[str, layout.GatheredKey] = {}
+    undone: set[layout.GatheredKey] = set()
     for key in store.list(layout.GATHERED):
         parsed = layout.parse_gathered_key(key)
         if parsed is None:
             continue
-        device, day, sha, is_undo = parsed
-        if is_undo:
-            undone.add((device, day, sha))
+        if parsed.undo:
+            undone.add(parsed._replace(undo=False))
         else:
-            records.append(key)
+            records[key] = parsed
     problems: list[str] = []
     by_sha: dict[str, list[GatheredRecord]] = defaultdict(list)
-    wanted = [k for k in records if layout.parse_gathered_key(k)[:3] not in undone]  # type: ignore[index]
+    wanted = [key for key, parsed in records.items() if parsed not in undone]
     for key, result in _parallel(store.get, wanted, workers):
         if isinstance(result, Exception):
             problems.append(f"{key}: {result}")
@@ -179,7 +178,7 @@ def load_gathered(
         except ValidationError as exc:
             problems.append(f"{key}: not a gathered record: {exc.errors()[0]['msg']}")
             continue
-        device, _, sha, _ = layout.parse_gathered_key(key)  # type: ignore[misc]
+        device, sha = records[key].device, records[key].sha256
         if record.sha256 != sha or record.device != device:
             problems.append(
                 f"{key}: record names sha {record.sha256[:12]}… / device "

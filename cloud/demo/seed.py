@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
-from recyclops.shared import layout
+from recyclops.shared.gathered import store_gathered
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import ObjectStore
@@ -82,12 +82,7 @@ def seed_store(
             width=None,
             height=None,
         )
-        store.put(layout.image_key(sha), data, if_absent=True)
-        store.put(
-            layout.gathered_key(device, when.date(), sha),
-            record.model_dump_json().encode(),
-            if_absent=True,
-        )
+        store_gathered(store, record, data)
         out.truth[sha] = category
         out.pressed[sha] = pressed
     rng.shuffle(out.replay)

@@ -62,7 +62,7 @@ def gather(
 
 
 def undo(store: ObjectStore, sha: str, device: str = "bin-1", day: date | None = None) -> None:
-    tomb = GatheredUndo(sha256=sha, device=device, undone_at=T0)
+    tomb = GatheredUndo(sha256=sha, device=device, captured_at=T0, undone_at=T0)
     store.put(
         layout.gathered_undo_key(device, day or T0.date(), sha), tomb.model_dump_json().encode()
     )

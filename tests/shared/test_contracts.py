@@ -83,9 +83,13 @@ def test_layout_keys_and_parsing() -> None:
     assert layout.image_key(SHA) == f"images/{SHA}.jpg"
     key = layout.gathered_key("bin-01", day, SHA)
     assert key == f"gathered/bin-01/2026-11-23/{SHA}.json"
-    assert layout.parse_gathered_key(key) == ("bin-01", "2026-11-23", SHA, False)
+    assert layout.parse_gathered_key(key) == ("bin-01", "2026-11-23", SHA, 1, False)
     undo = layout.gathered_undo_key("bin-01", day, SHA)
-    assert layout.parse_gathered_key(undo) == ("bin-01", "2026-11-23", SHA, True)
+    assert layout.parse_gathered_key(undo) == ("bin-01", "2026-11-23", SHA, 1, True)
+    again = layout.gathered_undo_key("bin-01", day, SHA, seq=3)
+    assert again == f"gathered/bin-01/2026-11-23/{SHA}.3.undo.json"
+    assert layout.parse_gathered_key(again) == ("bin-01", "2026-11-23", SHA, 3, True)
+    assert layout.parse_gathered_key(f"gathered/bin-01/2026-11-23/{SHA}.1.json") is None
     assert layout.parse_gathered_key("gathered/x/notadate/abc.json") is None
     assert layout.channel_key("stable") == "models/channels/stable.json"
     assert layout.manifest_key("v1") == "models/v1/manifest.json"
