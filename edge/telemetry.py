@@ -22,6 +22,7 @@ class Telemetry:
         self.fleet = config.mqtt.fleet
         self.channel = config.edge.channel
         self.client: Any = None
+        self._last_status: tuple[str, str | None, str | None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -40,13 +41,20 @@ class Telemetry:
                 self.mqtt_config, f"recyclops-edge-{self.device}", will=(topic, will)
             )
             self.client.subscribe(messages.model_topic(self.fleet, self.channel), on_notice)
+            self.client.on_connected(self._restate)
             self.client.start(wait=self.mqtt_config.connect_timeout)
         except RecyclopsError as exc:
             logger.warning("MQTT unavailable (%s): polling the store instead", exc)
 
+    def _restate(self) -> None:
+        """After a reconnect the broker holds our last will ("offline"): say where we are."""
+        if self._last_status is not None:
+            self.status(*self._last_status)
+
     def status(self, state: str, model_version: str | None, detail: str | None = None) -> None:
         if not self.client:
             return
+        self._last_status = (state, model_version, detail)
         msg = DeviceStatus(
             device=self.device,
             state=state,

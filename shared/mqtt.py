@@ -46,6 +46,7 @@ class MqttClient:
             raise MqttError("no MQTT broker configured (mqtt.host is empty)")
         self.config = config
         self._handlers: dict[str, tuple[int, Handler]] = {}
+        self._connect_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._client = mqtt.Client(
@@ -108,6 +109,12 @@ class MqttClient:
             return False
         return info.is_published()
 
+    def on_connected(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` after every (re)connect: e.g. to restate a retained status that the
+        broker replaced with the last will while we were away."""
+        with self._lock:
+            self._connect_hooks.append(hook)
+
     def subscribe(self, topic: str, handler: Handler, qos: int = 1) -> None:
         with self._lock:
             self._handlers[topic] = (qos, handler)
@@ -121,9 +128,15 @@ class MqttClient:
         logger.info("MQTT connected to %s:%s", self.config.host, self.config.port)
         with self._lock:
             subs = list(self._handlers.items())
+            hooks = list(self._connect_hooks)
         for topic, (qos, _) in subs:
             client.subscribe(topic, qos)
         self._connected.set()
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                logger.exception("MQTT on-connect hook failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if self._connected.is_set():

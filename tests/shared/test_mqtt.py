@@ -104,3 +104,20 @@ def test_unreachable_broker_does_not_raise_on_start() -> None:
         assert not client.connected
     finally:
         client.stop()
+
+
+def test_on_connected_hooks_run_after_every_reconnect(private_broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from recyclops.shared import devservers
+
+    config = MqttConfig(host=private_broker.host, port=private_broker.port, fleet="reconnect")
+    connects = threading.Semaphore(0)
+    client = MqttClient(config)
+    client.on_connected(connects.release)
+    assert client.start(wait=10)
+    try:
+        assert connects.acquire(timeout=5)
+        private_broker.stop()
+        with devservers.mosquitto(tmp_path / "again", port=private_broker.port):
+            assert connects.acquire(timeout=40)  # paho's reconnect delay is at most 30 s
+    finally:
+        client.stop()
