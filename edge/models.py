@@ -140,13 +140,17 @@ class ModelRepo:
                 manifest.verify_folder(incoming)
                 classifier = self._load(incoming, manifest)
                 classifier.self_test(self._selftest_images())
-            except RecyclopsError as exc:
-                raise UpdateRejected(str(exc)) from None
+            except (RecyclopsError, ValueError, RuntimeError) as exc:
+                # an interpreter that cannot invoke, a tensor of the wrong shape: the model is
+                # bad, not the network; reject it once instead of fetching it again and again
+                raise UpdateRejected(f"model {manifest.version}: {exc}") from None
             final = self.versions / manifest.version
-            if final.exists():
-                shutil.rmtree(final)
+            aside = self.versions / f".old-{manifest.version}-{os.getpid()}"
+            if final.exists():  # never a moment without a complete folder under this name
+                os.replace(final, aside)
             os.replace(incoming, final)
             fsync_dir(self.versions)
+            shutil.rmtree(aside, ignore_errors=True)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
         classifier = self._load(final, manifest)  # paths now point into versions/

@@ -244,3 +244,34 @@ def test_notice_that_arrives_before_its_files_is_retried_by_polling(
     finally:
         h.stop.set()
         h.updater.thread.join(10)
+
+
+@pytest.mark.edge_numpy1
+def test_a_model_that_crashes_its_interpreter_is_rejected_once(
+    harness: Harness, local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interpreter errors are RuntimeError/ValueError, not ours: still a rejection, remembered,
+    so polling does not fetch the same broken model again and again."""
+
+    def crash(self: Classifier, images: list[Any]) -> None:
+        raise RuntimeError("tflite: Invoke failed (op not supported)")
+
+    monkeypatch.setattr(Classifier, "self_test", crash)
+    notice = publish_model(local_store, "v2")
+    assert not harness.updater.handle(notice, "test")
+    assert harness.rejected[-1][0] == "v2" and "Invoke failed" in harness.rejected[-1][1]
+    assert harness.repo.current_version() == "v1" and harness.serving.version == "v1"  # type: ignore[union-attr]
+    assert not harness.repo.wanted(notice, "v1")
+
+
+@pytest.mark.edge_numpy1
+def test_reinstalling_a_version_never_leaves_current_dangling(
+    harness: Harness, local_store: LocalStore
+) -> None:
+    assert harness.updater.handle(publish_model(local_store, "v2"), "test")
+    assert harness.repo.rollback() == "v1"
+    harness.serving = harness.repo.load_current()
+    assert harness.updater.handle(publish_model(local_store, "v2"), "test")  # v2 again
+    assert harness.repo.current_version() == "v2"
+    assert (harness.repo.folder / "current" / "model.tflite").is_file()
+    assert not list(harness.repo.versions.glob(".old-*"))
