@@ -77,10 +77,13 @@ class EdgeDaemon:
             edge.outputs.stable_frames, edge.outputs.background_category, edge.outputs.scene_change
         )
         self.telemetry = Telemetry(config)
+        # The uploader outlives the main loop: a SIGTERM stops classification at once, while
+        # the spool gets a few seconds to drain before the uploader is told to stop.
+        self.upload_stop = threading.Event()
         self.uploader = Uploader(
             self.spool,
             self.store,
-            self.stop,
+            self.upload_stop,
             retry_min=edge.spool.retry_min,
             retry_max=edge.spool.retry_max,
         )
@@ -273,6 +276,7 @@ class EdgeDaemon:
     def _start(self) -> None:
         edge = self.config.edge
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.uploader.start()  # before the camera: a dead camera must not hold the spool back
         self.camera.start()
         self.telemetry.start(self.updater.on_mqtt)
         installed = self.repo.load_current()
@@ -280,7 +284,6 @@ class EdgeDaemon:
             self._switch(installed, "installed")  # also publishes the status, with the model
         else:
             self.telemetry.status("online", None)
-        self.uploader.start()
         self.updater.start()
         if edge.outputs.enabled and edge.outputs.pins:
             self.sorter = Sorter(edge.outputs, self.pin_factory)
@@ -358,6 +361,7 @@ class EdgeDaemon:
     def shutdown(self) -> None:
         self.keys_stop.set()
         self.stop.set()
+        self.upload_stop.set()
         self.spool.changed.set()  # wakes the uploader from its idle wait
         self.notifier.stopping()
         steps: list[tuple[str, Any]] = [("camera", self.camera.close)]

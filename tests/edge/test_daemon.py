@@ -273,3 +273,31 @@ def test_bad_update_is_rejected_while_the_old_model_keeps_classifying(
     finally:
         daemon.stop.set()
         thread.join(20)
+
+
+def test_stop_drains_the_spool_before_the_uploader_stops(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    """SIGTERM right after a key press: the gather is uploaded during the drain, not left
+    for the next start (the uploader has its own stop, set only after the drain)."""
+    config = make_config()
+    store = open_store(config.store)
+    daemon = EdgeDaemon(config, events=Events())
+    slow_put = daemon.store.put
+
+    def put(key: str, data: Any, **kw: Any) -> bool:
+        time.sleep(0.4)  # a slow uplink: the upload is still running when the stop comes
+        return slow_put(key, data, **kw)
+
+    daemon.uploader.store = type("Slow", (), {"put": staticmethod(put), "get": daemon.store.get})()
+    thread = start(daemon)
+    try:
+        wait_for(lambda: status(config).get("frames", 0) > 3)
+        daemon.on_key("1")
+        daemon.stop.set()  # what the SIGTERM handler does
+        thread.join(20)
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+    assert len([k for k in store.list("gathered/")]) == 1
+    assert status(config)["spool_depth"] == 0
