@@ -3,6 +3,7 @@
 import argparse
 import getpass
 import logging
+import os
 import signal
 import sys
 import threading
@@ -57,10 +58,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rescue-dir",
         metavar="DIR",
-        default=".",
-        help="where the journal goes if the store is unreachable at exit",
+        default=str(default_rescue_dir()),
+        help="local write-ahead log of every decision; sessions that could not save are "
+        "uploaded from here at the next start (default: %(default)s)",
     )
     parser.set_defaults(func=run)
+
+
+def default_rescue_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "recyclops" / "clean"
 
 
 def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsConfig:

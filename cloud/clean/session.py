@@ -24,7 +24,7 @@ from recyclops.shared.records import INVALID, Decision, UnknownLabelError, resol
 from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
-from .journal import Journal
+from .journal import Journal, recover_journals
 from .queue import QueueFilter, QueueItem, load_decisions, load_queue
 
 logger = logging.getLogger(__name__)
@@ -73,10 +73,11 @@ class ReviewSession:
         self.labels = [c.name for c in self.categories] + [INVALID]
         self.reviewer = reviewer[:64]
         self.session_id = session_id or new_session_id(reviewer)
-        self.journal = Journal(store, self.session_id, self.reviewer)
+        self.rescue_dir = Path(rescue_dir) if rescue_dir else None
+        self.recovered = recover_journals(store, self.rescue_dir) if self.rescue_dir else []
+        self.journal = Journal(store, self.session_id, self.reviewer, self.rescue_dir)
         self.journal_key = self.journal.key
         self.qfilter = qfilter or QueueFilter()
-        self.rescue_dir = Path(rescue_dir) if rescue_dir else None
         loaded = load_queue(store, self.qfilter, exclude_journal=self.journal_key, workers=workers)
         self.items: dict[str, QueueItem] = loaded.items
         self.problems = loaded.problems
@@ -256,6 +257,7 @@ class ReviewSession:
             if self.rescue_dir is not None:
                 self.journal.rescue(self.rescue_dir)
             raise
+        self.journal.discard_wal()
         logger.info(
             "session %s closed: %d decisions in %s",
             self.session_id,

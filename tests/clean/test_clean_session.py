@@ -247,3 +247,29 @@ def test_flusher_retries_until_the_store_is_back(tmp_path: Path) -> None:
         assert journal(store, s) == [(a, "label", "glass")]
     finally:
         s.close()
+
+
+def test_decisions_survive_a_crash_while_the_store_is_down(
+    local_store: ObjectStore, tmp_path: Path
+) -> None:
+    """Every decision is fsynced to a local log as it is made; the next session started with
+    the same folder uploads what the crashed one could not."""
+    seed_simple(local_store, count=3)
+    wal = tmp_path / "wal"
+    crashed = ReviewSession(local_store, CATS, reviewer="ann", rescue_dir=wal, start_flusher=False)
+    first = crashed.current()
+    assert first is not None
+    crashed.decide(first.sha256, "metal")
+    # the process dies here: no flush, no close
+    assert not local_store.exists(crashed.journal_key)
+    assert (wal / f"{crashed.session_id}.jsonl").is_file()
+    later = ReviewSession(local_store, CATS, reviewer="bob", rescue_dir=wal, start_flusher=False)
+    try:
+        assert later.recovered == [crashed.journal_key]
+        decisions, _ = parse_journal(local_store.get(crashed.journal_key).decode())
+        assert [(d.sha256, d.label) for d in decisions] == [(first.sha256, "metal")]
+        assert not (wal / f"{crashed.session_id}.jsonl").exists()
+        assert first.sha256 not in later._remaining  # decided: not queued again
+    finally:
+        later.close()
+    assert not list(wal.glob("*.jsonl"))  # a clean close leaves no log behind
