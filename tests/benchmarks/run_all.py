@@ -55,6 +55,56 @@ def machine() -> list[str]:
     ]
 
 
+#: (bench, caption prefix, label column, value columns, unit): tables that read better drawn
+PLOTS = [
+    ("bench_edge", "Per frame", 0, ["whole path ms", "raw inference ms"], "ms per frame"),
+    ("bench_train", "Test accuracy", 0, ["float", "int8"], "test accuracy (%)"),
+    ("bench_search", "One trial", 0, ["cached features", "from pixels"], "seconds per trial"),
+    ("bench_setup", "", 0, ["images/s"], "images per second"),
+]
+
+
+def _number(cell: object) -> float | None:
+    try:
+        return float(str(cell).rstrip("%x").strip())
+    except ValueError:
+        return None
+
+
+def plot_table(t: dict, label_col: int, columns: list[str], unit: str, path: Path) -> bool:
+    """A grouped horizontal bar chart of some numeric columns of a benchmark table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    headers = [str(h) for h in t["headers"]]
+    idx = [headers.index(c) for c in columns if c in headers]
+    rows = [r for r in t["rows"] if idx and _number(r[idx[0]]) is not None]
+    if not idx or not rows:
+        return False
+    labels = [str(r[label_col]) for r in rows]
+    height = 0.8 / len(idx)
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) * len(idx) + 1.2))
+    for n, i in enumerate(idx):
+        values = [_number(r[i]) for r in rows]
+        pos = [y + n * height for y in range(len(rows))]
+        ax.barh(pos, [v or 0.0 for v in values], height, label=headers[i])
+        for p, v in zip(pos, values, strict=True):
+            if v is not None:
+                ax.text(v, p, f" {v:g}", va="center", fontsize=8)
+    ax.set_yticks([y + height * (len(idx) - 1) / 2 for y in range(len(rows))], labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.set_title(t.get("caption", "")[:90], fontsize=9)
+    if len(idx) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def table(t: dict) -> list[str]:
     out = []
     if t.get("caption"):
@@ -104,6 +154,12 @@ def main() -> int:
         sections.append(f"`python tests/benchmarks/{script.name}` — {took} s.\n")
         for t in data.get("tables", []):
             sections += table(t)
+            for bench, prefix, label_col, columns, unit in PLOTS:
+                if bench == script.stem and str(t.get("caption", "")).startswith(prefix):
+                    png = img_dir / f"{script.stem}.png"
+                    if plot_table(t, label_col, columns, unit, png):
+                        sections.append(f"![{t.get('caption', '')[:60]}](img/bench/{png.name})\n")
+                    break
         figures = data.get("figures") or {}
         if figures:
             sections += table(
