@@ -58,18 +58,32 @@ class ModelRepo:
         return None
 
     def load_current(self) -> Classifier | None:
-        """The serving model at start-up; a broken one is logged and skipped (no model)."""
+        """The serving model at start-up. A broken one (a disk error, a bad write) is skipped
+        for the newest kept version that still verifies, and ``current`` follows it."""
         version = self.current_version()
         if version is None:
             return None
-        try:
-            folder = self.versions / version
-            manifest = parse_manifest((folder / layout.MANIFEST_FILE).read_bytes(), str(folder))
-            manifest.verify_folder(folder)
-            return self._load(folder, manifest)
-        except (RecyclopsError, OSError) as exc:
-            logger.error("installed model %s is unusable (%s); waiting for an update", version, exc)
-            return None
+        candidates = [version] + [
+            p.name
+            for p in sorted(self.versions.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+            if p.is_dir() and not p.name.startswith(".") and p.name != version
+        ]
+        for name in candidates:
+            try:
+                folder = self.versions / name
+                raw = (folder / layout.MANIFEST_FILE).read_bytes()
+                manifest = parse_manifest(raw, str(folder))
+                manifest.verify_folder(folder)
+                classifier = self._load(folder, manifest)
+            except (RecyclopsError, OSError, ValueError, RuntimeError) as exc:
+                logger.error("installed model %s is unusable (%s)", name, exc)
+                continue
+            if name != version:
+                logger.warning("rolled back from %s to %s", version, name)
+                self._point_current(name)
+            return classifier
+        logger.error("no installed model verifies; waiting for an update")
+        return None
 
     def _load(self, folder: Path, manifest: ModelManifest) -> Classifier:
         return Classifier(

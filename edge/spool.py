@@ -124,6 +124,8 @@ class Spool:
             try:
                 body = json.loads(path.read_bytes())
                 entry = self._entry(name, body)
+                if entry.image is not None and not entry.image.is_file():
+                    raise ValueError(f"its frame {entry.image.name} is missing")
             except FileNotFoundError:
                 return None
             except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -275,3 +275,15 @@ def test_reinstalling_a_version_never_leaves_current_dangling(
     assert harness.repo.current_version() == "v2"
     assert (harness.repo.folder / "current" / "model.tflite").is_file()
     assert not list(harness.repo.versions.glob(".old-*"))
+
+
+@pytest.mark.edge_numpy1
+def test_a_broken_installed_model_rolls_back_to_the_previous_one(
+    harness: Harness, local_store: LocalStore
+) -> None:
+    assert harness.updater.handle(publish_model(local_store, "v2"), "test")
+    model = harness.repo.versions / "v2" / "model.tflite"
+    model.write_bytes(model.read_bytes()[:100])  # the SD card lost the end of the file
+    loaded = harness.repo.load_current()
+    assert loaded is not None and loaded.version == "v1"
+    assert harness.repo.current_version() == "v1"

@@ -182,3 +182,20 @@ def test_unreadable_entry_is_set_aside_not_deleted_and_never_blocks(
     assert Uploader(g.spool, local_store, threading.Event()).drain_once() == 1
     assert local_store.exists(layout.image_key(good.sha256))
     assert bad.with_suffix(".corrupt").exists() and g.spool.depth() == 0
+
+
+def test_a_spool_entry_whose_frame_is_gone_is_set_aside(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from recyclops.edge.spool import Spool
+    from recyclops.shared.records import GatheredRecord
+
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000, max_items=10)
+    record = GatheredRecord(
+        sha256="d" * 64, label="glass", device="bin-1", captured_at=datetime.now(UTC)
+    )
+    name = spool.add_gather(b"jpeg", record)
+    (tmp_path / "spool" / f"{name}.jpg").unlink()  # damage from outside
+    assert spool.claim(name) is None
+    assert spool.pending() == []
+    assert (tmp_path / "spool" / f"{name}.corrupt").exists()
