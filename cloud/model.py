@@ -223,8 +223,12 @@ def schedule(config: TrainConfig, learning_rate: float, steps: int, warmup: int 
     if config.lr_schedule == "cosine" and steps > 1:
         if warmup > 0:
             return keras.optimizers.schedules.CosineDecay(
-                0.0, decay_steps=max(1, steps - warmup), alpha=0.05,
-                warmup_target=learning_rate, warmup_steps=warmup)
+                0.0,
+                decay_steps=max(1, steps - warmup),
+                alpha=0.05,
+                warmup_target=learning_rate,
+                warmup_steps=warmup,
+            )
         return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.05)
     return learning_rate
 
