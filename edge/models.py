@@ -98,16 +98,27 @@ class ModelRepo:
     def _rejected_path(self) -> Path:
         return self.folder / "rejected.json"
 
-    def rejected(self) -> dict[str, str]:
+    def _rejections(self) -> dict[str, dict[str, str]]:
         try:
             data = json.loads(self._rejected_path().read_text())
-            return data if isinstance(data, dict) else {}
         except (OSError, ValueError):
             return {}
+        if not isinstance(data, dict):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, dict) and "reason" in v}
+
+    def rejected(self) -> dict[str, str]:
+        """Manifest sha -> reason, for rejections made by this edge version: an upgraded edge
+        looks again at a model it once refused (e.g. one that needed a newer edge)."""
+        return {
+            sha: entry["reason"]
+            for sha, entry in self._rejections().items()
+            if entry.get("edge") == __version__
+        }
 
     def _reject(self, sha: str, reason: str) -> None:
-        data = self.rejected()
-        data[sha] = reason
+        data = self._rejections()
+        data[sha] = {"reason": reason, "edge": __version__}
         atomic_write_text(
             self._rejected_path(), json.dumps(dict(list(data.items())[-100:]), indent=1)
         )

@@ -287,3 +287,18 @@ def test_a_broken_installed_model_rolls_back_to_the_previous_one(
     loaded = harness.repo.load_current()
     assert loaded is not None and loaded.version == "v1"
     assert harness.repo.current_version() == "v1"
+
+
+@pytest.mark.edge_numpy1
+def test_an_upgraded_edge_looks_again_at_a_model_it_refused(
+    harness: Harness, local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recyclops.edge.models as models
+
+    notice = publish_model(local_store, "v2")
+    monkeypatch.setattr(models, "__version__", "0.0.1")  # too old for this model
+    assert not harness.updater.handle(notice, "test")
+    assert not harness.repo.wanted(notice, "v1")  # remembered while the edge is the same
+    monkeypatch.setattr(models, "__version__", "0.1.0")  # the Pi was upgraded
+    assert harness.repo.wanted(notice, "v1")
+    assert harness.updater.handle(notice, "test")
