@@ -32,7 +32,4 @@ def emit(result: dict[str, Any], json_out: str | None) -> None:
 
 
 def find_trashnet() -> Path | None:
-    for candidate in (TRASHNET, Path("/work/shared/datasets/trashnet")):
-        if candidate.is_dir():
-            return candidate
-    return None
+    return TRASHNET if TRASHNET.is_dir() else None

@@ -77,8 +77,7 @@ class EdgeDaemon:
             edge.outputs.stable_frames, edge.outputs.background_category, edge.outputs.scene_change
         )
         self.telemetry = Telemetry(config)
-        # The uploader outlives the main loop: a SIGTERM stops classification at once, while
-        # the spool gets a few seconds to drain before the uploader is told to stop.
+        # The uploader outlives the frame loop: the spool drains before it is told to stop.
         self.upload_stop = threading.Event()
         self.uploader = Uploader(
             self.spool,

@@ -26,10 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
-WEIGHTS = Path(
-    "/work/shared/weights/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
-)
-TRASHNET = Path("/work/shared/datasets/trashnet")
+SHARED = ROOT.parent / "shared"  # the team's data beside the repository (not the package)
+WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
+TRASHNET = SHARED / "datasets" / "trashnet"
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 SIZE = 224
 
