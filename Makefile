@@ -39,7 +39,7 @@ test-edge-numpy1: system-deps ## the edge extra alone, under numpy<2 (as on Rasp
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
 	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
 
