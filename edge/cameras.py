@@ -130,7 +130,17 @@ class OpenCVCamera(Camera):
         source: int | str = (
             int(self.config.source) if self.config.source.isdigit() else self.config.source
         )
-        cap = cv2.VideoCapture(source)
+        timeouts: list[int] = []
+        if isinstance(source, str) and "://" in source:  # RTSP/HTTP: never block forever
+            for name in ("CAP_PROP_OPEN_TIMEOUT_MSEC", "CAP_PROP_READ_TIMEOUT_MSEC"):
+                prop = getattr(cv2, name, None)
+                if prop is not None:
+                    timeouts += [int(prop), int(self.config.read_timeout * 1000)]
+        cap = (
+            cv2.VideoCapture(source, cv2.CAP_ANY, timeouts)
+            if timeouts
+            else cv2.VideoCapture(source)
+        )
         if not cap.isOpened():
             raise CameraError(f"OpenCV cannot open camera source {self.config.source!r}")
         if isinstance(source, int):
@@ -231,7 +241,11 @@ class Picamera2Camera(Camera):
         if self._cam is None:
             self.start()
         assert self._cam is not None
-        request = self._cam.capture_request()
+        try:  # bounded: a stalled camera yields no frame (the watchdog then starves)
+            request = self._cam.capture_request(wait=self.config.read_timeout)
+        except TimeoutError:
+            logger.warning("picamera2: no frame within %.1fs", self.config.read_timeout)
+            return None
         try:
             main = picamera2_to_rgb(request.make_array("main"), self.MAIN_FORMAT)
             lores = picamera2_to_rgb(request.make_array("lores"), self._lores_format)

@@ -1,9 +1,10 @@
-"""Replay and OpenCV cameras for real; picamera2 only for import isolation and byte order."""
+"""Replay and OpenCV cameras for real; picamera2 through a stand-in module (no camera here)."""
 
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,3 +118,62 @@ def test_picamera2_missing_gives_install_advice() -> None:
             Picamera2Camera(CameraConfig()).start()
     else:
         pytest.skip("picamera2 is installed here")
+
+
+class _FakeRequest:
+    def __init__(self, frames: dict[str, np.ndarray]) -> None:
+        self.frames = frames
+        self.released = False
+
+    def make_array(self, stream: str) -> np.ndarray:
+        return self.frames[stream]
+
+    def release(self) -> None:
+        self.released = True
+
+
+class _FakePicamera2:
+    """Stands in for picamera2.Picamera2 (no camera here): same calls the adapter makes."""
+
+    stalled = False
+
+    def __init__(self) -> None:
+        self.waits: list[float | None] = []
+
+    def create_video_configuration(self, **kw: Any) -> dict[str, Any]:
+        return kw
+
+    def configure(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def capture_request(self, wait: float | None = None) -> _FakeRequest:
+        self.waits.append(wait)
+        if self.stalled:
+            raise TimeoutError("no frame")
+        main = np.zeros((960, 1280, 3), np.uint8)
+        main[..., 0] = 200  # "RGB888" is B,G,R in memory: blue
+        return _FakeRequest({"main": main, "lores": main[::4, ::4].copy()})
+
+
+def test_picamera2_reads_are_bounded_and_a_stall_yields_no_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    module = types.ModuleType("picamera2")
+    module.Picamera2 = _FakePicamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    cam = open_camera(CameraConfig(kind="picamera2", read_timeout=1.5))
+    frame = cam.read()
+    assert frame is not None and frame.full[0, 0].tolist() == [0, 0, 200]
+    fake = cam._cam  # type: ignore[attr-defined]
+    assert fake.waits == [1.5]
+    fake.stalled = True
+    assert cam.read() is None
+    cam.close()
