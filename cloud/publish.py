@@ -15,7 +15,7 @@ from ..shared.errors import RecyclopsError, StoreError
 from ..shared.hashing import sha256_bytes
 from ..shared.manifest import ChannelPointer, ModelManifest, parse_manifest
 from ..shared.store import ObjectStore
-from .evaluate import GateError, load_gate
+from .evaluate import GATE_FILE, GateError, load_gate
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +54,18 @@ def publish(
     """Publish the run's model to ``channel``. Refuses a run whose quality gate failed
     (``force`` overrides, for a human who has read why)."""
     run_dir = Path(run_dir)
+    if run_dir.name == "model" and (run_dir.parent / GATE_FILE).exists():
+        run_dir = run_dir.parent  # pointed at run/model: the gate lives one level up
     folder = _model_dir(run_dir)
     if not (folder / layout.MANIFEST_FILE).is_file():
         raise PublishError(
             f"{run_dir}: no {layout.MANIFEST_FILE} here or in model/; "
             "expected a run folder written by 'recyclops train'"
         )
-    gate = load_gate(run_dir) if (run_dir / "gate.json").exists() or folder != run_dir else None
-    if gate is not None and not gate.get("passed", False) and not force:
+    # Every publish needs a gate verdict (GateError when gate.json is missing): a model
+    # nobody evaluated is as unsafe as one that failed. ``force`` is the human override.
+    gate = load_gate(run_dir) if not force or (run_dir / GATE_FILE).exists() else {}
+    if not gate.get("passed", False) and not force:
         raise GateError(
             f"{run_dir}: the quality gate failed, not publishing: "
             + "; ".join(gate.get("reasons", []))

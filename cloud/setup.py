@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..shared import layout
 from ..shared.atomic import atomic_write_bytes
-from ..shared.errors import ImageError, ObjectNotFoundError, StoreError
-from ..shared.hashing import sha256_bytes, sha256_file
+from ..shared.errors import ImageError, ObjectNotFoundError, RecyclopsError, StoreError
+from ..shared.hashing import is_sha256, sha256_bytes, sha256_file
 from ..shared.manifest import ModelManifest, parse_manifest, parse_pointer
 from ..shared.preprocess import decode_rgb
 from ..shared.records import Decision, parse_journal, resolve_labels
@@ -23,6 +23,10 @@ from ..shared.store import ObjectStore
 from .dataset import Dataset
 
 logger = logging.getLogger(__name__)
+
+
+class SetupError(RecyclopsError):
+    """The sync cannot start (an unsafe output folder)."""
 
 
 @dataclass
@@ -108,11 +112,26 @@ def _present(path: Path, sha: str) -> bool:
 
 
 def _existing_files(out_dir: Path) -> dict[str, Path]:
+    """Files this sync may own: ``<category-like folder>/<sha256>.jpg``. Anything else in the
+    folder (a user's own photos) is never moved or deleted."""
     found: dict[str, Path] = {}
     if out_dir.is_dir():
         for path in out_dir.glob("*/*.jpg"):
-            found.setdefault(path.stem, path)
+            if is_sha256(path.stem):
+                found.setdefault(path.stem, path)
     return found
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse a folder that is not empty and was never a data set: a typo in --out must not
+    turn someone's pictures folder into a mirror."""
+    if not out.is_dir() or (out / "dataset.json").exists():
+        return
+    if any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise SetupError(
+            f"{out} is not empty and holds no dataset.json: choose an empty folder or an "
+            "earlier 'recyclops setup' output"
+        )
 
 
 def sync_dataset(
@@ -129,6 +148,7 @@ def sync_dataset(
     are copies; the store keeps the originals). Writes ``dataset.json`` last.
     """
     out = Path(out_dir)
+    _check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     cats = list(categories)
     summary = SyncSummary(out, per_class=dict.fromkeys(cats, 0))

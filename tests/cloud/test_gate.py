@@ -81,3 +81,15 @@ def test_tampered_run_is_refused_before_upload(local_store, tmp_path):
     with pytest.raises(Exception, match="sha256"):
         publish(run, local_store, None, "stable")
     assert list(local_store.list("models/")) == []
+
+
+def test_publish_of_the_model_folder_or_an_ungated_run_still_needs_the_gate(local_store, tmp_path):
+    publish(_run(tmp_path, True, "v1"), local_store, None, "stable")
+    failed = _run(tmp_path, False, "v2")
+    with pytest.raises(GateError, match="class c"):
+        publish(failed / "model", local_store, None, "stable")  # pointed one level down
+    ungated = _run(tmp_path, True, "v3")
+    (ungated / "gate.json").unlink()
+    with pytest.raises(GateError, match="was not evaluated"):
+        publish(ungated, local_store, None, "stable")
+    assert parse_pointer(local_store.get(layout.channel_key("stable"))).version == "v1"

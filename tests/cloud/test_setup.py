@@ -85,3 +85,23 @@ def test_image_whose_hash_does_not_match_is_rejected(local_store, tmp_path):
     local_store.put(layout.labels_key("s"), dump_journal([decision(sha, "red", "s")]))
     summary = sync_dataset(local_store, tmp_path / "data", ["red", "blue"], progress=False)
     assert summary.images == 0 and any("does not match" in p for p in summary.problems)
+
+
+def test_sync_never_touches_files_it_does_not_own(local_store, tmp_path):
+    import pytest
+
+    from recyclops.cloud.setup import SetupError
+
+    seed_images(local_store, CATS, per_class=1)
+    pictures = tmp_path / "pictures"
+    (pictures / "holiday").mkdir(parents=True)
+    (pictures / "holiday" / "IMG_0001.jpg").write_bytes(b"a user's photo")
+    with pytest.raises(SetupError, match=r"not empty and holds no dataset\.json"):
+        sync_dataset(local_store, pictures, CATS, progress=False)
+    out = tmp_path / "data"
+    sync_dataset(local_store, out, CATS, progress=False)
+    (out / "red" / "notes.jpg").write_bytes(b"not a content-addressed image")
+    summary = sync_dataset(local_store, out, CATS, progress=False)
+    assert summary.removed == 0
+    assert (out / "red" / "notes.jpg").read_bytes() == b"not a content-addressed image"
+    assert (pictures / "holiday" / "IMG_0001.jpg").exists()
