@@ -111,7 +111,7 @@ def run_search(
     out = Path(out_dir)
     sid = name or search_id(base, search, ds.fingerprint)
     trials = [t for t in grid(base, search) if t.index % shard[1] == shard[0]]
-    todo = [t for t in trials if not _finished(out, t, retry_failed)]
+    todo = [t for t in trials if not _finished(out, t, retry_failed, ds.fingerprint)]
     logger.info(
         "search %s: %d trials in this shard, %d already finished",
         sid,
@@ -143,7 +143,10 @@ def run_search(
             "search": sid,
             "trial": trial.id,
             "index": trial.index,
+            "data": ds.fingerprint,
             **trial.params,
+            # exactly what was scored, so best.toml reproduces it
+            "config": trial.config.model_dump(mode="json"),
         }
         try:
             seed_everything(trial.config.seed)
@@ -188,15 +191,18 @@ def run_search(
     return results
 
 
-def _finished(out: Path, trial: Trial, retry_failed: bool) -> bool:
+def _finished(out: Path, trial: Trial, retry_failed: bool, fingerprint: str) -> bool:
+    """Done on this very data set: a result from before ``setup`` added images is redone."""
     path = out / "trials" / trial.id / RESULT_FILE
     if not path.is_file():
         return False
     try:
-        status = json.loads(path.read_text()).get("status")
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return status == "ok" or not retry_failed
+    if data.get("data") != fingerprint:
+        return False
+    return data.get("status") == "ok" or not retry_failed
 
 
 def _clear() -> None:
@@ -236,7 +242,8 @@ def gather(
                 data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            found[data["trial"]] = data
+            if isinstance(data, dict) and "trial" in data:
+                found[f"{data.get('search')}/{data['trial']}"] = data
     if store is not None:
         prefix = layout.run_prefix("search", sid) if sid else layout.RUNS + "search/"
         for key in store.list(prefix):
@@ -245,7 +252,8 @@ def gather(
                     data = json.loads(store.get(key))
                 except (StoreError, ValueError):
                     continue
-                found.setdefault(data["trial"], data)
+                if isinstance(data, dict) and "trial" in data:  # skip what is not a result
+                    found.setdefault(f"{data.get('search')}/{data['trial']}", data)
     return sorted(found.values(), key=lambda r: (-(r.get("val_accuracy") or -1), r["index"]))
 
 
@@ -268,7 +276,8 @@ def write_report(
     best = next((r for r in results if r.get("status") == "ok"), None)
     best_path = None
     if best is not None:
-        tuned = base.model_copy(update={k: best[k] for k in GRID_KEYS})
+        scored = best.get("config") or {**base.model_dump(), **{k: best[k] for k in GRID_KEYS}}
+        tuned = TrainConfig.model_validate(scored)
         data = {k: v for k, v in tuned.model_dump().items() if v is not None}
         text = (
             f"# Best trial {best['trial']} of search {best['search']}: validation accuracy "

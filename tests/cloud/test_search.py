@@ -147,3 +147,36 @@ def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(
         ]
         == "ok"
     )
+
+
+def test_new_data_redoes_trials_and_best_toml_is_what_was_scored(tmp_path, monkeypatch):
+    """A finished trial counts only on the data it was scored on; best.toml reproduces the
+    trial (its epochs, not the base config's)."""
+    from recyclops.cloud import fit
+
+    calls = []
+
+    def fake_fit(parts, config, *args, **kwargs):  # the training itself is tested elsewhere
+        calls.append(config.batch_size)
+        return {"stages": [{"epochs": 1, "best_val_accuracy": 0.5 + config.dropout}]}
+
+    monkeypatch.setattr(fit, "fit_cached", fake_fit)
+    root = tmp_path / "data"
+    ds = make_dataset(root, per_class=6)
+    base, grid_cfg = tiny()
+    grid_cfg = grid_cfg.model_copy(update={"epochs": 3, "batch_size": [8], "dropout": [0.0, 0.2]})
+    out = tmp_path / "s"
+    assert len(search_mod.run_search(base, grid_cfg, ds, out, name="fixed")) == 2
+    assert search_mod.run_search(base, grid_cfg, ds, out, name="fixed") == []  # resumed
+    bigger = make_dataset(root, per_class=8)  # setup brought new images
+    assert bigger.fingerprint != ds.fingerprint
+    assert len(search_mod.run_search(base, grid_cfg, bigger, out, name="fixed")) == 2
+    _, best = search_mod.write_report(search_mod.gather(out), base, out)
+    assert best is not None
+    train = tomllib.loads(best.read_text())["train"]
+    assert train["dropout"] == 0.2 and train["epochs"] == 3 != base.epochs
+    assert load_best(best).train.epochs == 3
+
+
+def load_best(path):
+    return load(path, env={})
