@@ -25,14 +25,19 @@ class DatasetError(RecyclopsError):
     """The data set folder is missing, empty or inconsistent."""
 
 
+def _unit(sha256: str) -> float:
+    """The image's fixed place in [0, 1): its split follows from it alone."""
+    digest = hashlib.sha256(f"{SPLIT_SALT}:{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
     """'train', 'val' or 'test' for an image, from its hash alone.
 
     Applied within each class, so every class gets the same expected proportions
     (stratified in expectation) while no image ever moves when others are added.
     """
-    digest = hashlib.sha256(f"{SPLIT_SALT}:{sha256}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
+    u = _unit(sha256)
     if u < test_fraction:
         return "test"
     if u < test_fraction + val_fraction:
@@ -75,6 +80,18 @@ class Dataset:
         out: dict[str, list[str]] = {s: [] for s in SPLITS}
         for sha in sorted(self.labels):
             out[split_of(sha, val_fraction, test_fraction)].append(sha)
+        # A small class can draw no train, test or validation image by chance, and a class
+        # with no test image goes unjudged by the gate. Every class with three or more images
+        # gets one in each split, lent (the same image every time) by its fullest split.
+        for category in self.categories:
+            for need in ("train", "test", "val"):
+                mine = {k: [s for s in v if self.labels[s] == category] for k, v in out.items()}
+                donor = max(SPLITS, key=lambda k: (len(mine[k]), k))
+                if mine[need] or len(mine[donor]) < 2:
+                    continue
+                moved = min(mine[donor], key=_unit)
+                out[donor].remove(moved)
+                out[need] = sorted([*out[need], moved])
         return out
 
     def subset(self, shas: list[str]) -> "Dataset":

@@ -36,3 +36,19 @@ def test_identical_bytes_land_on_one_side_and_fingerprint_tracks_labels(tmp_path
     assert len({split_of(sha, 0.3, 0.3) for _ in range(5)}) == 1
     assert fingerprint({sha: "a"}) != fingerprint({sha: "b"})
     assert fingerprint({sha: "a", "x" * 64: "b"}) == fingerprint({"x" * 64: "b", sha: "a"})
+
+
+def test_a_small_class_always_gets_test_and_validation_images(tmp_path):
+    """Five images of a new category: by hash alone they may all land in train, and the gate
+    could not judge the class. Every class with three or more images is judged."""
+    big = {s: "a" for s in _shas(300)}
+    for salt in range(40):  # many small classes: some draw no test image by chance
+        small = {s: f"c{salt}" for s in _shas(3, f"small{salt}")}
+        cats = ["a", f"c{salt}"]
+        ds = Dataset(tmp_path, cats, {**big, **small})
+        split = ds.split(0.15, 0.15)
+        for name in ("train", "val", "test"):
+            assert any(ds.labels[s] == f"c{salt}" for s in split[name]), (salt, name)
+        assert split == ds.split(0.15, 0.15)  # still deterministic
+        every = [s for members in split.values() for s in members]
+        assert sorted(every) == sorted(ds.labels)  # nothing lost or doubled
