@@ -226,9 +226,7 @@ def fit_cached(
         cbs,
         verbose,
     )
-    history["stages"].append(
-        {"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h}
-    )
+    history["stages"].append(_stage("head", h, best.best))
     done = len(h.get("loss", []))
     if tune:
         cut_train, cut_val = features.cut_train, features.cut_val
@@ -253,16 +251,14 @@ def fit_cached(
             cbs,
             verbose,
         )
-        history["stages"].append(
-            {
-                "stage": "fine_tune",
-                "epochs": len(h.get("loss", [])),
-                "best_val_accuracy": best2.best,
-                **h,
-            }
-        )
+        history["stages"].append(_stage("fine_tune", h, best2.best))
         set_upper_trainable(parts, False)
     return history
+
+
+def _stage(name: str, h: dict[str, Any], best: float) -> dict[str, Any]:
+    """One stage's record in the run history: its epochs, best validation accuracy, curves."""
+    return {"stage": name, "epochs": len(h.get("loss", [])), "best_val_accuracy": best, **h}
 
 
 def prepare_base(parts: Parts, config: TrainConfig, data: SplitArrays) -> None:
@@ -314,11 +310,7 @@ def fit_pixels(
     _compile(model, config, config.learning_rate, steps * config.epochs)
     cbs, best = _callbacks(config, run_dir, callbacks or [])
     h = _fit(model, train, val, config.epochs, 0, cbs, verbose)
-    history: dict[str, Any] = {
-        "stages": [
-            {"stage": "head", "epochs": len(h.get("loss", [])), "best_val_accuracy": best.best, **h}
-        ]
-    }
+    history: dict[str, Any] = {"stages": [_stage("head", h, best.best)]}
     done = len(h.get("loss", []))
     if config.fine_tune and config.fine_tune_epochs > 0:
         set_upper_trainable(parts, True)
@@ -327,13 +319,6 @@ def fit_pixels(
         best2.best = best.best
         best2.weights = [v.copy() for v in model.get_weights()]
         h = _fit(model, train, val, done + config.fine_tune_epochs, done, cbs, verbose)
-        history["stages"].append(
-            {
-                "stage": "fine_tune",
-                "epochs": len(h.get("loss", [])),
-                "best_val_accuracy": best2.best,
-                **h,
-            }
-        )
+        history["stages"].append(_stage("fine_tune", h, best2.best))
         set_upper_trainable(parts, False)
     return history
