@@ -77,6 +77,14 @@ class Dataset:
 
     def split(self, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
         """Hashes per split, sorted (so every consumer sees the same order)."""
+        return self.split_moves(val_fraction, test_fraction)[0]
+
+    def split_moves(
+        self, val_fraction: float, test_fraction: float
+    ) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """The split and the images it moved off their hash split (sha -> split): with both,
+        a later run can tell exactly which images this one trained on."""
+        moves: dict[str, str] = {}
         out: dict[str, list[str]] = {s: [] for s in SPLITS}
         for sha in sorted(self.labels):
             out[split_of(sha, val_fraction, test_fraction)].append(sha)
@@ -92,7 +100,8 @@ class Dataset:
                 moved = min(mine[donor], key=_unit)
                 out[donor].remove(moved)
                 out[need] = sorted([*out[need], moved])
-        return out
+                moves[moved] = need
+        return out, moves
 
     def subset(self, shas: list[str]) -> "Dataset":
         """The same data set restricted to ``shas`` (benchmarks, quick runs)."""

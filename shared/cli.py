@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("recyclops.cloud.cli.search", "hyperparameter grid search, logged to TensorBoard"),
     "train": ("recyclops.cloud.cli.train", "train, convert to int8, check it, write a model"),
     "publish": ("recyclops.cloud.cli.publish", "upload a trained model and notify the fleet"),
+    "rollback": ("recyclops.cloud.cli.rollback", "point a channel back at an older model"),
     "clean": ("recyclops.cloud.clean.cli", "review gathered labels in a browser"),
     "demo": ("recyclops.cloud.demo.cli", "run the whole loop on this machine"),
     "config": ("recyclops.shared.config_cli", "check a configuration file"),

@@ -104,5 +104,27 @@ def channel_key(channel: str) -> str:
     return f"{CHANNELS}{_segment('channel', channel)}.json"
 
 
+GOLDEN_FILE = "golden.npz"
+
+
+def channel_history_prefix(channel: str) -> str:
+    """Every generation a channel ever had, one object each, claimed with put-if-absent."""
+    return f"{CHANNELS}{_segment('channel', channel)}/"
+
+
+def channel_generation_key(channel: str, generation: int) -> str:
+    if generation < 1:
+        raise InvalidKeyError(f"generation {generation} must be 1 or more")
+    return f"{channel_history_prefix(channel)}{generation:010d}.json"
+
+
+def parse_generation_key(key: str) -> int | None:
+    """The generation of a history key, None for anything else."""
+    tail = key.rsplit("/", 1)[-1]
+    if not tail.endswith(".json") or not tail[:-5].isdigit():
+        return None
+    return int(tail[:-5])
+
+
 def run_prefix(kind: str, run_id: str) -> str:
     return f"{RUNS}{_segment('run kind', kind)}/{_segment('run id', run_id)}/"

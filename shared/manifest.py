@@ -51,10 +51,43 @@ class Metrics(StrictModel):
     per_class: dict[str, ClassMetrics] = Field(default_factory=dict)
 
 
+class SplitInfo(StrictModel):
+    """How the data set was split, so a later run knows exactly which of its test images
+    this model trained on (the split is a function of the image hash; see cloud/dataset.py)."""
+
+    salt: str
+    val_fraction: float = Field(gt=0, lt=1)
+    test_fraction: float = Field(gt=0, lt=1)
+    #: images moved off their hash split (small classes): sha256 -> split
+    moved: dict[str, Literal["train", "val", "test"]] = Field(default_factory=dict)
+
+
 class DatasetInfo(StrictModel):
     fingerprint: str = ""
     images: int = Field(0, ge=0)
     per_class: dict[str, int] = Field(default_factory=dict)
+    split: SplitInfo | None = None
+
+
+class GoldenSpec(StrictModel):
+    """Real test-split images with the int8 outputs the cloud computed (``shared/golden.py``).
+
+    Publish and every bin run them before serving: same top-1 on every image, each
+    probability within ``tolerance``.
+    """
+
+    file: SafeName = "golden.npz"
+    count: int = Field(ge=1, le=256)
+    tolerance: float = Field(0.05, gt=0, le=1, title="Largest allowed probability difference")
+
+
+class Blessing(StrictModel):
+    """The promotion verdict in short (the full record is the run's gate.json)."""
+
+    blessed: bool
+    champion_version: str | None = None
+    summary: str = Field("", max_length=4000)
+    forced: str | None = Field(None, max_length=1000, title="Why a human published anyway")
 
 
 class ModelManifest(StrictModel):
@@ -69,6 +102,8 @@ class ModelManifest(StrictModel):
     dataset: DatasetInfo = Field(default_factory=DatasetInfo)
     files: list[FileEntry] = Field(min_length=1)
     min_edge_version: str = "0.1.0"
+    golden: GoldenSpec | None = None
+    blessing: Blessing | None = None
 
     @model_validator(mode="after")
     def _model_listed(self) -> "ModelManifest":
@@ -76,6 +111,8 @@ class ModelManifest(StrictModel):
             raise ValueError(f"model_file {self.model_file!r} is not among files")
         if len(set(self.categories)) != len(self.categories):
             raise ValueError("categories must be unique")
+        if self.golden is not None and self.golden.file not in {f.name for f in self.files}:
+            raise ValueError(f"golden file {self.golden.file!r} is not among files")
         return self
 
     def file(self, name: str) -> FileEntry:
@@ -109,7 +146,13 @@ class ModelManifest(StrictModel):
 
 
 class ChannelPointer(StrictModel):
-    """``models/channels/<channel>.json``: written last, so it only names complete versions."""
+    """``models/channels/<channel>.json``: written last, so it only names complete versions.
+
+    ``generation`` only grows: each publish or rollback claims the next one with a
+    conditional put of ``models/channels/<channel>/<generation>.json`` (the channel's
+    history), so two publishers cannot both win and a bin can refuse anything older than
+    what it serves. Pointers written before generations existed read as generation 0.
+    """
 
     schema_version: Literal[1] = 1
     channel: SafeName
@@ -117,6 +160,9 @@ class ChannelPointer(StrictModel):
     manifest_key: str
     manifest_sha256: Sha256Hex
     published_at: datetime
+    generation: int = Field(0, ge=0)
+    action: Literal["publish", "rollback"] = "publish"
+    note: str | None = Field(None, max_length=1000)
 
 
 def _describe(error: ValidationError) -> str:

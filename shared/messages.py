@@ -50,6 +50,8 @@ class ModelNotice(StrictModel):
     manifest_key: str = Field(max_length=512)
     manifest_sha256: Sha256Hex
     published_at: datetime
+    #: the channel pointer's generation; a bin ignores a notice older than what it serves
+    generation: int = Field(0, ge=0)
 
     @field_validator("manifest_key")
     @classmethod

@@ -56,9 +56,46 @@ class TrainConfig(StrictModel):
     class_weights: bool = Field(True, title="Weight classes by inverse frequency")
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
     representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
-    gate_margin: float = Field(1.5, ge=0.0, le=100.0, title="Max int8 drop (points), overall")
-    gate_class_margin: float = Field(
-        8.0, ge=0.0, le=100.0, title="Max int8 drop (points), any class"
+    # ---- blessing: may this model replace the one serving? (docs/training.md, "Blessing")
+    min_accuracy: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        title="Floor: least int8 test accuracy",
+        description="Unset: halfway between the majority-class rate of the test split and 1 "
+        "(0.62 for TrashNet's six classes), so chance-level models never pass.",
+    )
+    min_class_accuracy: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        title="Floor for a judged class",
+        description="A judged class fails when even its 95% upper bound is below this. Unset: "
+        "halfway between 1/categories and 1.",
+    )
+    min_class_support: int = Field(
+        10, ge=1, le=100_000, title="Test images a class needs to be judged on its own"
+    )
+    alpha: float = Field(
+        0.05, gt=0.0, lt=0.5, title="Significance level of the paired tests (one-sided)"
+    )
+    max_drop: float = Field(
+        5.0,
+        ge=0.0,
+        le=100.0,
+        title="Largest drop (points) against the champion, even when not significant",
+    )
+    int8_max_drop: float = Field(
+        1.5, ge=0.0, le=100.0, title="Largest int8 drop (points) below float, overall"
+    )
+    require: Literal["not_worse", "better"] = Field(
+        "not_worse",
+        title="What the challenger must show against the champion",
+        description="not_worse: not worse beyond noise; better: better beyond noise.",
+    )
+    golden_images: int = Field(24, ge=8, le=64, title="Golden images shipped with the model")
+    golden_tolerance: float = Field(
+        0.05, gt=0.0, le=1.0, title="Golden check: largest probability difference on a device"
     )
     seed: int = Field(1337, title="Seed")
     channel: SafeName = Field("stable", title="Channel to publish to")
