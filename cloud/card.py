@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 
 from ..shared.manifest import ModelManifest
-from .evaluate import GateResult, Scores
+from .blessing import Verdict
+from .evaluate import Scores
 
 
 def confusion_png(confusion: list[list[int]], categories: list[str], title: str) -> bytes:
@@ -57,6 +58,28 @@ def _table(categories: list[str], fl: Scores, q: Scores) -> list[str]:
     return lines
 
 
+def _champion_table(champion: dict[str, Any] | None) -> list[str]:
+    """The comparison with the champion, side by side on the shared test images."""
+    if not champion or not champion.get("compared"):
+        return []
+    ov = champion["overall"]
+    lines = [
+        "",
+        f"Compared with the champion {champion['version']} on {ov['images']} shared test "
+        "images (paired, exact McNemar):",
+        "",
+        "| | champion | this model |",
+        "|---|---:|---:|",
+        f"| accuracy | {champion['champion']['accuracy']:.1%} | "
+        f"{champion['challenger']['accuracy']:.1%} |",
+        f"| images right only here | {ov['only_reference_right']} | {ov['only_new_right']} |",
+        "",
+        f"p (this model worse) = {ov['p_worse']:.3g}; p (this model better) = "
+        f"{ov['p_better']:.3g}.",
+    ]
+    return lines
+
+
 def _matrix(categories: list[str], confusion: list[list[int]]) -> list[str]:
     lines = [
         "| true \\ predicted | " + " | ".join(categories) + " |",
@@ -71,7 +94,7 @@ def model_card(
     manifest: ModelManifest,
     fl: Scores,
     q: Scores,
-    gate: GateResult,
+    verdict: Verdict,
     history: dict[str, Any],
     image_name: str | None,
 ) -> str:
@@ -99,7 +122,12 @@ def model_card(
         "## Accuracy on the test split",
         *_table(manifest.categories, fl, q),
         "",
-        gate.summary().replace("\n", "\n\n"),
+        "## Blessing (may it replace the model serving?)",
+        "",
+        "```",
+        verdict.summary,
+        "```",
+        *_champion_table(verdict.record.get("champion")),
         "",
         "## Confusion matrix (int8, test split)",
         *_matrix(manifest.categories, q.confusion),

@@ -1,21 +1,28 @@
-"""``recyclops publish RUN_DIR``: upload a gated model, verify it, point the channel, notify.
+"""``recyclops publish RUN_DIR``: check a blessed model, upload it, point the channel, notify.
 
-Order matters: files (put only-if-absent, then read back and hash-checked), manifest, then
-the channel pointer LAST, then the retained MQTT notice. A failure at any step before the
+Before anything is uploaded: the verdict must be about these exact bytes and judged against
+the model the channel serves now, and the file must load on LiteRT, keep its contract and
+reproduce its golden outputs (``artefact.py``). Then order matters: files (put only-if-absent,
+then read back and hash-checked), manifest, then the channel's next generation and pointer
+LAST (``channels.py``), then the retained MQTT notice. A failure at any step before the
 pointer leaves the channel on the old model; repeating a publish is harmless.
 """
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..shared import layout, messages
+from ..shared.atomic import atomic_write_bytes
 from ..shared.config import MqttConfig
 from ..shared.errors import RecyclopsError, StoreError
-from ..shared.hashing import sha256_bytes
-from ..shared.manifest import ChannelPointer, ModelManifest, parse_manifest
+from ..shared.hashing import sha256_bytes, sha256_file
+from ..shared.manifest import Blessing, ChannelPointer, ModelManifest, parse_manifest
 from ..shared.store import ObjectStore
-from .evaluate import GATE_FILE, GateError, load_gate
+from .artefact import check_folder
+from .blessing import GATE_FILE, load_verdict
+from .channels import advance
+from .evaluate import GateError
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +49,68 @@ def _upload(store: ObjectStore, key: str, data: bytes) -> str:
     return "uploaded" if written else "already there"
 
 
+def _check_verdict(run_dir: Path, model_sha: str, force: str | None) -> dict[str, Any]:
+    """The run's verdict, bound to these exact bytes; {} when a human forces without one."""
+    if force is not None and not (run_dir / GATE_FILE).exists():
+        return {}
+    verdict = load_verdict(run_dir)
+    if verdict.get("model_sha256") != model_sha:
+        if force is not None:
+            logger.warning("the verdict in %s was written for other bytes (forced)", run_dir)
+            return {}
+        raise GateError(
+            f"{run_dir / GATE_FILE} was written for model bytes "
+            f"{str(verdict.get('model_sha256'))[:12]}…, but model.tflite is {model_sha[:12]}…: "
+            "this verdict is not about this model"
+        )
+    if not verdict["blessed"] and force is None:
+        raise GateError(
+            f"{run_dir}: not blessed, not publishing: " + "; ".join(verdict.get("reasons", []))
+        )
+    return verdict
+
+
 def publish(
     run_dir: str | Path,
     store: ObjectStore,
     mqtt_config: MqttConfig | None = None,
     channel: str = "stable",
     *,
-    force: bool = False,
+    force: str | None = None,
     notify_timeout: float = 10.0,
 ) -> ModelManifest:
-    """Publish the run's model to ``channel``. Refuses a run whose quality gate failed
-    (``force`` overrides, for a human who has read why)."""
+    """Publish the run's model to ``channel``: only a blessed run, judged against the model
+    the channel serves now, whose file loads, keeps its contract and reproduces its golden
+    outputs. ``force`` (a human's reason, recorded in the manifest) overrides the verdict,
+    never the checks of the file itself."""
     run_dir = Path(run_dir)
     if run_dir.name == "model" and (run_dir.parent / GATE_FILE).exists():
-        run_dir = run_dir.parent  # pointed at run/model: the gate lives one level up
+        run_dir = run_dir.parent  # pointed at run/model: the verdict lives one level up
     folder = _model_dir(run_dir)
     if not (folder / layout.MANIFEST_FILE).is_file():
         raise PublishError(
             f"{run_dir}: no {layout.MANIFEST_FILE} here or in model/; "
             "expected a run folder written by 'recyclops train'"
         )
-    # Every publish needs a gate verdict (GateError when gate.json is missing): a model
-    # nobody evaluated is as unsafe as one that failed. ``force`` is the human override.
-    gate = load_gate(run_dir) if not force or (run_dir / GATE_FILE).exists() else {}
-    if not gate.get("passed", False) and not force:
-        raise GateError(
-            f"{run_dir}: the quality gate failed, not publishing: "
-            + "; ".join(gate.get("reasons", []))
-        )
+    if force is not None and not force.strip():
+        raise PublishError("--force needs a reason (it is recorded in the manifest)")
     raw_manifest = (folder / layout.MANIFEST_FILE).read_bytes()
     manifest = parse_manifest(raw_manifest, str(folder / layout.MANIFEST_FILE))
     manifest.verify_folder(folder)
+    verdict = _check_verdict(run_dir, sha256_file(folder / manifest.model_file), force)
+    try:
+        proved = check_folder(folder, manifest, require_golden=force is None)
+    except RecyclopsError as exc:
+        raise PublishError(f"refusing to publish: {exc}") from None
+    logger.info("model %s: %s", manifest.version, proved)
+    if force is not None:
+        blessing = manifest.blessing or Blessing(blessed=False)
+        manifest = manifest.model_copy(
+            update={"blessing": blessing.model_copy(update={"forced": force.strip()[:1000]})}
+        )
+        raw_manifest = manifest.to_json()
+        atomic_write_bytes(folder / layout.MANIFEST_FILE, raw_manifest)
+    champion = (verdict.get("champion") or {}).get("version")
     try:
         for entry in manifest.files:
             status = _upload(
@@ -83,17 +121,20 @@ def publish(
             logger.info("%s: %s", entry.name, status)
         mkey = layout.manifest_key(manifest.version)
         _upload(store, mkey, raw_manifest)
-        pointer = ChannelPointer(
-            channel=channel,
+        pointer = advance(
+            store,
+            channel,
             version=manifest.version,
-            manifest_key=mkey,
             manifest_sha256=sha256_bytes(raw_manifest),
-            published_at=datetime.now(UTC),
+            note=f"forced: {force.strip()}" if force is not None else None,
+            expect_version=champion,
+            check_expected=force is None,
         )
-        store.put(layout.channel_key(channel), pointer.model_dump_json(indent=1).encode())
     except StoreError as exc:
         raise PublishError(f"upload failed, channel {channel!r} unchanged: {exc}") from exc
-    logger.info("channel %s now points at %s", channel, manifest.version)
+    logger.info(
+        "channel %s now points at %s (generation %d)", channel, manifest.version, pointer.generation
+    )
     if mqtt_config is not None and mqtt_config.host:
         notify(mqtt_config, pointer, notify_timeout)
     return manifest
@@ -109,6 +150,7 @@ def notify(config: MqttConfig, pointer: ChannelPointer, timeout: float = 10.0) -
         manifest_key=pointer.manifest_key,
         manifest_sha256=pointer.manifest_sha256,
         published_at=pointer.published_at,
+        generation=pointer.generation,
     )
     topic = messages.model_topic(config.fleet, pointer.channel)
     try:
@@ -130,3 +172,60 @@ def notify(config: MqttConfig, pointer: ChannelPointer, timeout: float = 10.0) -
         logger.warning("MQTT notice not sent (%s); devices will poll", exc)
         return
     logger.info("notice retained on %s", topic)
+
+
+def rollback(
+    store: ObjectStore,
+    channel: str,
+    to_version: str,
+    mqtt_config: MqttConfig | None = None,
+    *,
+    note: str | None = None,
+    notify_timeout: float = 10.0,
+) -> ChannelPointer:
+    """Point ``channel`` back at ``to_version`` with a new, higher generation (bins refuse
+    anything older than what they serve, so going back is a deliberate, recorded act).
+
+    The version must have served this channel before, and it is checked again the way a
+    bin will check it (files, contract, golden set) before the channel moves.
+    """
+    import tempfile
+
+    from .channels import ChannelError, history, read_pointer
+
+    past = history(store, channel)
+    current = read_pointer(store, channel)
+    if current is not None and current.version == to_version:
+        raise ChannelError(f"channel {channel!r} already serves {to_version}")
+    served = {p.version for p in past} | ({current.version} if current else set())
+    if to_version not in served:
+        raise ChannelError(
+            f"{to_version} never served channel {channel!r} "
+            f"(it served: {', '.join(sorted(served)) or 'nothing'}); publish it instead"
+        )
+    mkey = layout.manifest_key(to_version)
+    try:
+        raw = store.get(mkey)
+        manifest = parse_manifest(raw, mkey)
+        with tempfile.TemporaryDirectory(prefix="recyclops-rollback-") as tmp:
+            folder = Path(tmp)
+            for entry in manifest.files:
+                store.get_file(layout.model_file_key(to_version, entry.name), folder / entry.name)
+            manifest.verify_folder(folder)
+            check_folder(folder, manifest, require_golden=False)
+    except RecyclopsError as exc:
+        raise PublishError(f"cannot roll back to {to_version}: {exc}") from None
+    pointer = advance(
+        store,
+        channel,
+        version=to_version,
+        manifest_sha256=sha256_bytes(raw),
+        action="rollback",
+        note=note,
+    )
+    logger.info(
+        "channel %s rolled back to %s (generation %d)", channel, to_version, pointer.generation
+    )
+    if mqtt_config is not None and mqtt_config.host:
+        notify(mqtt_config, pointer, notify_timeout)
+    return pointer

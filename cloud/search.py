@@ -121,7 +121,7 @@ def run_search(
     if not todo:
         return []
     features_cfg = base.model_copy(update={"fine_tune": any(t.config.fine_tune for t in todo)})
-    arrays, _, _, _ = prepare_arrays(features_cfg, ds)
+    arrays = prepare_arrays(features_cfg, ds).data
     seed_everything(base.seed)
     t0 = time.monotonic()
     feats = compute_features(

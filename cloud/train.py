@@ -1,15 +1,16 @@
-"""``recyclops train``: data set folder in, a run folder out, with a gated int8 model.
+"""``recyclops train``: data set folder in, a run folder out, with a judged int8 model.
 
 Run folder: ``config.json`` (resolved), ``history.csv``, ``tensorboard/``, ``metrics.json``,
-``gate.json`` and ``model/`` (model.tflite = int8, model_float.tflite, model.keras,
-MODEL_CARD.md, confusion_matrix.png, manifest.json): ``model/`` is what gets published.
+``gate.json`` (the blessing, ``blessing.py``) and ``model/`` (model.tflite = int8,
+model_float.tflite, model.keras, golden.npz, MODEL_CARD.md, confusion_matrix.png,
+manifest.json): ``model/`` is what gets published.
 """
 
 import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,22 @@ import numpy as np
 from ..shared import layout
 from ..shared.atomic import atomic_write_bytes, atomic_write_text
 from ..shared.config import TrainConfig
+from ..shared.hashing import sha256_bytes
 from ..shared.manifest import (
+    Blessing,
     ClassMetrics,
     DatasetInfo,
+    GoldenSpec,
     InputSpec,
     Metrics,
     ModelManifest,
+    SplitInfo,
     file_entry,
 )
-from .dataset import Dataset, DatasetError, load_dataset
-from .evaluate import GateResult, Scores, quality_gate
+from ..shared.store import ObjectStore
+from .blessing import Verdict, bless
+from .dataset import SPLIT_SALT, Dataset, DatasetError, load_dataset
+from .evaluate import Scores
 from .pixels import load_pixels
 
 logger = logging.getLogger(__name__)
@@ -48,18 +55,27 @@ def run_id_for(config: TrainConfig, ds: Dataset) -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{digest}"
 
 
-def prepare_arrays(
-    config: TrainConfig, ds: Dataset
-) -> tuple[Any, np.ndarray, np.ndarray, list[str]]:
-    """(SplitArrays, x_test, y_test, problems) through the shared preprocessing."""
+@dataclass
+class Prepared:
+    data: Any  # fit.SplitArrays
+    x_test: np.ndarray
+    y_test: np.ndarray
+    test_shas: list[str]
+    split: SplitInfo
+    problems: list[str]
+
+
+def prepare_arrays(config: TrainConfig, ds: Dataset) -> Prepared:
+    """The splits' pixels through the shared preprocessing, and how the split was made."""
     from .fit import SplitArrays
 
-    splits = ds.split(config.validation_split, config.test_split)
+    splits, moved = ds.split_moves(config.validation_split, config.test_split)
     index = {c: i for i, c in enumerate(ds.categories)}
-    arrays, problems = {}, []
+    arrays, problems, kept = {}, [], {}
     for name, shas in splits.items():
         px = load_pixels(ds, shas, config.image_size)
         problems += px.problems
+        kept[name] = list(px.shas)
         arrays[name] = (px.images, np.array([index[ds.labels[s]] for s in px.shas], np.int64))
     for name, (x, _) in arrays.items():
         if len(x) == 0:
@@ -67,8 +83,23 @@ def prepare_arrays(
                 f"the {name} split is empty ({len(ds.labels)} images in the data set): add images "
                 "or raise validation_split/test_split"
             )
+    split = SplitInfo(
+        salt=SPLIT_SALT,
+        val_fraction=config.validation_split,
+        test_fraction=config.test_split,
+        moved=moved,  # type: ignore[arg-type]
+    )
     data = SplitArrays(*arrays["train"], *arrays["val"], len(ds.categories))
-    return data, arrays["test"][0], arrays["test"][1], problems
+    return Prepared(data, *arrays["test"], kept["test"], split, problems)
+
+
+def _predict_keras(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.concatenate(
+        [
+            np.asarray(model(x[i : i + 64].astype("float32"), training=False))
+            for i in range(0, len(x), 64)
+        ]
+    )
 
 
 def train(
@@ -78,11 +109,19 @@ def train(
     *,
     run_id: str | None = None,
     verbose: int = 0,
+    store: ObjectStore | None = None,
 ) -> Path:
-    """Train, convert, evaluate, gate and package; returns the run folder (gate result
-    in ``gate.json``; check it with ``GateResult`` or let ``publish`` refuse)."""
+    """Train, convert, judge and package; returns the run folder (the verdict is in
+    ``gate.json``: ``blessing.load_verdict``; ``publish`` refuses a run not blessed).
+
+    ``store``: where the channel's champion is fetched from, to judge against it. Without
+    one the verdict records that no champion was looked up, and publish refuses the run
+    for a channel that already serves a model.
+    """
+    from .champion import score_champion
     from .convert import TfliteModel, check_int8_io, representative, to_float_tflite, to_int8_tflite
     from .fit import fit_cached, fit_pixels
+    from .golden_set import build as build_golden
     from .model import build_parts
 
     t0 = time.monotonic()
@@ -92,7 +131,8 @@ def train(
     model_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", config.model_dump_json(indent=1) + "\n")
     seed_everything(config.seed)
-    data, x_test, y_test, problems = prepare_arrays(config, ds)
+    prep = prepare_arrays(config, ds)
+    data, x_test, y_test = prep.data, prep.x_test, prep.y_test
     logger.info(
         "split: %d train, %d validation, %d test", len(data.y_train), len(data.y_val), len(y_test)
     )
@@ -111,16 +151,32 @@ def train(
     atomic_write_bytes(model_dir / layout.MODEL_FILE, int8_bytes)
     int8 = TfliteModel(int8_bytes)
     check_int8_io(int8)
-    keras_probs = np.concatenate(
-        [
-            np.asarray(model(x_test[i : i + 64].astype("float32"), training=False))
-            for i in range(0, len(x_test), 64)
-        ]
-    )
+    keras_probs = _predict_keras(model, x_test)
+    int8_probs = int8.predict(x_test)
     fl = Scores.of(keras_probs, y_test, ds.categories)
-    q = Scores.of(int8.predict(x_test), y_test, ds.categories)
-    gate = quality_gate(fl, q, config.gate_margin, config.gate_class_margin)
-    gate.save(run_dir)
+    q = Scores.of(int8_probs, y_test, ds.categories)
+    champion = (
+        score_champion(store, config.channel, ds, prep.test_shas, x_test, prep.split)
+        if store is not None
+        else None
+    )
+    verdict = bless(
+        config,
+        ds.categories,
+        y_test,
+        int8_probs,
+        keras_probs,
+        champion,
+        version=run_dir.name,
+        model_sha256=sha256_bytes(int8_bytes),
+    )
+    verdict.record["channel"] = config.channel
+    verdict.record["champion_looked_up"] = store is not None
+    if store is None:
+        verdict.record["notes"].append(
+            "no store given: the channel's champion was not looked up (publish checks it)"
+        )
+    verdict.save(run_dir)
     scale, zero = int8.input_quant
     spec = InputSpec(
         height=config.image_size,
@@ -129,6 +185,8 @@ def train(
         scale=scale,
         zero_point=zero,
     )
+    golden = build_golden(ds, prep.test_shas, y_test, int8_probs, spec, int8, config.golden_images)
+    atomic_write_bytes(model_dir / layout.GOLDEN_FILE, golden.to_bytes())
     elapsed = time.monotonic() - t0
     _package(
         run_dir,
@@ -137,9 +195,10 @@ def train(
         spec,
         fl,
         q,
-        gate,
+        verdict,
         history,
-        problems,
+        prep,
+        GoldenSpec(file=layout.GOLDEN_FILE, count=len(golden), tolerance=config.golden_tolerance),
         {
             "fit_seconds": round(t_fit, 1),
             "total_seconds": round(elapsed, 1),
@@ -147,7 +206,7 @@ def train(
             "trainable_top_layers": parts.trainable_layers,
         },
     )
-    logger.info("%s", gate.summary())
+    logger.info("%s", verdict.summary)
     logger.info("run written to %s (%.0f s)", run_dir, elapsed)
     return run_dir
 
@@ -159,9 +218,10 @@ def _package(
     spec: InputSpec,
     fl: Scores,
     q: Scores,
-    gate: GateResult,
+    verdict: Verdict,
     history: dict[str, Any],
-    problems: list[str],
+    prep: Prepared,
+    golden: GoldenSpec,
     timing: dict[str, Any],
 ) -> ModelManifest:
     from .card import confusion_png, model_card
@@ -184,7 +244,13 @@ def _package(
     )
     hp = {**config.model_dump(exclude={"channel"}), **timing}
     created = datetime.now(UTC)
-    files = [layout.MODEL_FILE, FLOAT_FILE, layout.KERAS_FILE, CONFUSION_FILE]
+    files = [layout.MODEL_FILE, FLOAT_FILE, layout.KERAS_FILE, layout.GOLDEN_FILE, CONFUSION_FILE]
+    champion = verdict.record.get("champion") or {}
+    blessing = Blessing(
+        blessed=verdict.blessed,
+        champion_version=champion.get("version"),
+        summary=verdict.summary[:4000],
+    )
 
     def build(entries: list[str]) -> ModelManifest:
         return ModelManifest(
@@ -195,14 +261,19 @@ def _package(
             metrics=metrics,
             hyperparameters=hp,
             dataset=DatasetInfo(
-                fingerprint=ds.fingerprint, images=len(ds.labels), per_class=ds.per_class()
+                fingerprint=ds.fingerprint,
+                images=len(ds.labels),
+                per_class=ds.per_class(),
+                split=prep.split,
             ),
             files=[file_entry(model_dir / f) for f in entries],
+            golden=golden,
+            blessing=blessing,
         )
 
     draft = build(files)
     atomic_write_text(
-        model_dir / layout.CARD_FILE, model_card(draft, fl, q, gate, history, CONFUSION_FILE)
+        model_dir / layout.CARD_FILE, model_card(draft, fl, q, verdict, history, CONFUSION_FILE)
     )
     manifest = build([*files, layout.CARD_FILE])
     atomic_write_text(model_dir / layout.MANIFEST_FILE, manifest.to_json().decode())
@@ -212,9 +283,9 @@ def _package(
             {
                 "float": asdict(fl),
                 "int8": asdict(q),
-                "gate": asdict(gate),
+                "blessed": verdict.blessed,
                 "history": history,
-                "problems": problems,
+                "problems": prep.problems,
                 **timing,
             },
             indent=1,

@@ -1,4 +1,4 @@
-"""``recyclops publish RUN_DIR``: upload, verify, point the channel, notify the fleet."""
+"""``recyclops publish RUN_DIR``: check, upload, point the channel, notify the fleet."""
 
 import argparse
 import logging
@@ -6,7 +6,7 @@ import logging
 from ...shared.cli import add_common
 from .common import add_store, load_config, store_from
 
-HELP = "upload a trained model and notify the fleet"
+HELP = "upload a blessed model and notify the fleet"
 logger = logging.getLogger(__name__)
 
 
@@ -21,7 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-notify", action="store_true", help="skip the MQTT notice")
     parser.add_argument(
-        "--force", action="store_true", help="publish even though the quality gate failed"
+        "--force",
+        metavar="REASON",
+        help="publish although the run is not blessed (a human override; the reason is "
+        "recorded in the manifest). Never skips the checks of the model file itself.",
     )
     parser.set_defaults(func=run)
 

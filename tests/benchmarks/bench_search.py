@@ -61,7 +61,7 @@ def main() -> int:
     )
     full = dataset_from_folders(root, cache_dir=work / "cache")
     ds = full.subset(sorted(full.labels)[:count])
-    data, _, _, _ = prepare_arrays(base, ds)
+    data = prepare_arrays(base, ds).data
     n = len(data.y_train)
     parts = build_parts(base, len(ds.categories))
     t0 = time.monotonic()
