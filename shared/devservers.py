@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,9 +82,16 @@ class S3Server:
 
 @contextlib.contextmanager
 def seaweedfs(
-    workdir: str | Path, bucket: str = "recyclops", timeout: float = 60.0
+    workdir: str | Path,
+    bucket: str = "recyclops",
+    timeout: float = 60.0,
+    *,
+    auto_create_bucket: bool = True,
 ) -> Iterator[S3Server]:
-    """Run ``weed mini`` with S3 on a free port; yields its endpoint and keys."""
+    """Run ``weed mini`` with S3 on a free port; yields its endpoint and keys.
+
+    ``auto_create_bucket=False`` makes a write to a missing bucket fail with NoSuchBucket, as
+    on AWS (SeaweedFS otherwise creates it), so tests can see a mistyped bucket refused."""
     workdir = Path(workdir)
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     access, secret = "recyclops-test", "recyclops-test-secret"
@@ -126,6 +134,7 @@ def seaweedfs(
         f"-bucket={bucket}",
         "-admin.ui=false",
         "-webdav=false",
+        f"-s3.autoCreateBucket={'true' if auto_create_bucket else 'false'}",
     ] + [f"-{name}={port}" for name, port in ports.items()]
     log = workdir / "weed.log"
     with open(log, "wb") as out:
@@ -208,3 +217,88 @@ def mosquitto(
         yield MqttBroker("127.0.0.1", port, proc)
     finally:
         _stop(proc)
+
+
+class TcpProxy:
+    """A loopback TCP relay in front of a server, so a test can cut the connection mid-way
+    (``stop``) and bring it back on the same port (``start``): a store that dies mid-sync.
+
+    ``cut_after_requests`` stops it by itself once that many HTTP requests (counted by their
+    request line) went through, which makes "killed mid-sync" deterministic."""
+
+    def __init__(self, target_port: int, port: int | None = None) -> None:
+        self.target_port = target_port
+        self.port = port or free_port()
+        self.requests = 0
+        self.cut_after_requests: int | None = None
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "TcpProxy":
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Refuse new connections and reset every open one."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, []
+        for sock in [*([listener] if listener else []), *conns]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if upstream:
+                    with self._lock:
+                        self.requests += sum(data.count(m) for m in _METHODS)
+                        cut = (
+                            self.cut_after_requests is not None
+                            and self.requests > self.cut_after_requests
+                        )
+                    if cut:
+                        self.stop()
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+_METHODS = (b"GET /", b"PUT /", b"HEAD /", b"POST /", b"DELETE /")

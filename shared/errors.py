@@ -35,3 +35,7 @@ class MessageError(RecyclopsError):
 
 class ImageError(RecyclopsError):
     """An image cannot be decoded or has the wrong shape."""
+
+
+class StoreNotFoundError(StoreError):
+    """The store itself is missing: an S3 bucket that does not exist, or no folder."""

@@ -6,6 +6,7 @@ call ``from_bgr`` at the camera, never anywhere else (the original swapped red a
 """
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,29 +15,95 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 from .manifest import InputSpec
 
+logger = logging.getLogger(__name__)
+
 _RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
     "nearest": Image.Resampling.NEAREST,
     "bicubic": Image.Resampling.BICUBIC,
 }
 MAX_PIXELS = 64_000_000
+#: Bumped whenever decoding changes what pixels an image gives (caches of decoded pixels
+#: key on it, so a fix reaches training without a stale cache hiding it).
+DECODE_VERSION = 2
+#: Modes that convert to RGB losslessly in meaning (8 bits per channel, or a palette).
+_EIGHT_BIT = {
+    "RGB",
+    "RGBA",
+    "RGBX",
+    "RGBa",
+    "L",
+    "LA",
+    "La",
+    "1",
+    "P",
+    "PA",
+    "CMYK",
+    "YCbCr",
+    "LAB",
+    "HSV",
+}
+_ALPHA = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+def _to_rgb(img: Image.Image, source: str) -> np.ndarray:
+    """Any Pillow mode to HxWx3 uint8, or ImageError. High bit depths are scaled, not clipped
+    (Pillow's ``convert("RGB")`` clips a 16-bit gray image to solid white)."""
+    mode = img.mode
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in _ALPHA:
+        # Transparent areas become white, as the review page shows them on its white card.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    if mode in _EIGHT_BIT:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    if mode.startswith("I;16") or mode == "I":
+        raw = np.asarray(img)
+        if raw.size and (int(raw.min()) < 0 or int(raw.max()) > 65535):
+            raise ImageError(
+                f"{source}: {mode} image with values outside 0..65535 cannot be mapped to 8 bits"
+            )
+        gray = (raw.astype(np.uint32) * 255 + 32767) // 65535  # 16-bit full scale -> 8-bit
+    elif mode == "F":
+        raw = np.asarray(img, dtype=np.float64)
+        if raw.size and (not np.isfinite(raw).all() or raw.min() < 0.0 or raw.max() > 1.0):
+            raise ImageError(f"{source}: floating-point image outside 0..1 is not supported")
+        gray = np.rint(raw * 255.0)
+    else:
+        raise ImageError(f"{source}: unsupported image mode {mode!r}")
+    g8 = gray.astype(np.uint8)
+    return np.repeat(g8[:, :, None], 3, axis=2)
 
 
 def decode_rgb(data: bytes, source: str = "image") -> np.ndarray:
-    """Decode JPEG/PNG/… bytes into HxWx3 uint8 RGB, honouring EXIF orientation."""
+    """Decode JPEG/PNG/… bytes into HxWx3 uint8 RGB, honouring EXIF orientation.
+
+    The one decoder for training, setup, the edge and the review page, so every path sees the
+    same pixels. Every failure (corrupt, truncated, too large, a decompression bomb, an
+    unsupported mode) is an ImageError naming ``source``: callers skip one image, not a batch.
+    """
     if not data:
         raise ImageError(f"{source}: empty file")
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{source}: {img.width}x{img.height} is too large")
+                raise ImageError(
+                    f"{source}: {img.width}x{img.height} is too large (over {MAX_PIXELS} pixels)"
+                )
             img.load()
             upright = ImageOps.exif_transpose(img) or img
-            return np.asarray(upright.convert("RGB"), dtype=np.uint8)
+            return _to_rgb(upright, source)
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{source}: refused as a decompression bomb: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as exc:
         raise ImageError(f"{source}: cannot decode image: {exc}") from None
+    except Exception as exc:  # a decoder plugin bug must not take a whole batch down
+        logger.debug("decode failure", exc_info=True)
+        raise ImageError(f"{source}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..atomic import atomic_create_bytes, atomic_write_bytes
-from ..errors import ObjectNotFoundError, StoreError
+from ..errors import InvalidKeyError, ObjectNotFoundError, StoreError, StoreNotFoundError
 from .base import ObjectStore, validate_key, validate_prefix
+
+_PATH_MAX = 4000  # Linux PATH_MAX is 4096, less room for a temporary name
 
 
 class LocalStore(ObjectStore):
@@ -22,7 +24,17 @@ class LocalStore(ObjectStore):
         self.url = f"file://{self.root}"
 
     def _path(self, key: str) -> Path:
-        return self.root / validate_key(key)
+        path = self.root / validate_key(key)
+        if len(os.fsencode(path)) > _PATH_MAX:
+            raise InvalidKeyError(f"{self.url}: key {key[:80]!r}… makes a path that is too long")
+        return path
+
+    def check_ready(self) -> None:
+        """The folder must still be there and be a folder we can write."""
+        if not self.root.is_dir():
+            raise StoreNotFoundError(f"{self.url}: the store folder {self.root} does not exist")
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreError(f"{self.url}: the store folder {self.root} is not writable")
 
     def put(self, key: str, data: bytes | Path, *, if_absent: bool = False) -> bool:
         path = self._path(key)

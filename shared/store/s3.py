@@ -5,13 +5,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import ObjectNotFoundError, StoreError
+from ..errors import InvalidKeyError, ObjectNotFoundError, StoreError, StoreNotFoundError
 from ..secrets import load_aws_credentials_from_directory
-from .base import ObjectStore, validate_key, validate_prefix
+from .base import MAX_PREFIX_BYTES, S3_MAX_KEY_BYTES, ObjectStore, validate_key, validate_prefix
 
 logger = logging.getLogger(__name__)
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_NO_BUCKET = {"NoSuchBucket"}
 _EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
@@ -39,6 +40,10 @@ class S3Store(ObjectStore):
         self.prefix = prefix.strip("/")
         if self.prefix:
             validate_key(self.prefix)
+            if len(self.prefix.encode("utf-8")) > MAX_PREFIX_BYTES:
+                raise InvalidKeyError(
+                    f"s3 store prefix {self.prefix[:60]!r}… is longer than {MAX_PREFIX_BYTES} bytes"
+                )
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         config = Config(
             retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -57,10 +62,14 @@ class S3Store(ObjectStore):
 
     def _key(self, key: str) -> str:
         validate_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
+        full = f"{self.prefix}/{key}" if self.prefix else key
+        assert len(full.encode("utf-8")) <= S3_MAX_KEY_BYTES  # by the two limits above
+        return full
 
     def _fail(self, action: str, key: str, exc: Exception) -> StoreError:
         code = _code(exc)
+        if code in _NO_BUCKET:
+            return StoreNotFoundError(f"{self.url}: the bucket {self.bucket!r} does not exist")
         if code in _NOT_FOUND:
             return ObjectNotFoundError(f"{self.url}: no object {key}")
         return StoreError(f"{self.url}: {action} {key} failed: {exc}")
@@ -134,6 +143,24 @@ class S3Store(ObjectStore):
             )
         except Exception as exc:
             raise self._fail("presign", key, exc) from exc
+
+    def check_ready(self) -> None:
+        """HeadBucket: a missing bucket is StoreNotFoundError, an unreachable server a
+        StoreError. A 403 (a writer-only policy without ListBucket) cannot tell, so it passes
+        with a warning: writes to a missing bucket still fail on AWS (NoSuchBucket)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            code = _code(exc)
+            if code in _NO_BUCKET | {"404", "NotFound"}:
+                raise StoreNotFoundError(
+                    f"{self.url}: the bucket {self.bucket!r} does not exist (a typo in the "
+                    "store URL? create it first; Recyclops never creates buckets)"
+                ) from None
+            if code in {"403", "AccessDenied", "Forbidden"}:
+                logger.warning("%s: not allowed to check that the bucket exists", self.url)
+                return
+            raise StoreError(f"{self.url}: the store is not reachable: {exc}") from exc
 
 
 def _code(exc: Exception) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recyclops.shared.errors import InvalidKeyError, ObjectNotFoundError, StoreError
-from recyclops.shared.store import LocalStore, ObjectStore, open_store
+from recyclops.shared.store import LocalStore, ObjectStore, open_store, validate_key
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -147,3 +147,76 @@ def test_local_store_ignores_temporaries(local_store: LocalStore) -> None:
     (local_store.root / "images" / ".a.jpg.123.tmp").write_bytes(b"half")
     local_store.put("images/b.jpg", b"x")
     assert list(local_store.list("images/")) == ["images/b.jpg"]
+
+
+# -- key limits: what validate_key accepts, both stores can store and list -----------------
+SEG = "s" * 240  # the longest segment (bytes)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"long/{SEG}",
+        f"{SEG}/{SEG}/{SEG}/x",  # 726 bytes, every segment at the limit
+        "/".join(["é" * 120] * 3),  # 2-byte characters: 240 bytes a segment
+        ("k/" * 383) + "z",  # 767 bytes
+        "/".join(["y" * 240] * 3) + "/" + "z" * 45,  # exactly 768 bytes
+    ],
+)
+def test_every_valid_key_is_stored_and_listed(store: ObjectStore, key: str) -> None:
+    assert len(validate_key(key).encode()) <= 768
+    store.put(key, b"v")
+    assert store.get(key) == b"v"
+    assert key in list(store.list(key.split("/")[0] + "/"))
+    assert store.exists(key)
+    store.delete(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        f"long/{SEG}s",  # 241-byte segment: the folder store's temporary name would not fit
+        "/".join(["é" * 121, "x"]),  # 242 bytes in 121 characters
+        "/".join(["k" * 200] * 4),  # 803 bytes
+        ".hidden",
+        "images/.a.jpg",  # a folder store never lists dot names
+        ".cache/x",
+        "a/\udcff",  # not encodable as UTF-8
+    ],
+)
+def test_keys_a_store_could_not_keep_are_refused_by_both(store: ObjectStore, key: str) -> None:
+    with pytest.raises(InvalidKeyError):
+        validate_key(key)
+    with pytest.raises(InvalidKeyError):
+        store.put(key, b"x")
+    with pytest.raises(InvalidKeyError):
+        store.get(key)
+
+
+def test_s3_prefix_cannot_eat_into_key_space(s3_server) -> None:  # type: ignore[no-untyped-def]
+    from recyclops.shared.store import S3Store
+
+    with pytest.raises(InvalidKeyError, match="255"):
+        S3Store(s3_server.bucket, "p" * 128 + "/" + "p" * 127, endpoint_url=s3_server.endpoint_url)
+    prefix = "p" * 127 + "/" + "p" * 127  # 255 bytes
+    longest = S3Store(
+        s3_server.bucket, prefix, endpoint_url=s3_server.endpoint_url, region="us-east-1"
+    )
+    key = "/".join(["q" * 240] * 3) + "/" + "r" * 45  # 768 bytes; 1024 with the prefix
+    assert len(key) == 768
+    longest.put(key, b"at the limit")
+    assert list(longest.list("q")) == [key]
+    longest.delete(key)
+
+
+def test_check_ready_on_present_stores(store: ObjectStore) -> None:
+    store.check_ready()
+
+
+def test_local_check_ready_refuses_a_vanished_folder(tmp_path: Path) -> None:
+    from recyclops.shared.errors import StoreNotFoundError
+
+    gone = LocalStore(tmp_path / "s")
+    (tmp_path / "s").rmdir()
+    with pytest.raises(StoreNotFoundError, match="does not exist"):
+        gone.check_ready()
