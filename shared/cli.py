@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "edge": ("recyclops.edge.cli", "the bin sorter daemon: run, classify"),
+    "import": ("recyclops.cloud.cli.importer", "import a labelled data set into the store"),
     "setup": ("recyclops.cloud.cli.setup", "sync verified images (and a model) from the store"),
     "search": ("recyclops.cloud.cli.search", "hyperparameter grid search, logged to TensorBoard"),
     "train": ("recyclops.cloud.cli.train", "train, convert to int8, check it, write a model"),
