@@ -86,6 +86,12 @@ class Classifier:
         self._lock = threading.Lock()
         self._check_io()
         self._table = input_table(manifest.input)
+        if (
+            self._table is not None
+            and self._table.dtype == np.uint8
+            and np.array_equal(self._table, np.arange(256))
+        ):
+            self._table = None  # uint8, scale 1, zero point 0 (production): pixels as they are
         # The usual int8 input (scale 1, zero point -128) is p - 128: one XOR, no table lookup.
         self._xor = self._table is not None and np.array_equal(
             self._table.astype(np.int16), np.arange(256, dtype=np.int16) - 128

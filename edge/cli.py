@@ -4,7 +4,6 @@ Nothing heavy is imported here: TensorFlow never, and the daemon's parts only wh
 """
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -115,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def classify(args: argparse.Namespace) -> int:
+    from ..shared.mqtt import dumps_json
     from ..shared.preprocess import load_rgb
     from .classifier import Classifier
 
@@ -141,7 +141,7 @@ def classify(args: argparse.Namespace) -> int:
                 for c, p in zip(classifier.categories, pred.probs, strict=True)
             }
             print(
-                json.dumps(
+                dumps_json(
                     {
                         "image": image,
                         "label": pred.label,

@@ -6,7 +6,6 @@ switches to a new one between two frames. SIGTERM/SIGINT set the stop event; eve
 shut down in ``finally`` with bounded joins.
 """
 
-import json
 import logging
 import os
 import signal
@@ -18,11 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..shared.config import RecyclopsConfig
+from ..shared.messages import ModelNotice
+from ..shared.mqtt import dumps_json
 from ..shared.store import ObjectStore, open_store
 from .cameras import Camera, EndOfStream, Frame, open_camera
 from .classifier import Classifier
 from .gathering import Gatherer, legend
-from .housekeeping import housekeeping_loop, overlay_state
+from .guard import RuntimeGuard
+from .housekeeping import housekeeping_loop, overlay_state, status_snapshot
 from .keypad import Keypad, open_keypad
 from .keys import handle_key
 from .liveview import LiveFrames, LiveServer
@@ -97,9 +99,12 @@ class EdgeDaemon:
             on_ready=self._model_ready,
             on_rejected=self._model_rejected,
             mqtt_connected=lambda: self.telemetry.connected,
+            on_withdrawn=lambda classifier: self._model_ready(classifier, "rollback"),
+            on_stale=self._notice_stale,
         )
+        self.guard = RuntimeGuard(edge.updates.guard_frames)
         self.classifier: Classifier | None = None
-        self._pending: tuple[Classifier, str] | None = None
+        self._pending: tuple[Classifier | None, str] | None = None
         self._pending_lock = threading.Lock()
         self._latest: Frame | None = None
         self._latest_lock = threading.Lock()
@@ -115,7 +120,7 @@ class EdgeDaemon:
     def emit(self, event: str, **fields: Any) -> None:
         if self.events is None:
             return
-        line = json.dumps({"event": event, "time": time.time(), **fields}, default=str)
+        line = dumps_json({"event": event, "time": time.time(), **fields})
         with self._events_lock:
             try:
                 self.events.write(line + "\n")
@@ -127,10 +132,10 @@ class EdgeDaemon:
     def _serving_version(self) -> str | None:
         with self._pending_lock:
             if self._pending is not None:
-                return self._pending[0].version
+                return self._pending[0].version if self._pending[0] else None
         return self.classifier.version if self.classifier else None  # a broken install is refetched
 
-    def _model_ready(self, classifier: Classifier, via: str) -> None:
+    def _model_ready(self, classifier: Classifier | None, via: str) -> None:
         with self._pending_lock:
             self._pending = (classifier, via)
 
@@ -143,34 +148,32 @@ class EdgeDaemon:
             "online", self.state.model_version, detail=f"rejected {version}: {reason}"
         )
 
-    def _switch(self, classifier: Classifier, via: str) -> None:
+    def _notice_stale(self, notice: ModelNotice, via: str, served: int) -> None:
+        self.emit(
+            "notice_ignored",
+            version=notice.version,
+            generation=notice.generation,
+            served_generation=served,
+            via=via,
+        )
+
+    def _switch(self, classifier: Classifier | None, via: str) -> None:
         previous = self.classifier.version if self.classifier else None
         self.classifier = classifier
-        self.smoother.reset(classifier.categories)
+        self.guard.reset()
+        version, backend = (classifier.version, classifier.backend) if classifier else (None, None)
+        if classifier is not None:
+            self.smoother.reset(classifier.categories)
         with self.state.lock:
-            self.state.model_version = classifier.version
-            self.state.model_backend = classifier.backend
+            self.state.model_version, self.state.model_backend = version, backend
             self.state.model_switches.append(
-                {"version": classifier.version, "via": via, "time": datetime.now(UTC).isoformat()}
+                {"version": version, "via": via, "time": datetime.now(UTC).isoformat()}
             )
-        logger.info(
-            "serving model %s (was %s, via %s, %s)",
-            classifier.version,
-            previous,
-            via,
-            classifier.backend,
-        )
-        self.emit(
-            "model",
-            version=classifier.version,
-            previous=previous,
-            via=via,
-            backend=classifier.backend,
-        )
-        self.telemetry.event(
-            "model_accepted", model_version=classifier.version, detail=f"via {via}"
-        )
-        self.telemetry.status("online", classifier.version)
+        logger.info("serving model %s (was %s, via %s, %s)", version, previous, via, backend)
+        self.emit("model", version=version, previous=previous, via=via, backend=backend)
+        if classifier is not None:
+            self.telemetry.event("model_accepted", model_version=version, detail=f"via {via}")
+        self.telemetry.status("online", version)
 
     # ---- keys
     def on_key(self, key: str) -> None:
@@ -185,6 +188,8 @@ class EdgeDaemon:
         assert self.classifier is not None
         start = time.perf_counter()
         pred = self.classifier.classify(frame.for_inference)
+        if reason := self.guard.observe(pred.probs, self.classifier.version):
+            self.updater.withdraw(self.classifier.version, reason)
         smoothed = self.smoother.add(pred.probs)
         path_ms = (time.perf_counter() - start) * 1000
         record = {
@@ -250,20 +255,7 @@ class EdgeDaemon:
 
     # ---- housekeeping
     def status_snapshot(self) -> dict[str, Any]:
-        items, size = self.spool.usage()
-        return self.state.snapshot(
-            spool_depth=items,
-            spool_bytes=size,
-            uploaded=self.uploader.uploaded,
-            upload_error=self.uploader.last_error,
-            mqtt_connected=self.telemetry.connected,
-            update_last_check=self.updater.last_check,
-            update_last_result=self.updater.last_result,
-            notices_ignored=self.updater.ignored,
-            camera_ended=self.camera_ended,
-            camera_errors=self.camera_errors,
-            live_view=self.live.url if self.live else None,
-        )
+        return status_snapshot(self)
 
     def _housekeeping(self) -> None:
         housekeeping_loop(self)

@@ -37,6 +37,27 @@ def housekeeping_loop(daemon: "EdgeDaemon") -> None:
             logger.exception("status update failed")
 
 
+def status_snapshot(daemon: "EdgeDaemon") -> dict[str, Any]:
+    """Everything status.json, the live view and the stats report, in one dict."""
+    items, size = daemon.spool.usage()
+    return daemon.state.snapshot(
+        spool_depth=items,
+        spool_bytes=size,
+        uploaded=daemon.uploader.uploaded,
+        upload_error=daemon.uploader.last_error,
+        mqtt_connected=daemon.telemetry.connected,
+        update_last_check=daemon.updater.last_check,
+        update_last_result=daemon.updater.last_result,
+        notices_ignored=daemon.updater.ignored,
+        notices_stale=daemon.updater.stale,
+        served_generation=daemon.repo.generation(),
+        runtime_guard=daemon.guard.status(),
+        camera_ended=daemon.camera_ended,
+        camera_errors=daemon.camera_errors,
+        live_view=daemon.live.url if daemon.live else None,
+    )
+
+
 def overlay_state(daemon: "EdgeDaemon") -> tuple[dict[str, Any] | None, bool, str | None]:
     """(current prediction, flash on, note) for the live view and the preview."""
     with daemon.state.lock:

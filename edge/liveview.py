@@ -5,7 +5,6 @@ Each stream frame is rendered once and shared by every client; clients get frame
 configured rate and never slow the classifier down.
 """
 
-import json
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..shared.config.edge import LiveViewConfig
+from ..shared.mqtt import dumps_json
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = resources.files("recyclops.edge").joinpath("static/live.html").read_bytes()
             self._send(200, "text/html; charset=utf-8", body)
         elif path == "/status.json":
-            self._send(
-                200, "application/json", json.dumps(self.server.status(), default=str).encode()
-            )
+            self._send(200, "application/json", dumps_json(self.server.status()).encode())
         elif path == "/stream.mjpg":
             self._stream()
         else:

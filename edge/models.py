@@ -1,9 +1,11 @@
-"""Installed models: fetch, verify, self-test, switch atomically, keep versions for rollback.
+"""Installed models: fetch, verify, self-test, golden check, switch atomically, keep versions
+for rollback.
 
-On disk: ``<model_dir>/versions/<version>/`` (immutable once there) and ``current``, a
-symlink swapped with ``os.replace``. A model failing any step is recorded in
-``rejected.json`` (by manifest hash, so polling does not retry it forever) and the model
-already serving keeps serving.
+On disk: ``<model_dir>/versions/<version>/`` (immutable once there), ``current``, a symlink
+swapped with ``os.replace``, and ``generation.json``, the channel generation of what serves
+(the bin refuses anything older). A model failing any step is recorded in ``rejected.json``
+(by manifest hash, so polling does not retry it forever) and the model already serving keeps
+serving.
 """
 
 import contextlib
@@ -20,15 +22,18 @@ from ..shared import layout
 from ..shared.atomic import atomic_write_text, fsync_dir
 from ..shared.config.edge import ClassifierConfig, UpdatesConfig
 from ..shared.errors import ManifestError, RecyclopsError
+from ..shared.golden import GoldenSet, verify
 from ..shared.hashing import sha256_bytes
 from ..shared.manifest import ModelManifest, parse_manifest
 from ..shared.messages import ModelNotice
-from ..shared.preprocess import load_rgb
+from ..shared.preprocess import decode_rgb, load_rgb
 from ..shared.store import ObjectStore
 from ..shared.version import __version__, parse_version
 from .classifier import Classifier, synthetic_images
 
 logger = logging.getLogger(__name__)
+
+GENERATION_FILE = "generation.json"
 
 
 class UpdateRejected(RecyclopsError):
@@ -49,6 +54,25 @@ class ModelRepo:
         self.categories = list(categories)
         self.classifier = classifier
         self.updates = updates
+        self._generation = self._read_generation()
+
+    # ---- the channel generation this bin serves (only grows; survives restarts)
+    def _read_generation(self) -> int:
+        try:
+            data = json.loads((self.folder / GENERATION_FILE).read_text())
+            return max(0, int(data["generation"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0  # never written (a bin from before generations): accept any
+
+    def generation(self) -> int:
+        return self._generation
+
+    def set_generation(self, generation: int, version: str) -> None:
+        atomic_write_text(
+            self.folder / GENERATION_FILE,
+            json.dumps({"generation": generation, "version": version}),
+        )
+        self._generation = generation
 
     # ---- what is installed
     def current_version(self) -> str | None:
@@ -63,26 +87,33 @@ class ModelRepo:
         version = self.current_version()
         if version is None:
             return None
-        candidates = [version] + [
+        classifier = self._first_usable([version, *self._kept(but=version)])
+        if classifier is not None and classifier.version != version:
+            logger.warning("rolled back from %s to %s", version, classifier.version)
+            self._point_current(classifier.version)
+        if classifier is None:
+            logger.error("no installed model verifies; waiting for an update")
+        return classifier
+
+    def _kept(self, but: str | None) -> list[str]:
+        """Installed versions other than ``but``, newest first."""
+        return [
             p.name
             for p in sorted(self.versions.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-            if p.is_dir() and not p.name.startswith(".") and p.name != version
+            if p.is_dir() and not p.name.startswith(".") and p.name != but
         ]
-        for name in candidates:
+
+    def _first_usable(self, names: list[str]) -> Classifier | None:
+        """The first of ``names`` whose files verify and whose model loads."""
+        for name in names:
             try:
                 folder = self.versions / name
                 raw = (folder / layout.MANIFEST_FILE).read_bytes()
                 manifest = parse_manifest(raw, str(folder))
                 manifest.verify_folder(folder)
-                classifier = self._load(folder, manifest)
+                return self._load(folder, manifest)
             except (RecyclopsError, OSError, ValueError, RuntimeError) as exc:
                 logger.error("installed model %s is unusable (%s)", name, exc)
-                continue
-            if name != version:
-                logger.warning("rolled back from %s to %s", version, name)
-                self._point_current(name)
-            return classifier
-        logger.error("no installed model verifies; waiting for an update")
         return None
 
     def _load(self, folder: Path, manifest: ModelManifest) -> Classifier:
@@ -129,6 +160,25 @@ class ModelRepo:
             return False
         return notice.manifest_sha256 not in self.rejected()
 
+    def withdraw(self, version: str, reason: str) -> Classifier | None:
+        """The runtime guard caught ``version`` misbehaving on live frames: remember it as
+        rejected (polling must not fetch it again), go back to the newest other kept version
+        that verifies, and delete the bad one. None when nothing else is usable (the bin then
+        serves no model rather than a broken one)."""
+        folder = self.versions / version
+        with contextlib.suppress(OSError):
+            self._reject(sha256_bytes((folder / layout.MANIFEST_FILE).read_bytes()), reason)
+        classifier = None
+        if self.current_version() == version:
+            classifier = self._first_usable(self._kept(but=version))
+            if classifier is not None:
+                self._point_current(classifier.version)
+            else:
+                (self.folder / "current").unlink(missing_ok=True)
+                fsync_dir(self.folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        return classifier
+
     def install(self, notice: ModelNotice, store: ObjectStore) -> Classifier:
         """Fetch, verify, self-test, and switch; UpdateRejected (recorded) on any failure."""
         try:
@@ -165,6 +215,7 @@ class ModelRepo:
                 manifest.verify_folder(incoming)
                 classifier = self._load(incoming, manifest)
                 classifier.self_test(self._selftest_images())
+                self._golden_check(incoming, manifest, classifier)
             except (RecyclopsError, ValueError, RuntimeError) as exc:
                 # an interpreter that cannot invoke, a tensor of the wrong shape: the model is
                 # bad, not the network; reject it once instead of fetching it again and again
@@ -180,8 +231,27 @@ class ModelRepo:
             shutil.rmtree(incoming, ignore_errors=True)
         classifier = self._load(final, manifest)  # paths now point into versions/
         self._point_current(manifest.version)
+        self.set_generation(max(notice.generation, self._generation), manifest.version)
         self._prune(manifest.version)
         return classifier
+
+    def _golden_check(self, folder: Path, manifest: ModelManifest, classifier: Classifier) -> None:
+        """The cloud's outputs for real photos, reproduced by this bin's own runtime: catches
+        a model that misbehaves only on real images, or a runtime that computes differently."""
+        spec = manifest.golden
+        if spec is None:
+            return  # refused earlier unless updates.require_golden is off
+        golden = GoldenSet.load(folder / spec.file)
+        if len(golden) != spec.count:
+            raise ManifestError(
+                f"golden set holds {len(golden)} images, manifest says {spec.count}"
+            )
+        verify(
+            golden,
+            lambda jpeg: classifier.classify(decode_rgb(jpeg, "golden image")).probs,
+            spec.tolerance,
+            "golden check",
+        )
 
     def _check_manifest(self, manifest: ModelManifest, notice: ModelNotice) -> None:
         if manifest.version != notice.version:
@@ -207,6 +277,13 @@ class ModelRepo:
             raise UpdateRejected(
                 f"model {manifest.version}: model file {manifest.model_file} is not .tflite"
             )
+        if manifest.golden is None:
+            if self.updates.require_golden:
+                raise UpdateRejected(
+                    f"model {manifest.version}: carries no golden set, so this bin cannot "
+                    "check it on real images (updates.require_golden = false accepts it)"
+                )
+            logger.warning("model %s carries no golden set: synthetic checks only", notice.version)
 
     def _selftest_images(self) -> list[np.ndarray]:
         images = synthetic_images()

@@ -4,7 +4,6 @@ The status file (``<state_dir>/status.json``, atomically replaced about once a s
 the parseable view for scripts and the demo.
 """
 
-import json
 import os
 import threading
 import time
@@ -12,6 +11,8 @@ from collections import Counter, deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from ..shared.mqtt import dumps_json
 
 STATUS_FILE = "status.json"
 
@@ -120,6 +121,6 @@ def write_status(folder: str | Path, snapshot: dict[str, Any]) -> Path:
     path = Path(folder) / STATUS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(snapshot, indent=1, default=str))
+    tmp.write_text(dumps_json(snapshot, indent=1))  # no bare NaN, ever
     os.replace(tmp, path)
     return path

@@ -1,6 +1,11 @@
 """Follow a model channel: the retained MQTT notice when a broker is up, the store's channel
 pointer by polling when it is not. The new model is prepared here, off the frame loop, and
 handed over; the frame loop switches between two frames.
+
+Generations: a notice or pointer older than the generation this bin serves is a replay (or
+a stale pointer) and is ignored, logged and counted; rolling back is a higher generation
+naming an older version, installed like any other. The runtime guard's withdrawals run here
+too, so only this thread ever changes the installed models.
 """
 
 import logging
@@ -8,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..shared import layout, messages
 from ..shared.errors import ManifestError, MessageError, ObjectNotFoundError, RecyclopsError
@@ -18,6 +24,14 @@ from .classifier import Classifier
 from .models import ModelRepo, UpdateRejected
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """The frame loop's request: ``version`` misbehaved on live frames; roll back off it."""
+
+    version: str
+    reason: str
 
 
 class Updater:
@@ -34,6 +48,8 @@ class Updater:
         on_ready: Callable[[Classifier, str], None],
         on_rejected: Callable[[str, str], None],
         mqtt_connected: Callable[[], bool] = lambda: False,
+        on_withdrawn: Callable[[Classifier | None], None] = lambda c: None,
+        on_stale: Callable[[ModelNotice, str, int], None] = lambda n, via, g: None,
     ) -> None:
         self.repo = repo
         self.store = store
@@ -45,8 +61,12 @@ class Updater:
         self.on_ready = on_ready
         self.on_rejected = on_rejected
         self.mqtt_connected = mqtt_connected
-        self.notices: queue.Queue[tuple[ModelNotice, str]] = queue.Queue()
+        self.on_withdrawn = on_withdrawn
+        self.on_stale = on_stale
+        self.notices: queue.Queue[tuple[ModelNotice | Withdrawal, str]] = queue.Queue()
         self.ignored = 0
+        self.stale = 0  # notices/pointers older than the served generation
+        self._stale_seen: set[tuple[int, str, str]] = set()
         self.last_check: float | None = None
         self.last_result: str | None = None
         self._last_wanted: str | None = None
@@ -91,10 +111,52 @@ class Updater:
             manifest_key=pointer.manifest_key,
             manifest_sha256=pointer.manifest_sha256,
             published_at=pointer.published_at,
+            generation=pointer.generation,
         )
+
+    def withdraw(self, version: str, reason: str) -> None:
+        """From the frame loop: roll back off ``version`` (done on this updater's thread)."""
+        self.notices.put((Withdrawal(version, reason), "guard"))
+
+    def _withdraw(self, request: Withdrawal) -> None:
+        serving = self.current() == request.version
+        logger.error("model %s withdrawn: %s", request.version, request.reason)
+        classifier = self.repo.withdraw(request.version, request.reason)
+        self.last_result = f"withdrew {request.version}: {request.reason}"
+        self.on_rejected(request.version, request.reason)
+        if serving:  # else a newer model already replaced it: nothing to switch
+            self.on_withdrawn(classifier)
+
+    def _is_stale(self, notice: ModelNotice, via: str) -> bool:
+        """Older than the generation served (a replayed notice, a stale pointer), or a second
+        version claiming the served generation: log and count it once, never install it."""
+        served = self.repo.generation()
+        if notice.generation > served or (notice.generation == served == 0):
+            return False
+        if notice.generation == served and notice.version == self.current():
+            return False
+        key = (notice.generation, notice.version, notice.manifest_sha256)
+        if key not in self._stale_seen:
+            self._stale_seen.add(key)
+            self.stale += 1
+            logger.warning(
+                "ignored model notice (%s): %s at generation %d, this bin serves generation %d",
+                via,
+                notice.version,
+                notice.generation,
+                served,
+            )
+            self.on_stale(notice, via, served)
+        return True
 
     def handle(self, notice: ModelNotice, via: str) -> bool:
         """Install if new; True when a new model was handed over."""
+        if self._is_stale(notice, via):
+            return False
+        if notice.version == self.current():
+            if notice.generation > self.repo.generation():  # re-announced (or rolled back to)
+                self.repo.set_generation(notice.generation, notice.version)
+            return False
         if not self.repo.wanted(notice, self.current()):
             return False
         started = time.monotonic()
@@ -149,6 +211,9 @@ class Updater:
                     next_poll = min(next_poll, time.monotonic() + self.poll_seconds)
                 continue
             try:
+                if isinstance(notice, Withdrawal):
+                    self._withdraw(notice)
+                    continue
                 self.handle(notice, via)
             except RecyclopsError as exc:
                 self.last_result = f"fetch failed: {exc}"

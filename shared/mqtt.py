@@ -2,14 +2,21 @@
 
 Subscriptions are remembered and renewed on every reconnect; a handler that raises is
 logged, never allowed to kill the network thread.
+
+Also the one strict JSON writer (``dumps_json``) every JSON the edge emits goes through:
+MQTT payloads, the status file, the event stream, the live view's status.
 """
 
+import json
 import logging
+import math
 import ssl
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from .config.mqtt import MqttConfig
@@ -25,9 +32,32 @@ class MqttError(RecyclopsError):
     """The broker cannot be reached or refused us."""
 
 
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN and infinity (Python or numpy) replaced by None, numpy
+    scalars and arrays made plain: bare ``NaN`` is not JSON and breaks every strict reader."""
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return finite_json(value.tolist())
+    if isinstance(value, dict):
+        return {key: finite_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(item) for item in value]
+    return value
+
+
+def dumps_json(value: Any, *, indent: int | None = None) -> str:
+    """Strict JSON: non-finite numbers become null, ``allow_nan=False`` proves none is left;
+    anything else unknown (datetimes, paths) is written as its string."""
+    return json.dumps(finite_json(value), allow_nan=False, default=str, indent=indent)
+
+
 def _payload(data: bytes | str | BaseModel) -> bytes:
     if isinstance(data, BaseModel):
-        return data.model_dump_json().encode("utf-8")
+        return dumps_json(data.model_dump(mode="json")).encode("utf-8")
     return data.encode("utf-8") if isinstance(data, str) else data
 
 

@@ -114,6 +114,18 @@ class UpdatesConfig(StrictModel):
     selftest_dir: str | None = Field(
         None, title="Images the self-test classifies (default: synthetic)"
     )
+    require_golden: bool = Field(
+        True,
+        title="Refuse a model without a golden set",
+        description="false: accept models published before golden sets (synthetic checks only)",
+    )
+    guard_frames: int = Field(
+        20,
+        ge=0,
+        le=100_000,
+        title="Live frames in a row with non-finite or flat outputs that roll a model back",
+        description="0 turns the runtime guard off",
+    )
 
 
 class LiveViewConfig(StrictModel):

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from recyclops.shared import layout, messages
+from recyclops.shared.golden import GoldenSet
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.manifest import ChannelPointer, parse_manifest
 from recyclops.shared.messages import ModelNotice
@@ -22,6 +23,7 @@ from recyclops.shared.store import ObjectStore
 
 DATA = Path(__file__).resolve().parent / "fixture"
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
+GOLDEN = "golden.npz"
 
 
 def fixture_manifest(version: str = "fixture-1", **changes: Any) -> bytes:
@@ -45,11 +47,15 @@ def publish_model(
     manifest: bytes | None = None,
     notice_sha: str | None = None,
     pointer: bool = True,
+    generation: int = 0,
+    golden: bytes | None = None,
 ) -> ModelNotice:
-    """Files under models/<version>/, the channel pointer last; returns the notice to send."""
+    """Files under models/<version>/ (with the fixture's golden set unless another is given),
+    the channel pointer last; returns the notice to send."""
     model = model_bytes if model_bytes is not None else (DATA / "model.tflite").read_bytes()
     manifest = manifest if manifest is not None else fixture_manifest(version)
     store.put(layout.model_file_key(version, layout.MODEL_FILE), model)
+    store.put(layout.model_file_key(version, GOLDEN), golden or (DATA / GOLDEN).read_bytes())
     store.put(layout.manifest_key(version), manifest)
     notice = ModelNotice(
         channel=channel,
@@ -57,6 +63,7 @@ def publish_model(
         manifest_key=layout.manifest_key(version),
         manifest_sha256=notice_sha or sha256_bytes(manifest),
         published_at=datetime.now(UTC),
+        generation=generation,
     )
     if pointer:
         store.put(
@@ -72,14 +79,47 @@ def notify(client: Any, fleet: str, notice: ModelNotice) -> None:
     assert client.publish(messages.model_topic(fleet, notice.channel), notice, retain=True, wait=5)
 
 
-def honest_manifest(version: str, model_bytes: bytes, **changes: Any) -> bytes:
-    """A manifest whose file entry matches ``model_bytes`` (so only ``changes`` are wrong)."""
+def honest_manifest(
+    version: str, model_bytes: bytes, golden: bytes | None = None, **changes: Any
+) -> bytes:
+    """A manifest whose file entries match ``model_bytes`` and ``golden`` (default: the
+    fixture's golden set), so only ``changes`` are wrong. ``golden=None`` in ``changes``
+    drops the golden set."""
     data = json.loads(fixture_manifest(version, **changes))
+    golden = golden or (DATA / GOLDEN).read_bytes()
     data["files"] = [
-        {"name": "model.tflite", "size": len(model_bytes), "sha256": sha256_bytes(model_bytes)}
+        {"name": name, "size": len(blob), "sha256": sha256_bytes(blob)}
+        for name, blob in (("model.tflite", model_bytes), (GOLDEN, golden))
     ]
+    if data.get("golden"):
+        data["golden"]["count"] = len(GoldenSet.from_bytes(golden))
     parse_manifest(json.dumps(data))
     return json.dumps(data, indent=2).encode()
+
+
+def float_manifest(version: str, model_bytes: bytes, golden: bytes | None = None) -> bytes:
+    """An honest manifest for one of the fixture's float32-input models."""
+    return honest_manifest(
+        version,
+        model_bytes,
+        golden,
+        **{"input.dtype": "float32", "input.scale": None, "input.zero_point": None},
+    )
+
+
+def golden_of(model_bytes: bytes, manifest: bytes, folder: Path) -> bytes:
+    """The fixture's golden photos with the outputs ``model_bytes`` gives them, as the cloud
+    records them at publish (computed here with the edge's own classifier)."""
+    from recyclops.edge.classifier import Classifier
+    from recyclops.shared.preprocess import decode_rgb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.tflite").write_bytes(model_bytes)
+    (folder / "manifest.json").write_bytes(manifest)
+    clf = Classifier(folder, threads=1)
+    photos = GoldenSet.load(DATA / GOLDEN)
+    probs = np.stack([clf.classify(decode_rgb(j)).probs for j in photos.jpegs])
+    return GoldenSet(photos.jpegs, probs, photos.labels, photos.shas).to_bytes()
 
 
 def write_frames(
@@ -104,6 +144,7 @@ def install_fixture(model_dir: Path, version: str = "fixture-1") -> None:
     target = model_dir / "versions" / version
     target.mkdir(parents=True)
     shutil.copy(DATA / "model.tflite", target / "model.tflite")
+    shutil.copy(DATA / GOLDEN, target / GOLDEN)
     (target / "manifest.json").write_bytes(fixture_manifest(version))
     (model_dir / "current").symlink_to(Path("versions") / version)
 

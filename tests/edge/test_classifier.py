@@ -1,4 +1,5 @@
-"""The int8 classifier on the committed fixture model, without TensorFlow."""
+"""The classifier on the committed fixture model (uint8 in, int8 inside, float32 probabilities
+out, like production models), without TensorFlow."""
 
 import json
 import subprocess
@@ -49,8 +50,9 @@ def test_input_table_quantises_like_the_manifest_says() -> None:
 def test_prepared_tensor_has_the_models_dtype_and_shape() -> None:
     clf = Classifier(DATA, threads=1)
     tensor = clf.prepare(np.zeros((480, 640, 3), np.uint8))
-    assert tensor.shape == (1, 32, 32, 3) and tensor.dtype == np.int8
-    assert int(tensor.min()) == -128
+    assert tensor.shape == (1, 32, 32, 3) and tensor.dtype == np.uint8
+    assert int(tensor.max()) == 0  # raw pixels: scale 1, zero point 0
+    assert clf._out["dtype"] == np.float32  # probabilities, nothing to dequantise
 
 
 def _lying_manifest(tmp_path: Path, **changes: object) -> Path:
@@ -67,8 +69,8 @@ def _lying_manifest(tmp_path: Path, **changes: object) -> Path:
     ("changes", "message"),
     [
         ({"height": 64, "width": 64}, "input shape"),
-        ({"dtype": "uint8"}, "input dtype"),
-        ({"zero_point": 0}, "quantisation"),
+        ({"dtype": "int8"}, "input dtype"),
+        ({"zero_point": 5}, "quantisation"),
     ],
 )
 def test_manifest_that_lies_about_the_input_is_refused(
@@ -95,7 +97,8 @@ def test_edge_never_imports_tensorflow() -> None:
     code = (
         "import sys, importlib\n"
         "for m in ['cli','daemon','cameras','classifier','keypad','liveview','models','updater',"
-        "'uploader','spool','outputs','telemetry','notify','state','gathering','smoothing']:\n"
+        "'uploader','spool','outputs','telemetry','notify','state','gathering','smoothing',"
+        "'guard','housekeeping']:\n"
         "    importlib.import_module('recyclops.edge.' + m)\n"
         "from recyclops.edge.classifier import Classifier\n"
         f"Classifier({str(DATA)!r}, threads=1)\n"
@@ -112,12 +115,13 @@ def test_edge_never_imports_tensorflow() -> None:
 
 
 def test_fast_int8_path_equals_the_table() -> None:
+    """The int8 input (scale 1, zero point -128) is fed with one XOR: the same as the table."""
+    table = input_table(InputSpec(height=8, width=8, dtype="int8", scale=1.0, zero_point=-128))
+    assert table is not None
+    pixels = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert np.array_equal((pixels ^ np.uint8(128)).view(np.int8), np.take(table, pixels))
     clf = Classifier(DATA, threads=1)
-    assert clf._xor  # the fixture's input is scale 1, zero point -128
-    rgb = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    fast = clf.prepare(rgb)
-    clf._xor = False
-    assert np.array_equal(fast, clf.prepare(rgb))
+    assert not clf._xor and clf._table is None  # the fixture's uint8 pixels go in as they are
 
 
 def test_fallback_chain_reaches_tensorflow_only_when_nothing_lighter_exists() -> None:
