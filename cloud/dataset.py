@@ -25,6 +25,11 @@ class DatasetError(RecyclopsError):
     """The data set folder is missing, empty or inconsistent."""
 
 
+class IncompleteDatasetError(DatasetError):
+    """The last sync did not fetch everything (store unreachable, interrupted): training on
+    it would silently learn from a fraction of the data."""
+
+
 def _unit(sha256: str) -> float:
     """The image's fixed place in [0, 1): its split follows from it alone."""
     digest = hashlib.sha256(f"{SPLIT_SALT}:{sha256}".encode()).digest()
@@ -61,6 +66,10 @@ class Dataset:
     problems: list[str] = field(default_factory=list)
     #: where decoded-pixel caches go (default ``root/.cache``; TrashNet's folder is read-only)
     cache_dir: Path | None = None
+    #: False when the sync that wrote this did not get every image it should have
+    complete: bool = True
+    #: why it is incomplete (empty when complete)
+    incomplete_reason: str = ""
 
     @property
     def fingerprint(self) -> str:
@@ -120,14 +129,17 @@ class Dataset:
             "per_class": self.per_class(),
             "labels": dict(sorted(self.labels.items())),
             "problems": self.problems,
+            "complete": self.complete,
+            "incomplete_reason": self.incomplete_reason,
         }
 
     def save(self) -> None:
         atomic_write_text(self.root / DATASET_FILE, json.dumps(self.to_json(), indent=1) + "\n")
 
 
-def load_dataset(root: str | Path) -> Dataset:
-    """Read ``dataset.json``; a missing file or an image that is not on disk is an error."""
+def load_dataset(root: str | Path, *, allow_incomplete: bool = False) -> Dataset:
+    """Read ``dataset.json``; a missing file or an image that is not on disk is an error, and
+    so is an incomplete sync (IncompleteDatasetError) unless ``allow_incomplete``."""
     root = Path(root)
     path = root / DATASET_FILE
     try:
@@ -138,10 +150,23 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DatasetError(f"{path}: unreadable: {exc}") from None
     try:
         ds = Dataset(
-            root, list(data["categories"]), dict(data["labels"]), list(data.get("problems", []))
+            root,
+            list(data["categories"]),
+            dict(data["labels"]),
+            list(data.get("problems", [])),
+            # files written before completeness was recorded count as complete
+            complete=bool(data.get("complete", True)),
+            incomplete_reason=str(data.get("incomplete_reason") or ""),
         )
     except (KeyError, TypeError) as exc:
         raise DatasetError(f"{path}: malformed ({exc})") from None
+    if not ds.complete:
+        if not allow_incomplete:
+            raise IncompleteDatasetError(
+                f"{root}: the last sync is incomplete ({ds.incomplete_reason or 'no reason'}); "
+                "re-run 'recyclops setup', or allow an incomplete data set explicitly"
+            )
+        logger.warning("%s: using an incomplete data set: %s", root, ds.incomplete_reason)
     unknown = sorted({v for v in ds.labels.values() if v not in ds.categories})
     if unknown:
         raise DatasetError(f"{path}: labels not among the categories: {', '.join(unknown)}")

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..shared import layout
 from ..shared.errors import ImageError
-from ..shared.preprocess import load_rgb, resize_rgb
+from ..shared.preprocess import DECODE_VERSION, load_rgb, resize_rgb
 from .dataset import Dataset
 
 logger = logging.getLogger(__name__)
@@ -29,11 +30,15 @@ class Pixels:
     problems: list[str] = field(default_factory=list)
 
 
-def _load(path: Path, size: int, method: str) -> np.ndarray | str:
+def _load(sha: str, path: Path, size: int, method: str) -> np.ndarray | str:
+    """Pixels, or the problem naming the image's store key (never raises for one image: a
+    single bad upload must not stop a training run)."""
     try:
         return resize_rgb(load_rgb(path), size, size, method)
     except ImageError as exc:
-        return str(exc)
+        return f"{layout.image_key(sha)}: {exc}"
+    except Exception as exc:  # MemoryError on a huge frame, a decoder bug
+        return f"{layout.image_key(sha)}: {path}: cannot load ({type(exc).__name__}: {exc})"
 
 
 def load_pixels(
@@ -45,7 +50,9 @@ def load_pixels(
     cache: bool = True,
 ) -> Pixels:
     """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal."""
-    key = hashlib.sha256(f"{size}:{method}:{','.join(shas)}".encode()).hexdigest()[:16]
+    # DECODE_VERSION: a decoding fix must not be hidden by pixels cached before it
+    spec = f"d{DECODE_VERSION}:{size}:{method}:{','.join(shas)}"
+    key = hashlib.sha256(spec.encode()).hexdigest()[:16]
     cache_file = (ds.cache_dir or ds.root / CACHE_DIR) / f"pixels-{size}-{key}.npz"
     if cache and cache_file.is_file():
         try:
@@ -55,7 +62,7 @@ def load_pixels(
             logger.warning("ignoring unreadable cache %s: %s", cache_file, exc)
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda s: _load(ds.path(s), size, method), shas))
+        results = list(pool.map(lambda s: _load(s, ds.path(s), size, method), shas))
     kept = [s for s, r in zip(shas, results, strict=True) if not isinstance(r, str)]
     problems = [r for r in results if isinstance(r, str)]
     for problem in problems:

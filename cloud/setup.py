@@ -1,15 +1,24 @@
 """``recyclops setup``: resolve the reviewed labels and mirror the verified images locally.
 
 Resumable and safe to interrupt: every file lands atomically under its content hash, so a
-file that is present and hashes right is skipped, and a half download never exists.
+file that is present and hashes right is skipped, and a half download never exists. The
+folder is marked as a data set (an incomplete one) before its first write, so a sync killed
+at any point is resumed, not refused, by the next run.
+
+Two kinds of failure: a bad image (missing, corrupt, undecodable) is a per-image problem and
+the sync is still complete; a transport failure (the store unreachable, an error reading a
+journal) makes the sync incomplete: ``dataset.json`` says so, ``train`` refuses it unless told
+otherwise, and the command exits non-zero.
 """
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..shared import layout
@@ -26,7 +35,13 @@ logger = logging.getLogger(__name__)
 
 
 class SetupError(RecyclopsError):
-    """The sync cannot start (an unsafe output folder)."""
+    """The sync cannot start (an unsafe output folder) or cannot write locally."""
+
+
+#: After this many transport failures in a row the store is taken to be down: the rest of the
+#: downloads are not attempted (each would wait through its retries) and the sync is incomplete.
+ABORT_AFTER = 16
+_TEMP = re.compile(r"^\.[0-9a-f]{64}\.jpg\..*\.tmp$")
 
 
 @dataclass
@@ -44,11 +59,28 @@ class SyncSummary:
     unlabelled: int = 0
     conflicts: int = 0
     problems: list[str] = field(default_factory=list)
+    #: store errors (not bad images): any of them makes the sync incomplete
+    transport_failures: list[str] = field(default_factory=list)
+    not_attempted: int = 0
     fingerprint: str = ""
 
     @property
     def images(self) -> int:
         return sum(self.per_class.values())
+
+    @property
+    def complete(self) -> bool:
+        return not self.transport_failures and not self.not_attempted
+
+    @property
+    def incomplete_reason(self) -> str:
+        if self.complete:
+            return ""
+        first = self.transport_failures[0] if self.transport_failures else "none"
+        return (
+            f"{len(self.transport_failures)} store reads failed and {self.not_attempted} "
+            f"downloads were not attempted (first failure: {first})"
+        )
 
     def lines(self) -> list[str]:
         out = [
@@ -63,6 +95,9 @@ class SyncSummary:
             f"moved {self.moved}, removed {self.removed}, invalid {self.excluded_invalid}, "
             f"withdrawn/unlabelled {self.unlabelled}, with conflicting reviews {self.conflicts}"
         )
+        if not self.complete:
+            out.append(f"INCOMPLETE: {self.incomplete_reason}")
+            out += [f"  - {p}" for p in self.transport_failures[:10]]
         if self.problems:
             out.append(f"{len(self.problems)} problems:")
             out += [f"  - {p}" for p in self.problems[:50]]
@@ -71,15 +106,26 @@ class SyncSummary:
         return out
 
 
-def read_decisions(store: ObjectStore, problems: list[str]) -> list[Decision]:
-    """Every decision in every review journal; unreadable journals and lines are reported."""
+def read_decisions(
+    store: ObjectStore, problems: list[str], failures: list[str] | None = None
+) -> list[Decision]:
+    """Every decision in every review journal. A malformed journal is a problem; a journal the
+    store failed to hand over goes to ``failures`` (the labels are then not fully known)."""
     decisions: list[Decision] = []
     for key in store.list(layout.LABELS):
         if not key.endswith(".jsonl"):
             continue
         try:
             text = store.get(key).decode("utf-8")
-        except (StoreError, UnicodeDecodeError) as exc:
+        except ObjectNotFoundError as exc:  # deleted since the listing
+            problems.append(f"{key}: cannot read journal: {exc}")
+            continue
+        except StoreError as exc:
+            (failures if failures is not None else problems).append(
+                f"{key}: cannot read journal: {exc}"
+            )
+            continue
+        except UnicodeDecodeError as exc:
             problems.append(f"{key}: cannot read journal: {exc}")
             continue
         found, bad = parse_journal(text, key)
@@ -88,23 +134,27 @@ def read_decisions(store: ObjectStore, problems: list[str]) -> list[Decision]:
     return decisions
 
 
-def _fetch(store: ObjectStore, sha: str, dest: Path) -> tuple[str, int]:
-    """Download, check hash and decode; ('ok', bytes) or (problem, 0). Never raises."""
+def _fetch(store: ObjectStore, sha: str, dest: Path) -> tuple[str, str, int]:
+    """Download, check hash and decode: ('ok', '', bytes), ('problem', why, 0) for a bad image
+    or ('transport', why, 0) for a store failure. Only a local write failure raises."""
     key = layout.image_key(sha)
     try:
         data = store.get(key)
     except ObjectNotFoundError:
-        return f"{key}: reviewed but missing from the store", 0
+        return "problem", f"{key}: reviewed but missing from the store", 0
     except StoreError as exc:
-        return f"{key}: download failed: {exc}", 0
+        return "transport", f"{key}: download failed: {exc}", 0
     if sha256_bytes(data) != sha:
-        return f"{key}: content does not match its hash (corrupt upload?)", 0
+        return "problem", f"{key}: content does not match its hash (corrupt upload?)", 0
     try:
         decode_rgb(data, key)
     except ImageError as exc:
-        return str(exc), 0
-    atomic_write_bytes(dest, data)
-    return "ok", len(data)
+        return "problem", str(exc), 0
+    try:
+        atomic_write_bytes(dest, data)
+    except OSError as exc:
+        raise SetupError(f"cannot write {dest}: {exc}") from exc
+    return "ok", "", len(data)
 
 
 def _present(path: Path, sha: str) -> bool:
@@ -134,6 +184,17 @@ def _check_out_dir(out: Path) -> None:
         )
 
 
+def _mark_started(out: Path, cats: list[str]) -> None:
+    """Before the first write: the folder is a data set, an incomplete one, until the sync ends.
+    A kill at any later point leaves a folder the next run resumes (and train refuses)."""
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    reason = f"a sync started at {started} has not finished (interrupted?)"
+    Dataset(out, cats, {}, complete=False, incomplete_reason=reason).save()
+    for leftover in out.glob("*/.*.tmp"):  # temporary files of a killed run's writes
+        if _TEMP.match(leftover.name):
+            leftover.unlink(missing_ok=True)
+
+
 def sync_dataset(
     store: ObjectStore,
     out_dir: str | Path,
@@ -145,14 +206,19 @@ def sync_dataset(
     """Mirror every image whose current label is a category into ``out_dir/<category>/``.
 
     Files whose label changed are moved, files no longer in the data set are removed (they
-    are copies; the store keeps the originals). Writes ``dataset.json`` last.
+    are copies; the store keeps the originals). Writes ``dataset.json`` first (incomplete)
+    and last (complete, or incomplete with the reason). StoreNotFoundError for a missing
+    bucket, before the folder is touched.
     """
     out = Path(out_dir)
+    store.check_ready()
     _check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     cats = list(categories)
+    _mark_started(out, cats)
     summary = SyncSummary(out, per_class=dict.fromkeys(cats, 0))
-    resolved = resolve_labels(read_decisions(store, summary.problems))
+    decisions = read_decisions(store, summary.problems, summary.transport_failures)
+    resolved = resolve_labels(decisions)
     wanted: dict[str, str] = {}
     for sha, res in sorted(resolved.items()):
         summary.conflicts += res.conflict
@@ -184,14 +250,24 @@ def sync_dataset(
     if todo:
         ok |= _download_all(store, todo, summary, workers, progress)
     for sha, path in existing.items():
-        if sha not in wanted and path.exists():
+        # with a journal unread, "no longer wanted" is not known: keep the copies
+        if sha not in wanted and path.exists() and summary.complete:
             path.unlink()
             summary.removed += 1
     labels = {sha: wanted[sha] for sha in ok}
     for label in labels.values():
         summary.per_class[label] += 1
-    ds = Dataset(out, cats, labels, summary.problems)
+    ds = Dataset(
+        out,
+        cats,
+        labels,
+        summary.problems + summary.transport_failures,
+        complete=summary.complete,
+        incomplete_reason=summary.incomplete_reason,
+    )
     ds.save()
+    if not summary.complete:
+        logger.error("sync incomplete: %s", summary.incomplete_reason)
     summary.fingerprint = ds.fingerprint
     return summary
 
@@ -199,22 +275,42 @@ def sync_dataset(
 def _download_all(
     store: ObjectStore, todo: dict[str, Path], summary: SyncSummary, workers: int, progress: bool
 ) -> set[str]:
+    """Download in parallel. ABORT_AFTER transport failures in a row stop the rest."""
     from tqdm import tqdm
 
     done: set[str] = set()
+    in_a_row = 0
     bar = tqdm(total=len(todo), unit="img", desc="setup", disable=not progress, leave=False)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(_fetch, store, sha, dest): sha for sha, dest in todo.items()}
+        futures: dict[Future[tuple[str, str, int]], str] = {
+            pool.submit(_fetch, store, sha, dest): sha for sha, dest in todo.items()
+        }
         try:
             for future in as_completed(futures):
+                if future.cancelled():
+                    continue
                 sha = futures[future]
-                status, size = future.result()
-                if status == "ok":
+                kind, why, size = future.result()
+                if kind == "ok":
                     done.add(sha)
                     summary.downloaded += 1
                     summary.bytes += size
+                    in_a_row = 0
+                elif kind == "transport":
+                    summary.transport_failures.append(why)
+                    in_a_row += 1
+                    if in_a_row == ABORT_AFTER:
+                        stopped = sum(f.cancel() for f in futures)
+                        summary.not_attempted += stopped
+                        logger.error(
+                            "%d downloads failed in a row, the store looks unreachable: %d "
+                            "more not attempted",
+                            in_a_row,
+                            stopped,
+                        )
                 else:
-                    summary.problems.append(status)
+                    summary.problems.append(why)
+                    in_a_row = 0
                 bar.update(1)
         except BaseException:
             for future in futures:

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             ", ".join(unknown),
         )
     store = open_store(config.store)
+    store.check_ready()  # a mistyped bucket: say so now, not after a review's first flush
     cc = config.clean
     session = ReviewSession(
         store,

@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import sys
 
 from ...shared.cli import add_common
 from .common import add_store, load_config, store_from
@@ -38,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and not args.quiet,
     )
     print("\n".join(summary.lines()))
+    if not summary.complete:
+        # Exit non-zero: a job chain (setup && train && publish) must not go on with a
+        # fraction of the data. Re-running resumes where this one stopped.
+        logger.error("the sync is incomplete; dataset.json records why. Re-run to resume.")
+        print(f"recyclops: error: sync incomplete: {summary.incomplete_reason}", file=sys.stderr)
+        return 1
     if args.model:
         manifest, folder = download_model(store, args.model, args.models_dir)
         print(f"model {manifest.version} ({args.model}) verified in {folder}")
