@@ -184,7 +184,11 @@ def _bar(total: int, enabled: bool) -> Callable[[int], None]:
     from tqdm import tqdm
 
     tq = tqdm(total=total, unit="img", desc="import", leave=False, disable=not enabled or None)
-    return lambda n: tq.update(n) if n else tq.close()
+
+    def bar(n: int) -> None:
+        tq.update(n) if n else tq.close()
+
+    return bar
 
 
 def _get_all(store: ObjectStore, keys: list[str], workers: int) -> dict[str, bytes]:
@@ -337,7 +341,7 @@ def import_images(
     if not (decisions or new_conflict or summary.gathered_written):
         summary.report_key = None  # nothing new: the store is left exactly as it was
     summary.seconds = round((clock() - started).total_seconds(), 3)
-    report = _report(summary, who, device, started=started.isoformat(), files=files)
+    report = _report(summary, who, device, started=started.isoformat(), per_file=files)
     if summary.report_key:
         store.put(summary.report_key, report_bytes(report), if_absent=True)
     if summary.journal_key and not store.put(  # last: the journal makes the labels count
