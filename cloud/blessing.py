@@ -7,7 +7,7 @@ the same images, judged by the exact McNemar test on the images where they disag
 
 1. Floor: int8 test accuracy at or above ``min_accuracy`` and its 95% interval above the
    majority-class rate; no judged class confidently below the class floor.
-2. Champion: not worse beyond noise (one-sided p < alpha), not more than ``max_drop``
+2. Champion: not worse beyond noise (one-sided p < ``significance``), not more than ``max_drop``
    points worse, and no judged class worse beyond noise (Bonferroni over the classes);
    with ``require = "better"`` also better beyond noise.
 3. int8 against float: the same paired rules with ``int8_max_drop``.
@@ -100,7 +100,7 @@ class _Judge:
         self.support = np.bincount(y, minlength=len(categories))
         self.judged = [i for i, n in enumerate(self.support) if n >= config.min_class_support]
         # Bonferroni: one family of per-class tests per comparison
-        self.class_alpha = config.alpha / max(1, len(self.judged))
+        self.class_alpha = config.significance / max(1, len(self.judged))
 
     def floor(self, correct: np.ndarray) -> dict[str, Any]:
         cfg, n = self.config, len(self.y)
@@ -144,10 +144,10 @@ class _Judge:
     ) -> dict[str, Any]:
         overall = paired(list(new), list(ref))
         record: dict[str, Any] = {"overall": _pair_record(overall), "classes": {}}
-        why = _worse(overall, self.config.alpha, max_drop)
+        why = _worse(overall, self.config.significance, max_drop)
         if why:
             self.reasons.append(f"{what}: {why}")
-        if require_better and overall.p_better >= self.config.alpha:
+        if require_better and overall.p_better >= self.config.significance:
             self.reasons.append(
                 f"{what}: not better beyond noise ({overall.only_new} images gained, "
                 f"{overall.only_ref} lost, p = {overall.p_better:.3g}; require = better)"
@@ -237,8 +237,8 @@ def bless(
         "min_accuracy": record["int8"]["floor"],
         "min_class_accuracy": record["int8"]["class_floor"],
         "min_class_support": config.min_class_support,
-        "alpha": config.alpha,
-        "class_alpha": judge.class_alpha,
+        "significance": config.significance,
+        "class_significance": judge.class_alpha,
         "max_drop": config.max_drop,
         "int8_max_drop": config.int8_max_drop,
         "require": config.require,

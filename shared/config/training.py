@@ -76,7 +76,7 @@ class TrainConfig(StrictModel):
     min_class_support: int = Field(
         10, ge=1, le=100_000, title="Test images a class needs to be judged on its own"
     )
-    alpha: float = Field(
+    significance: float = Field(
         0.05, gt=0.0, lt=0.5, title="Significance level of the paired tests (one-sided)"
     )
     max_drop: float = Field(

@@ -196,6 +196,6 @@ def test_the_record_holds_everything_a_reader_needs(tmp_path):
     for key in ("blessed", "reasons", "summary", "int8", "float", "int8_vs_float", "champion"):
         assert key in data
     assert data["model_sha256"] == "0" * 64
-    assert data["thresholds"]["alpha"] == 0.05 and data["thresholds"]["require"] == "not_worse"
+    assert data["thresholds"]["significance"] == 0.05 and data["thresholds"]["require"] == "not_worse"
     assert data["champion"]["version"] == "champ"
     assert set(data["champion"]["overall"]) >= {"p_worse", "p_better", "only_new_right"}
