@@ -112,7 +112,7 @@ def summary_lines(summary: ImportSummary) -> list[str]:
         f"  uploaded {summary.uploaded}, already in the store {summary.already_stored}, "
         f"re-encoded to JPEG {summary.reencoded}",
         f"  labelled {summary.labelled}, already labelled {summary.already_labelled}, "
-        f"a reviewer decided otherwise {summary.reviewed_differently} (the review stands)",
+        f"a reviewer's label stands {summary.reviewed_differently}",
     ]
     out += [f"    {name:<16} {n:6d}" for name, n in summary.per_class.items() if n]
     if summary.journal_key or summary.report_key:
