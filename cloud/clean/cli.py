@@ -55,6 +55,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="serve S3 images by redirect to presigned URLs",
     )
     parser.add_argument("--flush-seconds", type=float, help="journal flush interval")
+    parser.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="the certificate's private key file")
     parser.add_argument(
         "--rescue-dir",
         metavar="DIR",
@@ -73,7 +75,16 @@ def default_rescue_dir() -> Path:
 def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsConfig:
     given = {
         name: getattr(args, name)
-        for name in ("host", "port", "reviewer", "include_decided", "presign", "flush_seconds")
+        for name in (
+            "host",
+            "port",
+            "reviewer",
+            "include_decided",
+            "presign",
+            "flush_seconds",
+            "tls_cert",
+            "tls_key",
+        )
         if getattr(args, name, None) is not None
     }
     store = config.store.model_dump()
@@ -127,7 +138,17 @@ def run(args: argparse.Namespace) -> int:
         rescue_dir=Path(args.rescue_dir),
     )
     try:
-        server = serve(session, cc.host, cc.port, presign=cc.presign)
+        server = serve(
+            session,
+            cc.host,
+            cc.port,
+            presign=cc.presign,
+            tls_cert=cc.tls_cert,
+            tls_key=cc.tls_key,
+            idle_timeout=cc.idle_timeout,
+            session_ttl=cc.session_hours * 3600.0,
+            login_attempts=cc.login_attempts,
+        )
     except BaseException:
         session.close()
         raise
@@ -146,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if server.app.policy.token:
         print(
-            "recyclops clean: a token is required: open the page once as "
-            f"{server.url}?token=<your token>",
+            f"recyclops clean: a token is required: open {server.url} and enter it in the "
+            f"login form (scripts: the X-Recyclops-Token header, or {server.url}?token=<your "
+            "token> once, which trades it for a session cookie)",
             flush=True,
         )
     if session.problems:

@@ -35,6 +35,8 @@ class QueueItem:
     sha256: str
     records: list[GatheredRecord]
     prior: Resolution | None = None  # decisions of other sessions
+    #: why the image cannot be used (missing, corrupt, undecodable); None: fine or not checked
+    image_problem: str | None = None
 
     @property
     def latest(self) -> GatheredRecord:
@@ -101,6 +103,7 @@ class QueueItem:
             "model_version": pred.model_version if pred else None,
             "likely_mistake": self.likely_mistake,
             "label_disagreement": self.label_disagreement,
+            "image_problem": self.image_problem,
             "prior": None
             if prior is None
             else {

@@ -3,23 +3,25 @@
 - Bound to a loopback address, no token is needed, but the Host header must name loopback
   (a DNS-rebinding page cannot talk to us) and every POST must be same-origin.
 - Bound to any other address, a token is required to start at all. Requests carry it as a
-  header (``X-Recyclops-Token`` or ``Authorization: Bearer``) or as the cookie the page sets
-  after ``/?token=…`` (HttpOnly, SameSite=Strict, so other sites cannot send it).
+  header (``X-Recyclops-Token`` or ``Authorization: Bearer``), or a browser logs in once
+  (the page's form, or ``/?token=…``) and gets a random, expiring session cookie that is not
+  the token (``auth``). Wrong tokens are rate-limited per client address.
 - State changes are POSTs with a JSON body (a plain HTML form cannot send one) whose Origin,
   when the browser sends one, matches the Host.
 """
 
 import hmac
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from recyclops.shared.errors import ConfigError
 from recyclops.shared.secrets import read_secret
 
-COOKIE = "recyclops_clean_token"
 TOKEN_HEADER = "X-Recyclops-Token"
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
@@ -72,17 +74,13 @@ class AccessPolicy:
     def public(self) -> bool:
         return not is_loopback(self.bind_host)
 
-    def token_ok(self, headers: Headers) -> bool:
-        """True when no token is configured or the request carries the right one."""
-        if not self.token:
-            return True
-        given = headers.get(TOKEN_HEADER) or ""
+    def presented_token(self, headers: Headers) -> str | None:
+        """The token a request carries in a header (None: it carries none)."""
+        given = headers.get(TOKEN_HEADER)
         auth = headers.get("Authorization") or ""
         if not given and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        if not given:
-            given = cookie_value(headers.get("Cookie") or "", COOKIE) or ""
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+        return given or None
 
     def check_token_value(self, value: str) -> bool:
         return bool(self.token) and hmac.compare_digest(value.encode(), (self.token or "").encode())
@@ -118,3 +116,18 @@ def cookie_value(header: str, name: str) -> str | None:
         return None
     morsel = jar.get(name)
     return morsel.value if morsel else None
+
+
+def tls_context(cert: str | Path | None, key: str | Path | None) -> ssl.SSLContext | None:
+    """A server context from a PEM certificate (chain) and key, or None for plain HTTP."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ConfigError("TLS needs both a certificate and a key (--tls-cert and --tls-key)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate {cert} / key {key}: {exc}") from None
+    return context

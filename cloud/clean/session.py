@@ -24,6 +24,7 @@ from recyclops.shared.records import INVALID, Decision, UnknownLabelError, resol
 from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
+from .images import ImageView, ImageViews
 from .journal import Journal, recover_journals
 from .queue import QueueFilter, QueueItem, load_decisions, load_queue
 
@@ -77,6 +78,7 @@ class ReviewSession:
         self.recovered = recover_journals(store, self.rescue_dir) if self.rescue_dir else []
         self.journal = Journal(store, self.session_id, self.reviewer, self.rescue_dir)
         self.journal_key = self.journal.key
+        self.images = ImageViews(store)
         self.qfilter = qfilter or QueueFilter()
         loaded = load_queue(store, self.qfilter, exclude_journal=self.journal_key, workers=workers)
         self.items: dict[str, QueueItem] = loaded.items
@@ -113,6 +115,15 @@ class ReviewSession:
     def upcoming(self, count: int = 3) -> list[str]:
         with self._lock:
             return list(self._remaining[1 : 1 + count])
+
+    def image(self, sha256: str) -> ImageView:
+        """What the page shows for a gathered image; records the item's ``image_problem`` (a
+        reviewer should mark it invalid: setup will drop it anyway). StoreError if the store
+        fails."""
+        item = self.item(sha256)
+        view = self.images.get(item.sha256)
+        item.image_problem = view.problem
+        return view
 
     def item(self, sha256: str) -> QueueItem:
         """A gathered image by id; UnknownImageError for anything else."""

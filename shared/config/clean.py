@@ -38,3 +38,26 @@ class CleanConfig(StrictModel):
         title="Re-read other sessions' decisions every (s); 0: never",
     )
     load_workers: int = Field(16, ge=1, le=64, title="Parallel reads when loading the queue")
+    idle_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        title="Idle connection timeout (s)",
+        description="A keep-alive connection silent this long is closed and frees its thread.",
+    )
+    tls_cert: str | None = Field(
+        None,
+        min_length=1,
+        title="TLS certificate (PEM chain) file",
+        description="With tls_key, serve HTTPS; advised for any non-loopback bind.",
+    )
+    tls_key: str | None = Field(
+        None,
+        min_length=1,
+        title="TLS private key (PEM) file",
+        description="A path, not the key: the file stays out of the config.",
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, title="A browser login lasts (hours)")
+    login_attempts: int = Field(
+        10, ge=1, le=1000, title="Wrong tokens allowed per client address per minute"
+    )

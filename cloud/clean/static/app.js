@@ -57,10 +57,17 @@ function renderItem(item) {
   const flags = $("flags");
   facts.replaceChildren();
   flags.replaceChildren();
+  const problem = $("image-problem");
   $("done").hidden = !!item;
-  img.hidden = !item;
+  problem.hidden = !(item && item.image_problem);
+  problem.textContent = item && item.image_problem
+    ? `This image cannot be used for training: ${item.image_problem}. Press ${state.keys.invalid} to mark it invalid.`
+    : "";
+  img.hidden = !item || !!item.image_problem;
   if (!item) { img.removeAttribute("src"); img.dataset.sha = ""; return; }
-  if (img.dataset.sha !== item.sha256) {
+  if (item.image_problem) {
+    flags.append(el("div", `cannot be decoded: ${item.image_problem}`, "flag bad"));
+  } else if (img.dataset.sha !== item.sha256) {
     img.src = `/api/image/${item.sha256}`;
     img.dataset.sha = item.sha256;
   }
