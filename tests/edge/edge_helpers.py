@@ -2,18 +2,21 @@
 write replay frames, and a TCP proxy that can be switched off to simulate an S3 outage."""
 
 import contextlib
+import io
 import json
 import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
+from recyclops.edge.classifier import Classifier
 from recyclops.shared import layout, messages
 from recyclops.shared.golden import GoldenSet
 from recyclops.shared.hashing import sha256_bytes
@@ -21,7 +24,12 @@ from recyclops.shared.manifest import ChannelPointer, parse_manifest
 from recyclops.shared.messages import ModelNotice
 from recyclops.shared.store import ObjectStore
 
+if TYPE_CHECKING:
+    from recyclops.edge.daemon import EdgeDaemon
+    from recyclops.shared.config import RecyclopsConfig
+
 DATA = Path(__file__).resolve().parent / "fixture"
+CATS = json.loads((DATA / "manifest.json").read_text())["categories"]
 RED, GREEN, BLUE = (220, 20, 20), (20, 220, 20), (20, 20, 220)
 GOLDEN = "golden.npz"
 
@@ -80,13 +88,13 @@ def notify(client: Any, fleet: str, notice: ModelNotice) -> None:
 
 
 def honest_manifest(
-    version: str, model_bytes: bytes, golden: bytes | None = None, **changes: Any
+    version: str, model_bytes: bytes, golden_bytes: bytes | None = None, **changes: Any
 ) -> bytes:
-    """A manifest whose file entries match ``model_bytes`` and ``golden`` (default: the
+    """A manifest whose file entries match ``model_bytes`` and ``golden_bytes`` (default: the
     fixture's golden set), so only ``changes`` are wrong. ``golden=None`` in ``changes``
     drops the golden set."""
     data = json.loads(fixture_manifest(version, **changes))
-    golden = golden or (DATA / GOLDEN).read_bytes()
+    golden = golden_bytes or (DATA / GOLDEN).read_bytes()
     data["files"] = [
         {"name": name, "size": len(blob), "sha256": sha256_bytes(blob)}
         for name, blob in (("model.tflite", model_bytes), (GOLDEN, golden))
@@ -110,7 +118,6 @@ def float_manifest(version: str, model_bytes: bytes, golden: bytes | None = None
 def golden_of(model_bytes: bytes, manifest: bytes, folder: Path) -> bytes:
     """The fixture's golden photos with the outputs ``model_bytes`` gives them, as the cloud
     records them at publish (computed here with the edge's own classifier)."""
-    from recyclops.edge.classifier import Classifier
     from recyclops.shared.preprocess import decode_rgb
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -147,6 +154,94 @@ def install_fixture(model_dir: Path, version: str = "fixture-1") -> None:
     shutil.copy(DATA / GOLDEN, target / GOLDEN)
     (target / "manifest.json").write_bytes(fixture_manifest(version))
     (model_dir / "current").symlink_to(Path("versions") / version)
+
+
+class Harness:
+    """An Updater wired to record what it hands over, like the daemon does."""
+
+    def __init__(self, tmp_path: Path, store: Any, poll: float = 0.2, **updates: Any) -> None:
+        from recyclops.edge.models import ModelRepo
+        from recyclops.edge.updater import Updater
+        from recyclops.shared.config.edge import ClassifierConfig, UpdatesConfig
+
+        self.repo = ModelRepo(
+            tmp_path / "models",
+            CATS,
+            ClassifierConfig(threads=1),
+            UpdatesConfig(keep_versions=2, **updates),
+        )
+        self.serving: Classifier | None = None
+        self.rejected: list[tuple[str, str]] = []
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.connected = lambda: False
+        self.updater = Updater(
+            self.repo,
+            store,
+            "stable",
+            self.stop,
+            poll_seconds=poll,
+            poll_seconds_connected=600,
+            current=lambda: self.serving.version if self.serving else None,
+            on_ready=self._ready,
+            on_rejected=lambda v, r: self.rejected.append((v, r)),
+            mqtt_connected=lambda: self.connected(),
+        )
+
+    def _ready(self, classifier: Classifier, via: str) -> None:
+        self.serving = classifier
+        self.via = via
+        self.ready.set()
+
+    def wait_version(self, version: str, timeout: float = 10) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.serving and self.serving.version == version:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def strict_json(text: str | bytes) -> Any:
+    """json.loads that fails on bare NaN/Infinity (Python's json accepts them; nothing else)."""
+
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"bare {name} in JSON: {text[:300]!r}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+class Events(io.StringIO):
+    """The daemon's --jsonl stream, every line parsed strictly."""
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [strict_json(line) for line in self.getvalue().splitlines()]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.lines() if e["event"] == kind]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def start(daemon: "EdgeDaemon") -> threading.Thread:
+    thread = threading.Thread(target=daemon.run, kwargs={"drain_seconds": 5}, daemon=True)
+    thread.start()
+    return thread
+
+
+def status(config: "RecyclopsConfig") -> dict[str, Any]:
+    try:
+        return strict_json((Path(config.edge.state_dir) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 class TcpProxy:

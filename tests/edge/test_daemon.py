@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edge_helpers import publish_model
+from edge_helpers import Events, publish_model, start, status, wait_for
 from PIL import Image
 
 from recyclops.edge.daemon import EdgeDaemon
@@ -25,37 +24,6 @@ from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import open_store
 
 pytestmark = pytest.mark.edge_numpy1
-
-
-class Events(io.StringIO):
-    def lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.getvalue().splitlines()]
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [e for e in self.lines() if e["event"] == kind]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
-def start(daemon: EdgeDaemon) -> threading.Thread:
-    thread = threading.Thread(target=daemon.run, kwargs={"drain_seconds": 5}, daemon=True)
-    thread.start()
-    return thread
-
-
-def status(config: RecyclopsConfig) -> dict[str, Any]:
-    try:
-        return json.loads((Path(config.edge.state_dir) / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def test_daemon_updates_by_polling_classifies_and_gathers_once(

@@ -3,64 +3,27 @@ are refused while the old model keeps serving; polling takes over when the broke
 
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_helpers import DATA, fixture_manifest, honest_manifest, notify, publish_model
+from edge_helpers import (
+    CATS,
+    DATA,
+    Harness,
+    fixture_manifest,
+    honest_manifest,
+    notify,
+    publish_model,
+)
 
 from recyclops.edge.classifier import Classifier
-from recyclops.edge.models import ModelRepo
 from recyclops.edge.telemetry import Telemetry
-from recyclops.edge.updater import Updater
 from recyclops.shared import messages
 from recyclops.shared.config import RecyclopsConfig
-from recyclops.shared.config.edge import ClassifierConfig, UpdatesConfig
 from recyclops.shared.mqtt import MqttClient
 from recyclops.shared.store import LocalStore
-
-CATS = json.loads((DATA / "manifest.json").read_text())["categories"]
-
-
-class Harness:
-    """An Updater wired to record what it hands over, like the daemon does."""
-
-    def __init__(self, tmp_path: Path, store: Any, poll: float = 0.2) -> None:
-        self.repo = ModelRepo(
-            tmp_path / "models", CATS, ClassifierConfig(threads=1), UpdatesConfig(keep_versions=2)
-        )
-        self.serving: Classifier | None = None
-        self.rejected: list[tuple[str, str]] = []
-        self.ready = threading.Event()
-        self.stop = threading.Event()
-        self.connected = lambda: False
-        self.updater = Updater(
-            self.repo,
-            store,
-            "stable",
-            self.stop,
-            poll_seconds=poll,
-            poll_seconds_connected=600,
-            current=lambda: self.serving.version if self.serving else None,
-            on_ready=self._ready,
-            on_rejected=lambda v, r: self.rejected.append((v, r)),
-            mqtt_connected=lambda: self.connected(),
-        )
-
-    def _ready(self, classifier: Classifier, via: str) -> None:
-        self.serving = classifier
-        self.via = via
-        self.ready.set()
-
-    def wait_version(self, version: str, timeout: float = 10) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.serving and self.serving.version == version:
-                return True
-            time.sleep(0.05)
-        return False
 
 
 @pytest.fixture
