@@ -173,7 +173,8 @@ class EdgeDaemon:
         self.emit("model", version=version, previous=previous, via=via, backend=backend)
         if classifier is not None:
             self.telemetry.event("model_accepted", model_version=version, detail=f"via {via}")
-        self.telemetry.status("online", version)
+        why = self.state.last_update_error if via == "rollback" else None  # keep saying why
+        self.telemetry.status("online", version, why)
 
     # ---- keys
     def on_key(self, key: str) -> None:

@@ -41,3 +41,51 @@ def test_operator_page_shows_stream_and_prediction(
     finally:
         daemon.stop.set()
         thread.join(20)
+
+
+def test_status_panel_keeps_working_when_the_model_answers_nan(
+    make_config: Callable[..., RecyclopsConfig], tmp_path: Path, browser: Any
+) -> None:
+    """A NaN model (runtime guard off): status.json stays JSON and the panel keeps updating."""
+    from edge_helpers import DATA, GREEN, float_manifest, golden_of, publish_model, write_frames
+
+    from recyclops.shared.store import open_store
+
+    frames = write_frames(tmp_path / "green", [GREEN] * 8)
+    config = make_config(
+        camera={"source": str(frames)},
+        updates={"guard_frames": 0},
+        live_view={"enabled": True, "port": 0, "fps": 10},
+    )
+    model = (DATA / "nan_on_green.tflite").read_bytes()
+    golden = golden_of(model, float_manifest("v-nan", model), tmp_path / "cloud")
+    publish_model(
+        open_store(config.store),
+        "v-nan",
+        model_bytes=model,
+        manifest=float_manifest("v-nan", model, golden),
+        golden=golden,
+    )
+    daemon = EdgeDaemon(config)
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while daemon.live is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert daemon.live is not None
+        page = browser.new_page()
+        page.goto(daemon.live.url)
+        page.wait_for_function(
+            "document.getElementById('model').textContent === 'v-nan'", timeout=15000
+        )
+        page.wait_for_function(
+            "document.getElementById('label').textContent === 'unsure -'", timeout=15000
+        )
+        daemon.on_key("2")
+        page.wait_for_function(
+            "document.getElementById('gathered').textContent === '1'", timeout=10000
+        )
+    finally:
+        daemon.stop.set()
+        thread.join(20)

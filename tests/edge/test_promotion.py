@@ -165,3 +165,26 @@ def test_pointers_without_generations_still_update_a_bin_that_never_saw_one(
     assert harness.updater.handle(publish_model(local_store, "v2"), "poll")
     assert harness.serving is not None and harness.serving.version == "v2"
     assert harness.updater.stale == 0
+
+
+def test_runtime_guard_counts_only_non_finite_or_flat_frames_in_a_row() -> None:
+    from recyclops.edge.guard import RuntimeGuard
+
+    guard = RuntimeGuard(3)
+    one_hot = np.array([1.0, 0, 0, 0, 0, 0], np.float32)
+    for _ in range(100):  # a confident model on a still scene repeats itself: healthy
+        assert guard.observe(one_hot, "v") is None
+    nan = np.full(6, np.nan, np.float32)
+    flat = np.full(6, 1 / 6, np.float32)
+    assert guard.observe(nan, "v") is None and guard.observe(flat, "v") is None
+    assert guard.observe(one_hot, "v") is None and guard.run == 0  # one good frame resets
+    assert guard.observe(nan, "v") is None and guard.observe(nan, "v") is None
+    reason = guard.observe(np.array([np.inf, 0, 0, 0, 0, 0], np.float32), "v")
+    assert reason == "runtime guard: 3 live frames in a row gave non-finite outputs with model v"
+    assert guard.observe(nan, "v") is None  # once per model
+    guard.reset()  # the next model is judged afresh
+    for _ in range(2):
+        assert guard.observe(flat, "w") is None
+    assert "flat (every class equal)" in (guard.observe(flat, "w") or "")
+    off = RuntimeGuard(0)
+    assert all(off.observe(nan, "v") is None for _ in range(50))
