@@ -53,7 +53,7 @@ def _to_rgb(img: Image.Image, source: str) -> np.ndarray:
     if mode == "P" and "transparency" in img.info:
         img, mode = img.convert("RGBA"), "RGBA"
     if mode in _ALPHA:
-        # Transparent areas become white, as the review page shows them on its white card.
+        # Transparent areas become white: a fixed choice (the review page shows these pixels).
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
