@@ -213,3 +213,32 @@ def test_missing_bucket_is_refused_at_start(strict_s3, tmp_path, monkeypatch, ca
         timeout=60,
     )
     assert done.returncode == 1 and "'mistyped-bucket' does not exist" in done.stderr
+
+
+def test_unreadable_journal_makes_the_sync_incomplete_and_keeps_the_copies(
+    s3_server, s3_store, tmp_path
+):
+    """Item 3, the other transport failure: the store dies right after listing the journals.
+    The labels are then unknown: nothing already synced is removed, and the sync is
+    incomplete (before, the images vanished and the sync counted as done)."""
+    labels = seed(s3_store, 3)
+    out = tmp_path / "data"
+    assert sync_dataset(s3_store, out, CATS, progress=False).complete
+    proxy = devservers.TcpProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1])).start()
+    proxy.cut_after_requests = 2  # HeadBucket, ListObjects; the journal's GET fails
+    flaky = S3Store(
+        s3_store.bucket,
+        s3_store.prefix,
+        endpoint_url=proxy.url,
+        region="us-east-1",
+        max_attempts=1,
+    )
+    try:
+        summary = sync_dataset(flaky, out, CATS, progress=False)
+    finally:
+        proxy.stop()
+    assert not summary.complete and summary.removed == 0
+    assert any("cannot read journal" in f for f in summary.transport_failures)
+    assert len(list(out.glob("*/*.jpg"))) == len(labels)
+    with pytest.raises(IncompleteDatasetError, match="store reads failed"):
+        load_dataset(out)
