@@ -137,6 +137,8 @@ class Updater:
             return False
         key = (notice.generation, notice.version, notice.manifest_sha256)
         if key not in self._stale_seen:
+            if len(self._stale_seen) >= 1000:  # a flood of forged notices cannot grow memory
+                self._stale_seen.clear()
             self._stale_seen.add(key)
             self.stale += 1
             logger.warning(
@@ -151,13 +153,13 @@ class Updater:
 
     def handle(self, notice: ModelNotice, via: str) -> bool:
         """Install if new; True when a new model was handed over."""
+        if notice.version != self.current() and notice.manifest_sha256 in self.repo.rejected():
+            return False  # refused once, logged then: silence, whatever its generation
         if self._is_stale(notice, via):
             return False
         if notice.version == self.current():
             if notice.generation > self.repo.generation():  # re-announced (or rolled back to)
                 self.repo.set_generation(notice.generation, notice.version)
-            return False
-        if not self.repo.wanted(notice, self.current()):
             return False
         started = time.monotonic()
         logger.info("model %s announced (%s): fetching", notice.version, via)
