@@ -17,6 +17,7 @@ POST /api/flush             {}
 POST /api/filter            {"labels": [...], "devices": [...], "include_decided": bool}
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -281,14 +282,20 @@ class CleanServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """In the request's own thread: the TLS handshake (bounded by the idle timeout, so a
         silent client cannot hold the thread), then the handler."""
-        if self.tls is not None:
-            request.settimeout(self.idle_timeout)
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                logger.debug("TLS handshake with %s failed: %s", client_address, exc)
-                return
-        super().finish_request(request, client_address)
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self.idle_timeout)
+        try:
+            secure = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            logger.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            super().finish_request(secure, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                secure.close()
 
     @property
     def url(self) -> str:
