@@ -26,6 +26,9 @@ class CameraError(RecyclopsError):
     """The camera cannot be opened or stopped giving frames."""
 
 
+_monotonic = time.monotonic  # the field ``Frame.time`` hides the module in the class body
+
+
 @dataclass
 class Frame:
     """``full``: the frame saved when gathered; ``small``: the one classified (may be the same)."""
@@ -33,6 +36,8 @@ class Frame:
     full: np.ndarray
     index: int
     time: float = field(default_factory=time.time)
+    #: When it arrived, on the monotonic clock: a key press refuses a frame too old.
+    mono: float = field(default_factory=_monotonic)
     small: np.ndarray | None = None
     source: str | None = None  # the replayed file, when there is one
 
@@ -81,6 +86,7 @@ class ReplayCamera(Camera):
         self._pacer = _Pacer(fps)
         self._index = 0
         self._files: list[Path] = []
+        self._skipped: set[Path] = set()
 
     def start(self) -> None:
         if not self.folder.is_dir():
@@ -108,7 +114,12 @@ class ReplayCamera(Camera):
         try:
             rgb = load_rgb(path)
         except ImageError as exc:
-            logger.warning("replay: skipping %s", exc)
+            if not self.folder.is_dir():  # the folder is gone: the camera is down, not a file
+                self._files = []
+                raise CameraError(f"replay folder {self.folder} does not exist") from None
+            if path not in self._skipped:  # said once per file, not at every loop
+                self._skipped.add(path)
+                logger.warning("replay: skipping %s", exc)
             return None
         return Frame(full=rgb, index=number, source=str(path))
 

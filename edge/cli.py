@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..shared.cli import add_common
 from ..shared.config import RecyclopsConfig, load
-from ..shared.errors import ConfigError, RecyclopsError
+from ..shared.errors import ConfigError, ImageError, RecyclopsError
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +129,13 @@ def classify(args: argparse.Namespace) -> int:
     )
     failed = 0
     for image in args.images:
-        try:
+        try:  # one bad image (undecodable, a decompression bomb) never stops the batch
             pred = classifier.classify(load_rgb(image))
+        except ImageError as exc:
+            text = str(exc)
+            print(text if text.startswith(image) else f"{image}: {text}", file=sys.stderr)
+            failed += 1
+            continue
         except RecyclopsError as exc:
             print(f"{image}: error: {exc}", file=sys.stderr)
             failed += 1
@@ -153,4 +158,6 @@ def classify(args: argparse.Namespace) -> int:
             )
         else:
             print(f"{image}\t{pred.label}\t{pred.score:.3f}")
+    if failed:
+        print(f"{failed} of {len(args.images)} images failed", file=sys.stderr)
     return 1 if failed else 0

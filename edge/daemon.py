@@ -7,7 +7,6 @@ shut down in ``finally`` with bounded joins.
 """
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -17,23 +16,26 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..shared.config import RecyclopsConfig
+from ..shared.errors import ConfigError
 from ..shared.messages import ModelNotice
 from ..shared.mqtt import dumps_json
 from ..shared.store import ObjectStore, open_store
 from .cameras import Camera, EndOfStream, Frame, open_camera
+from .camerawatch import EXIT_CAMERA_DOWN, CameraWatch
 from .classifier import Classifier
-from .gathering import Gatherer, legend
+from .gathering import Gatherer
 from .guard import RuntimeGuard
 from .housekeeping import housekeeping_loop, overlay_state, status_snapshot
-from .keypad import Keypad, open_keypad
+from .keypad import Keypad
 from .keys import handle_key
+from .lifecycle import shutdown_daemon, start_daemon
 from .liveview import LiveFrames, LiveServer
 from .models import ModelRepo
 from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
 from .smoothing import ItemGate, Smoother
 from .spool import Spool
-from .state import EdgeState, write_status
+from .state import EdgeState
 from .telemetry import Telemetry
 from .updater import Updater
 from .uploader import Uploader
@@ -55,6 +57,8 @@ class EdgeDaemon:
     ) -> None:
         self.config = config
         edge = config.edge
+        if problems := config.key_map_problems():  # unpressable categories: say so, now
+            raise ConfigError("\n".join(problems))
         self.stop = threading.Event()
         self.keys_stop = threading.Event()  # set first at the end: no gather after the drain
         self.store = store or open_store(config.store)
@@ -114,7 +118,9 @@ class EdgeDaemon:
         self.live: LiveServer | None = None
         self.frames_view: LiveFrames | None = None
         self.camera_ended = False
-        self.camera_errors = 0
+        self.watch = CameraWatch(self.camera, edge.camera, self.stop, self._camera_changed)
+        self.exit_code = 0
+        self._housekeeper: threading.Thread | None = None
 
     # ---- events: one JSON object per line, for scripts and the demo
     def emit(self, event: str, **fields: Any) -> None:
@@ -176,6 +182,11 @@ class EdgeDaemon:
         why = self.state.last_update_error if via == "rollback" else None  # keep saying why
         self.telemetry.status("online", version, why)
 
+    def _camera_changed(self, state: str, reason: str | None) -> None:
+        self.emit("camera_down" if state == "down" else "camera_up", reason=reason)
+        detail = f"camera down: {reason}" if reason else None
+        self.telemetry.status("online", self.state.model_version, detail)
+
     # ---- keys
     def on_key(self, key: str) -> None:
         handle_key(self, key)
@@ -229,18 +240,14 @@ class EdgeDaemon:
         if self.camera_ended:
             return not self.stop.wait(0.2)
         try:
-            frame = self.camera.read()
+            frame = self.watch.read()  # never raises but EndOfStream; backs off when down
         except EndOfStream:
             logger.info("camera stream ended (%s)", self.config.edge.camera.at_end)
             self.emit("camera_end")
             self.camera_ended = True
             return self.config.edge.camera.at_end == "hold"
-        except Exception as exc:  # no frame, no watchdog ping: systemd restarts a dead camera
-            self.camera_errors += 1
-            logger.error("camera read failed (%s); retrying", exc)
-            return not self.stop.wait(0.5)
         if frame is None:
-            return True
+            return not self.watch.down or self._degraded()
         self.notifier.frame_arrived()
         self.state.frame()
         with self._latest_lock:
@@ -254,6 +261,20 @@ class EdgeDaemon:
             self.frames_view.push(frame.full)
         return not (self.max_frames and self.state.frames >= self.max_frames)
 
+    def _degraded(self) -> bool:
+        """Camera down: this loop is alive (it keeps retrying), so it feeds the watchdog,
+        until the camera has been down too long and the spool has nothing left to upload
+        (or cannot upload): then exit non-zero for systemd to restart a fresh process."""
+        self.notifier.alive()
+        failing = self.uploader.last_error is not None or self.uploader.store_missing is not None
+        why = self.watch.give_up(self.spool.depth(), failing)
+        if why is None:
+            return True
+        logger.error("%s: exiting %d so systemd restarts the daemon", why, EXIT_CAMERA_DOWN)
+        self.emit("camera_gave_up", reason=why)
+        self.exit_code = EXIT_CAMERA_DOWN
+        return False
+
     # ---- housekeeping
     def status_snapshot(self) -> dict[str, Any]:
         return status_snapshot(self)
@@ -266,42 +287,7 @@ class EdgeDaemon:
 
     # ---- start and stop
     def _start(self) -> None:
-        edge = self.config.edge
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.uploader.start()  # before the camera: a dead camera must not hold the spool back
-        self.camera.start()
-        self.telemetry.start(self.updater.on_mqtt)
-        installed = self.repo.load_current()
-        if installed is not None:
-            self._switch(installed, "installed")  # also publishes the status, with the model
-        else:
-            self.telemetry.status("online", None)
-        self.updater.start()
-        if edge.outputs.enabled and edge.outputs.pins:
-            self.sorter = Sorter(edge.outputs, self.pin_factory)
-        self.confirm = Confirm(edge.keypad, self.pin_factory)
-        if edge.live_view.enabled:
-            self.frames_view = LiveFrames(edge.live_view, legend(self.config), self._overlay)
-            self.live = LiveServer(edge.live_view, self.frames_view, self.status_snapshot)
-            self.live.start()
-        self.keypad = open_keypad(edge.keypad, self.on_key, self.keys_stop)
-        if self.keypad:
-            self.keypad.start()
-        with self.state.lock:
-            self.state.state = "running"
-        write_status(self.state_dir, self.status_snapshot())
-        self.emit(
-            "ready",
-            device=edge.device_id,
-            model_version=self.state.model_version,
-            live_view=self.live.url if self.live else None,
-            pid=os.getpid(),
-        )
-        self.notifier.ready(f"serving model {self.state.model_version}")
-        self._housekeeper = threading.Thread(
-            target=self._housekeeping, name="housekeeping", daemon=True
-        )
-        self._housekeeper.start()
+        start_daemon(self)
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: Any) -> None:
@@ -338,7 +324,7 @@ class EdgeDaemon:
             if self.keypad:
                 self.keypad.thread.join(2)
             self._drain(drain_seconds)
-            return 0
+            return self.exit_code
         finally:
             self.shutdown()
 
@@ -351,42 +337,7 @@ class EdgeDaemon:
             time.sleep(0.1)
 
     def shutdown(self) -> None:
-        self.keys_stop.set()
-        self.stop.set()
-        self.upload_stop.set()
-        self.spool.changed.set()  # wakes the uploader from its idle wait
-        self.notifier.stopping()
-        steps: list[tuple[str, Any]] = [("camera", self.camera.close)]
-        if self.keypad:
-            steps += [("keypad", lambda: self.keypad.thread.join(2)), ("keypad", self.keypad.close)]
-        for name, thread in (
-            ("uploader", self.uploader.thread),
-            ("updater", self.updater.thread),
-            ("housekeeping", getattr(self, "_housekeeper", None)),
-        ):
-            if thread is not None and thread.is_alive():
-                steps.append((name, lambda t=thread: t.join(10)))
-        if self.live:
-            steps.append(("live view", self.live.stop))
-        if self.sorter:
-            steps.append(("sorter", self.sorter.close))
-        if self.confirm:
-            steps.append(("confirm", self.confirm.close))
-        steps.append(("mqtt", lambda: self.telemetry.stop(self.state.model_version)))
-        for name, action in steps:
-            try:
-                action()
-            except Exception:
-                logger.exception("shutdown: %s failed", name)
-        with self.state.lock:
-            self.state.state = "stopped"
-        try:
-            write_status(self.state_dir, self.status_snapshot())
-        except OSError:
-            logger.exception("final status write failed")
-        self.emit("stopped", frames=self.state.frames)
-        self.notifier.close()
-        logger.info("stopped after %d frames", self.state.frames)
+        shutdown_daemon(self)
 
 
 def stdout_events() -> TextIO:

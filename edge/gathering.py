@@ -13,7 +13,7 @@ from PIL import Image
 from ..shared.config import RecyclopsConfig
 from ..shared.hashing import sha256_bytes
 from ..shared.records import GatheredRecord, GatheredUndo
-from .spool import Spool, SpoolFullError
+from .spool import Spool, SpoolFullError, SpoolRefusedError, SpoolUnwritableError
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +104,12 @@ class Gatherer:
         return item
 
     def undo(self) -> Gathered | None:
-        """Undo the last gather: withdrawn from the spool, or a tombstone if already uploaded."""
+        """Undo the last gather: withdrawn from the spool, or a tombstone if already uploaded.
+        SpoolRefusedError (the gather stays the last one) when the spool cannot be written."""
         with self._lock:
             if not self._history:
                 return None
-            item = self._history.pop()
+            item = self._history[-1]
             if not self.spool.withdraw(item.name):
                 self.spool.add_undo(
                     GatheredUndo(
@@ -118,8 +119,17 @@ class Gatherer:
                         undone_at=datetime.now(UTC),
                     )
                 )
+            self._history.pop()
         logger.info("undid gather %s (%s)", item.sha256[:12], item.label)
         return item
 
 
-__all__ = ["Gathered", "Gatherer", "SpoolFullError", "key_map", "legend"]
+__all__ = [
+    "Gathered",
+    "Gatherer",
+    "SpoolFullError",
+    "SpoolRefusedError",
+    "SpoolUnwritableError",
+    "key_map",
+    "legend",
+]

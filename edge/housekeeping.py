@@ -27,8 +27,10 @@ def housekeeping_loop(daemon: "EdgeDaemon") -> None:
                 daemon.camera.set_overlay(
                     preview_overlay((640, 480), legend(daemon.config), *overlay_state(daemon))
                 )
+            degraded = "; DEGRADED: " + "; ".join(snap["degraded"]) if snap["degraded"] else ""
             daemon.notifier.status(
                 f"model {snap['model_version']}, {snap['fps']} fps, spool {snap['spool_depth']}"
+                + degraded
             )
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + status.stats_seconds
@@ -40,7 +42,16 @@ def housekeeping_loop(daemon: "EdgeDaemon") -> None:
 def status_snapshot(daemon: "EdgeDaemon") -> dict[str, Any]:
     """Everything status.json, the live view and the stats report, in one dict."""
     items, size = daemon.spool.usage()
+    up, spool = daemon.uploader, daemon.spool
     return daemon.state.snapshot(
+        degraded=degraded(daemon),
+        camera=daemon.watch.status(),
+        spool_writable=spool.problem is None,
+        spool_error=spool.problem,
+        spool_local_error=up.local_error,
+        spool_uploaded_not_deleted=len(spool.uploaded_left),
+        spool_held=sorted(spool.held),
+        store_missing=up.store_missing,
         spool_depth=items,
         spool_bytes=size,
         uploaded=daemon.uploader.uploaded,
@@ -53,15 +64,29 @@ def status_snapshot(daemon: "EdgeDaemon") -> dict[str, Any]:
         served_generation=daemon.repo.generation(),
         runtime_guard=daemon.guard.status(),
         camera_ended=daemon.camera_ended,
-        camera_errors=daemon.camera_errors,
+        camera_errors=daemon.watch.failures,
         live_view=daemon.live.url if daemon.live else None,
     )
+
+
+def degraded(daemon: "EdgeDaemon") -> list[str]:
+    """Why the bin is not fully working, one short reason each (status, systemd STATUS)."""
+    reasons = []
+    if daemon.watch.down:
+        reasons.append(f"camera down: {daemon.watch.reason}")
+    if daemon.spool.problem:
+        reasons.append(f"gathers refused: {daemon.spool.problem}")
+    if daemon.uploader.store_missing:
+        reasons.append(f"uploads paused: {daemon.uploader.store_missing}")
+    return reasons
 
 
 def overlay_state(daemon: "EdgeDaemon") -> tuple[dict[str, Any] | None, bool, str | None]:
     """(current prediction, flash on, note) for the live view and the preview."""
     with daemon.state.lock:
         note = "SPOOL FULL" if daemon.state.spool_full else None
+        if daemon.spool.problem:
+            note = "SPOOL NOT WRITABLE"
         if daemon.state.model_version is None:
             note = note or "no model yet"
         return daemon.state.current, time.monotonic() < daemon.state.flash_until, note

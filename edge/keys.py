@@ -1,11 +1,16 @@
 """What a key press does: gather the current frame under a label, or undo the last gather,
-and tell the operator (LED/buzzer, live view flash, events, MQTT)."""
+and tell the operator (LED/buzzer, live view flash, events, MQTT).
+
+A press is either confirmed (one short blink/beep) or refused (three long ones), never
+neither: a full or unwritable spool, no frame yet, or a frame older than
+``keypad.max_frame_age`` (a stalled camera must not have its last picture labelled).
+"""
 
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from .spool import SpoolFullError
+from .spool import SpoolRefusedError
 
 if TYPE_CHECKING:
     from .daemon import EdgeDaemon
@@ -15,14 +20,39 @@ logger = logging.getLogger(__name__)
 FLASH_SECONDS = 0.6
 
 
+def refuse(daemon: "EdgeDaemon", label: str | None, reason: str, detail: str) -> None:
+    """The operator's refusal signal, an event and a count: the press was not kept."""
+    logger.warning("key press (%s) refused: %s", label or "undo", detail)
+    with daemon.state.lock:
+        daemon.state.refused += 1
+        daemon.state.refusals[reason] += 1
+        daemon.state.last_refusal = {"label": label, "reason": reason, "detail": detail}
+        if reason == "spool_full":
+            daemon.state.spool_full = True
+    if daemon.confirm:
+        daemon.confirm.signal(False)
+    daemon.emit("gather_refused", label=label, reason=reason, detail=detail)
+    if reason == "spool_full":  # the event and MQTT kind from before refusals had reasons
+        daemon.emit("spool_full", label=label)
+        daemon.telemetry.event("spool_full", label=label, detail=detail)
+
+
+def _undo(daemon: "EdgeDaemon") -> None:
+    try:
+        item = daemon.gatherer.undo()
+    except SpoolRefusedError as exc:
+        refuse(daemon, None, exc.reason, str(exc))
+        return
+    if item:
+        with daemon.state.lock:
+            daemon.state.undone += 1
+        daemon.emit("undo", sha256=item.sha256, label=item.label)
+        daemon.telemetry.event("undo", label=item.label, detail=item.sha256)
+
+
 def handle_key(daemon: "EdgeDaemon", key: str) -> None:
     if key.strip().lower() == daemon.gatherer.undo_key:
-        item = daemon.gatherer.undo()
-        if item:
-            with daemon.state.lock:
-                daemon.state.undone += 1
-            daemon.emit("undo", sha256=item.sha256, label=item.label)
-            daemon.telemetry.event("undo", label=item.label, detail=item.sha256)
+        _undo(daemon)
         return
     label = daemon.gatherer.category(key)
     if label is None:
@@ -31,7 +61,13 @@ def handle_key(daemon: "EdgeDaemon", key: str) -> None:
         return
     frame = daemon.latest_frame()
     if frame is None:
-        logger.warning("key %r pressed before the first frame; nothing gathered", key)
+        refuse(daemon, label, "no_frame", "no frame has arrived yet; nothing gathered")
+        return
+    age = time.monotonic() - frame.mono
+    bound = daemon.config.edge.keypad.max_frame_age
+    if age > bound:
+        detail = f"the latest frame is {age:.1f}s old (bound {bound:g}s): is the camera down?"
+        refuse(daemon, label, "stale_frame", detail)
         return
     current = daemon.state.current
     prediction = current.get("label") if current else None
@@ -40,15 +76,8 @@ def handle_key(daemon: "EdgeDaemon", key: str) -> None:
         item = daemon.gatherer.gather(
             frame.full, label, prediction, score, daemon.state.model_version
         )
-    except SpoolFullError as exc:
-        logger.error("%s", exc)
-        with daemon.state.lock:
-            daemon.state.refused += 1
-            daemon.state.spool_full = True
-        if daemon.confirm:
-            daemon.confirm.signal(False)
-        daemon.emit("spool_full", label=label)
-        daemon.telemetry.event("spool_full", label=label, detail=str(exc))
+    except SpoolRefusedError as exc:
+        refuse(daemon, label, exc.reason, str(exc))
         return
     with daemon.state.lock:
         daemon.state.gathered += 1

@@ -1,7 +1,9 @@
 """systemd's notify protocol, without a dependency: one datagram to $NOTIFY_SOCKET.
 
-READY=1 once serving, WATCHDOG=1 only while frames really arrive (a stalled camera then
-gets the service restarted), STATUS=… for ``systemctl status``.
+READY=1 once serving, WATCHDOG=1 from the frame loop: while frames really arrive, and
+while the camera is down and the loop keeps reopening it (degraded; the daemon exits
+non-zero itself after ``camera.down_exit_seconds``). A loop stuck inside a camera call, or
+a camera held at its end, starves it. STATUS=… for ``systemctl status``.
 """
 
 import logging
@@ -49,6 +51,11 @@ class SystemdNotifier:
 
     def frame_arrived(self) -> None:
         """Call on every real frame; pings at most every half watchdog period (or 1 s)."""
+        self.alive()
+
+    def alive(self) -> None:
+        """The frame loop is alive without frames: the camera is down and being reopened
+        (degraded mode, bounded by ``camera.down_exit_seconds``). Same rate limit."""
         now = time.monotonic()
         if now - self._last_ping >= (self.watchdog_interval or 1.0):
             self._last_ping = now

@@ -45,6 +45,8 @@ class EdgeState:
         self.gathered = 0
         self.undone = 0
         self.refused = 0
+        self.refusals: Counter[str] = Counter()  # why: spool_full, spool_unwritable, stale_frame…
+        self.last_refusal: dict[str, Any] | None = None
         self.last_gather: dict[str, Any] | None = None
         self.flash_until = 0.0
         self.spool_full = False
@@ -106,6 +108,8 @@ class EdgeState:
                 "gathered": self.gathered,
                 "undone": self.undone,
                 "refused": self.refused,
+                "refusals": dict(self.refusals),
+                "last_refusal": self.last_refusal,
                 "last_gather": self.last_gather,
                 "spool_full": self.spool_full,
                 "model_switches": list(self.model_switches),

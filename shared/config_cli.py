@@ -45,6 +45,11 @@ def run_check(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return 1
+    problems = config.key_map_problems()
+    if problems:
+        lines = "\n".join(f"{args.file}: {p}" for p in problems)
+        print(f"invalid configuration:\n{lines}", file=sys.stderr)
+        return 1
     data = config.model_dump(mode="json", exclude_none=True)
     data["secrets (from the environment, masked)"] = secrets_summary()
     if args.json:

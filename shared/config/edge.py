@@ -28,6 +28,24 @@ class CameraConfig(StrictModel):
     preview: bool = Field(
         False, title="picamera2 preview window with the overlay (screen attached)"
     )
+    retry_min: float = Field(0.5, gt=0, le=600, title="First camera reopen delay (s)")
+    retry_max: float = Field(
+        30.0, gt=0, le=3600, title="Longest camera reopen delay (s, doubling from retry_min)"
+    )
+    stall_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        title="Seconds without a frame before an open camera counts as down (and is reopened)",
+    )
+    down_exit_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=604_800,
+        title="Camera down this long: exit non-zero once the spool is drained (0: never)",
+        description="systemd (Restart=on-failure) then starts a fresh process; the exit waits "
+        "while uploads make progress",
+    )
 
 
 class ClassifierConfig(StrictModel):
@@ -81,6 +99,12 @@ class KeypadConfig(StrictModel):
     debounce_ms: int = Field(30, ge=0, le=1000, title="Debounce (ms)")
     scan_hz: float = Field(100.0, gt=0, le=2000, title="Matrix scan rate")
     evdev_device: str | None = Field(None, title="evdev device path (None: first keyboard)")
+    max_frame_age: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        title="A key press on a frame older than this (s) is refused, not gathered",
+    )
     led_pin: int | str | None = Field(None, title="Confirmation LED pin")
     buzzer_pin: int | str | None = Field(None, title="Confirmation buzzer pin")
 
@@ -158,3 +182,67 @@ class EdgeConfig(StrictModel):
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+
+
+#: Key names a USB keypad or keyboard can send (recyclops.edge.keypad._evdev_name).
+EVDEV_KEYS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789") | {
+    "enter",
+    "-",
+    "+",
+    "*",
+    "/",
+    ".",
+}
+
+
+def keypad_keys(keypad: KeypadConfig) -> frozenset[str] | None:
+    """The keys (lower case) this keypad can send; None when it can send any (terminal)."""
+    if keypad.kind == "gpio":
+        return frozenset(key.lower() for row in keypad.layout for key in row)
+    if keypad.kind == "evdev":
+        return EVDEV_KEYS
+    return None
+
+
+def key_map_problems(keypad: KeypadConfig, categories: list[tuple[str, str]]) -> list[str]:
+    """What the operator could not press on this keypad: categories none of whose keys exist
+    on it, the undo key, extra keys the keypad lacks or that name no category. Empty if the
+    key map fits. ``categories``: (name, key) in order."""
+    problems: list[str] = []
+    names = [name for name, _ in categories]
+    for key, name in keypad.keys.items():
+        if name not in names:
+            problems.append(f"edge.keypad.keys: key {key!r} maps to unknown category {name!r}")
+    keys = keypad_keys(keypad)
+    if keys is None or keypad.kind == "none":
+        return problems
+    undo = keypad.undo_key.lower()
+    shown = " ".join(keypad.layout) if keypad.kind == "gpio" else "letters, digits"
+    where = f"the {keypad.kind} keypad ({shown})"
+    pressable = keys - {undo}
+    reach: dict[str, list[str]] = {name: [key.lower()] for name, key in categories}
+    for key, name in keypad.keys.items():
+        if name in reach:
+            reach[name].append(key.lower())
+        if key.lower() not in keys:
+            problems.append(f"edge.keypad.keys: key {key!r} (→ {name}) is not on {where}")
+    missing = [
+        f"{name} (key {key!r})"
+        for name, key in categories
+        if not any(k in pressable for k in reach[name])
+    ]
+    used = {k for ks in reach.values() for k in ks}
+    free = sorted(pressable - used) if keypad.kind == "gpio" else []
+    where_free = f" (free keys: {' '.join(free)})" if free else " (no key is free)"
+    if missing:
+        problems.append(
+            f"edge.keypad: {len(missing)} categories cannot be pressed on {where}: "
+            f"{', '.join(missing)}; map a free key to each in [edge.keypad.keys]{where_free}, "
+            "or use fewer categories or a larger keypad layout"
+        )
+    if undo not in keys:
+        problems.append(
+            f"edge.keypad.undo_key: {keypad.undo_key!r} is not on {where}; "
+            f"set undo_key to one of its keys{where_free}"
+        )
+    return problems

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .base import StrictModel
 from .categories import Category, check_categories, coerce_categories, default_categories
 from .clean import CleanConfig
-from .edge import EdgeConfig
+from .edge import EdgeConfig, key_map_problems
 from .mqtt import MqttConfig
 from .store import StoreConfig
 from .training import SearchConfig, TrainConfig
@@ -52,6 +52,12 @@ class RecyclopsConfig(StrictModel):
     @property
     def category_names(self) -> list[str]:
         return [c.name for c in self.categories]
+
+    def key_map_problems(self) -> list[str]:
+        """Categories (or undo) the configured keypad cannot press. Checked by ``config
+        check`` and the edge daemon only: other jobs sharing the file need no keypad."""
+        pairs = [(c.name, c.key) for c in self.categories]
+        return key_map_problems(self.edge.keypad, pairs)
 
 
 def _parse_env_value(raw: str) -> Any:
