@@ -1,0 +1,138 @@
+"""``recyclops evaluate --cv K``: K-fold cross-validated int8 accuracy of a recipe over the
+non-test images (the figure that chooses recipes; the test split stays for the blessing)."""
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from ...shared.cli import add_common
+from ...shared.errors import ConfigError
+from .common import add_train_flags, existing_dir, load_config, train_config
+
+HELP = "cross-validated int8 accuracy of a training recipe"
+logger = logging.getLogger(__name__)
+
+
+def _folds(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected fold numbers like 0,2") from None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument("--cv", type=int, default=5, metavar="K", help="folds (default 5)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data", default="data", help="data set folder from 'recyclops setup' (default ./data)"
+    )
+    source.add_argument(
+        "--folders",
+        metavar="DIR",
+        help="a plain <category>/*.jpg tree instead (e.g. TrashNet); images named by hash",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where decoded pixels are cached (default DATA/.cache; needed for a read-only tree)",
+    )
+    parser.add_argument(
+        "--out",
+        default="crossval",
+        help="results folder (default ./crossval); saved folds of the same recipe are reused",
+    )
+    parser.add_argument(
+        "--inner-val",
+        type=float,
+        metavar="FRACTION",
+        help="inner validation slice of the training folds, for early stopping "
+        "(default: the recipe's validation_split)",
+    )
+    parser.add_argument(
+        "--folds", type=_folds, metavar="I,J", help="run only these folds (0-based) this time"
+    )
+    add_train_flags(parser, skip=frozenset({"channel"}))
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+    from ..crossval import RESULT_FILE, run_crossval
+    from ..dataset import dataset_from_folders, load_dataset
+
+    config = load_config(args)
+    tc = train_config(args, config)
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    if args.folders:
+        ds = dataset_from_folders(existing_dir(args.folders), cache_dir=cache)
+        if not ds.labels:
+            raise ConfigError(f"{args.folders}: no images in <category>/ folders")
+    else:
+        ds = load_dataset(args.data)
+        ds.cache_dir = cache
+    result = run_crossval(
+        tc,
+        ds,
+        args.out,
+        args.cv,
+        inner_fraction=args.inner_val,
+        only=args.folds,
+        verbose=2 if args.verbose else 0,
+    )
+    print(format_table(result))
+    print(f"written: {Path(args.out) / RESULT_FILE}")
+    return 0
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A readable summary: per class mean ± std over folds and pooled, then per fold."""
+
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    q, fl = result["int8"], result["float"]
+    lines = [
+        f"{result['k']}-fold cross-validation of int8 accuracy over "
+        f"{result['images']['cross_validated']} non-test images "
+        f"({result['images']['test_untouched']} test images untouched)"
+        + ("" if result["complete"] else f" — only {q['folds']} folds done"),
+        "",
+        f"{'class':<12} {'images':>6} {'mean ± std (%)':>16} {'pooled (%)':>11} {'95% CI':>13}",
+    ]
+    for c in result["categories"]:
+        r = q["per_class"][c]
+        lo, hi = r["pooled_ci95"]
+        lines.append(
+            f"{c:<12} {r['images']:>6} {pct(r['mean']) + ' ± ' + pct(r['std']):>16} "
+            f"{pct(r['pooled']):>11} {pct(lo) + '–' + pct(hi):>13}"
+        )
+    lo, hi = q["pooled_ci95"]
+    lines.append(
+        f"{'ALL':<12} {q['images']:>6} {pct(q['mean']) + ' ± ' + pct(q['std']):>16} "
+        f"{pct(q['pooled']):>11} {pct(lo) + '–' + pct(hi):>13}"
+    )
+    lines += [
+        f"float: {pct(fl['mean'])} ± {pct(fl['std'])} (int8 − float "
+        f"{100 * ((q['mean'] or 0) - (fl['mean'] or 0)):+.2f} points)",
+        "",
+        f"{'fold':>4} {'train':>6} {'inner val':>9} {'held out':>8} {'int8 %':>7} "
+        f"{'float %':>7} {'epochs':>7} {'minutes':>7}",
+    ]
+    for r in result["folds"]:
+        epochs = "+".join(str(s["epochs"]) for s in r["stages"])
+        lines.append(
+            f"{r['fold']:>4} {r['images']['training']:>6} {r['images']['inner_val']:>9} "
+            f"{r['images']['held_out']:>8} {pct(r['int8']['accuracy']):>7} "
+            f"{pct(r['float']['accuracy']):>7} {epochs:>7} {r['seconds']['total'] / 60:>7.1f}"
+        )
+    cost = result["cost"]
+    lines.append(
+        f"cost: {cost['this_run_minutes']:.1f} min this run (base activations "
+        f"{cost['features_seconds_this_run'] / 60:.1f} min), folds {cost['fold_minutes_total']:.1f}"
+        " min in all"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,370 @@
+"""K-fold cross-validated int8 accuracy over the non-test images: the figure that chooses
+recipes (one 283-image test split is ±3.5 points at 95%, too noisy to rank recipes).
+
+* Only images outside the hash split's test set take part (``Dataset.split_moves``, so an
+  image lent to the test split stays out); the test split is left for the blessing.
+* Folds come from the image hash with their own salt (``floor(u·K)``): an image never changes
+  fold as the data grows. Each class is dealt by the same rule, so folds are stratified in
+  expectation; a class with K or more images gets at least one in every fold (lent by its
+  fullest fold, always its lowest-hash image), as the split does for small classes.
+* Inside the K−1 training folds an inner validation slice (``frac(u·K) < inner_fraction``,
+  default the recipe's ``validation_split``) drives the recipe's own early stopping and
+  best-epoch choice; the held-out fold never influences training, stopping or calibration.
+* The frozen lower network runs once per fixed view of every image (``fit.compute_features``)
+  and every fold indexes those activations; only the head and the unfrozen top train per fold,
+  from the same starting weights. Each fold's model goes through the real int8 converter and
+  is scored on LiteRT, because int8 is what ships.
+
+``out_dir/folds/fold-<k>.json`` is written as each fold ends (a rerun with the same recipe and
+data skips it); ``out_dir/crossval.json`` holds every fold, the aggregate and the
+out-of-fold predictions (for paired comparisons of two recipes).
+"""
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..shared.atomic import atomic_write_text
+from ..shared.config import TrainConfig
+from ..shared.errors import RecyclopsError
+from .dataset import Dataset
+from .evaluate import Scores
+from .stats import wilson
+
+logger = logging.getLogger(__name__)
+
+CV_SALT = "recyclops-cv-v1"
+RESULT_FILE = "crossval.json"
+FOLDS_DIR = "folds"
+
+
+class CrossValError(RecyclopsError):
+    """The data set cannot be split into the requested folds."""
+
+
+def cv_unit(sha256: str) -> float:
+    """The image's fixed place in [0, 1) for fold assignment (independent of the split's)."""
+    digest = hashlib.sha256(f"{CV_SALT}:{sha256}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Which fold every non-test image is in, and which of them are inner validation."""
+
+    k: int
+    labels: dict[str, str]  # non-test sha -> category
+    fold: dict[str, int]
+    inner_val: frozenset[str]
+    test: tuple[str, ...]
+
+    def held_out(self, k: int) -> list[str]:
+        return sorted(s for s, f in self.fold.items() if f == k)
+
+    def training(self, k: int) -> list[str]:
+        return sorted(s for s, f in self.fold.items() if f != k and s not in self.inner_val)
+
+    def inner(self, k: int) -> list[str]:
+        return sorted(s for s, f in self.fold.items() if f != k and s in self.inner_val)
+
+    def per_class(self, categories: list[str]) -> list[dict[str, int]]:
+        """Held-out images per class, per fold."""
+        out = [dict.fromkeys(categories, 0) for _ in range(self.k)]
+        for sha, f in self.fold.items():
+            out[f][self.labels[sha]] += 1
+        return out
+
+
+def assign_folds(ds: Dataset, config: TrainConfig, k: int, inner_fraction: float) -> Folds:
+    """K stratified, hash-stable folds over the images the split does not put in test."""
+    if k < 2:
+        raise CrossValError(f"--cv {k}: cross-validation needs at least 2 folds")
+    if not 0.0 < inner_fraction < 1.0:
+        raise CrossValError(f"inner validation fraction {inner_fraction} is not in (0, 1)")
+    splits, _ = ds.split_moves(config.validation_split, config.test_split)
+    pool = sorted(splits["train"] + splits["val"])
+    if len(pool) < 2 * k:
+        raise CrossValError(f"{len(pool)} non-test images cannot make {k} folds")
+    fold = {s: min(k - 1, int(cv_unit(s) * k)) for s in pool}
+    for category in ds.categories:
+        mine = [s for s in pool if ds.labels[s] == category]
+        if len(mine) < k:
+            continue
+        for need in range(k):
+            members = [[s for s in mine if fold[s] == f] for f in range(k)]
+            donor = max(range(k), key=lambda f: (len(members[f]), f))
+            if not members[need] and len(members[donor]) >= 2:
+                fold[min(members[donor], key=cv_unit)] = need
+    inner = frozenset(s for s in pool if math.modf(cv_unit(s) * k)[0] < inner_fraction)
+    folds = Folds(k, {s: ds.labels[s] for s in pool}, fold, inner, tuple(splits["test"]))
+    for f in range(k):
+        if not folds.training(f) or not folds.inner(f) or not folds.held_out(f):
+            raise CrossValError(f"fold {f} has no training, inner validation or held-out image")
+    return folds
+
+
+def recipe_key(config: TrainConfig, folds: Folds, inner_fraction: float) -> str:
+    """Identifies recipe + data + folding: a saved fold result is reused only on a match."""
+    text = config.model_dump_json(exclude={"channel"}) + CV_SALT + f"{folds.k}:{inner_fraction}"
+    text += "".join(f"{s} {folds.labels[s]}\n" for s in sorted(folds.labels))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value)."""
+    if not values:
+        return None, None
+    arr = np.asarray(values, np.float64)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def aggregate(folds: list[dict[str, Any]], categories: list[str], kind: str = "int8") -> dict:
+    """Mean ± std over folds (overall and per class) and the pooled out-of-fold accuracy with
+    its Wilson 95% interval (every held-out image once)."""
+    mean, std = _mean_std([f[kind]["accuracy"] for f in folds])
+    conf = np.zeros((len(categories), len(categories)), np.int64)
+    for f in folds:
+        conf += np.asarray(f[kind]["confusion"], np.int64)
+    correct, n = int(np.trace(conf)), int(conf.sum())
+    low, high = wilson(correct, n)
+    per_class: dict[str, dict[str, Any]] = {}
+    for i, c in enumerate(categories):
+        vals = [f[kind]["per_class"][c] for f in folds if f[kind]["per_class"][c] is not None]
+        m, s = _mean_std(vals)
+        row = int(conf[i].sum())
+        lo, hi = wilson(int(conf[i, i]), row)
+        per_class[c] = {
+            "mean": m,
+            "std": s,
+            "folds": len(vals),
+            "pooled": conf[i, i] / row if row else None,
+            "pooled_ci95": [lo, hi],
+            "images": row,
+        }
+    return {
+        "mean": mean,
+        "std": std,
+        "folds": len(folds),
+        "pooled": correct / n if n else None,
+        "pooled_ci95": [low, high],
+        "images": n,
+        "per_class": per_class,
+        "confusion": conf.tolist(),
+    }
+
+
+def run_crossval(
+    config: TrainConfig,
+    ds: Dataset,
+    out_dir: str | Path,
+    k: int = 5,
+    *,
+    inner_fraction: float | None = None,
+    only: list[int] | None = None,
+    verbose: int = 0,
+) -> dict[str, Any]:
+    """Run the folds not already saved (``only``: just these), then write and return the
+    aggregate over every fold saved for this recipe and data."""
+    t0 = time.monotonic()
+    out = Path(out_dir)
+    inner_fraction = config.validation_split if inner_fraction is None else inner_fraction
+    folds = assign_folds(ds, config, k, inner_fraction)
+    key = recipe_key(config, folds, inner_fraction)
+    wanted = sorted(set(range(k) if only is None else only))
+    if any(f not in range(k) for f in wanted):
+        raise CrossValError(f"folds {wanted}: each must be in 0..{k - 1}")
+    results = {f: r for f in range(k) if (r := _load_fold(out, f, key)) is not None}
+    todo = [f for f in wanted if f not in results]
+    features_seconds = 0.0
+    if todo:
+        logger.info("cross-validation %s: folds %s to run, %s saved", key, todo, sorted(results))
+        features_seconds = _run_folds(config, ds, folds, key, todo, out, results, verbose)
+    done = [results[f] for f in sorted(results)]
+    result = {
+        "schema_version": 1,
+        "key": key,
+        "k": k,
+        "complete": len(done) == k,
+        "categories": ds.categories,
+        "config": config.model_dump(exclude={"channel"}),
+        "inner_fraction": inner_fraction,
+        "images": {"cross_validated": len(folds.labels), "test_untouched": len(folds.test)},
+        "fold_sizes": [
+            {
+                "held_out": len(folds.held_out(f)),
+                "training": len(folds.training(f)),
+                "inner_val": len(folds.inner(f)),
+            }
+            for f in range(k)
+        ],
+        "held_out_per_class": folds.per_class(ds.categories),
+        "int8": aggregate(done, ds.categories, "int8"),
+        "float": aggregate(done, ds.categories, "float"),
+        "cost": {
+            "this_run_minutes": round((time.monotonic() - t0) / 60, 2),
+            "features_seconds_this_run": round(features_seconds, 1),
+            "fold_minutes_total": round(sum(r["seconds"]["total"] for r in done) / 60, 2),
+        },
+        "folds": [{k_: v for k_, v in r.items() if k_ != "predictions"} for r in done],
+        "predictions": [p for r in done for p in r["predictions"]],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / RESULT_FILE, json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _fold_file(out: Path, f: int) -> Path:
+    return out / FOLDS_DIR / f"fold-{f}.json"
+
+
+def _load_fold(out: Path, f: int, key: str) -> dict[str, Any] | None:
+    path = _fold_file(out, f)
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        logger.warning("%s: unreadable, fold %d runs again: %s", path, f, exc)
+        return None
+    return data if data.get("key") == key else None
+
+
+def _run_folds(
+    config: TrainConfig,
+    ds: Dataset,
+    folds: Folds,
+    key: str,
+    todo: list[int],
+    out: Path,
+    results: dict[int, dict[str, Any]],
+    verbose: int,
+) -> float:
+    """Pixels and base activations once, then each fold's training, conversion and scoring."""
+    import keras
+
+    from .fit import SplitArrays, compute_features
+    from .model import build_parts
+    from .pixels import load_pixels
+
+    keras.utils.set_random_seed(config.seed)
+    t0 = time.monotonic()
+    px = load_pixels(ds, sorted(folds.labels), config.image_size)
+    index = {c: i for i, c in enumerate(ds.categories)}
+    y = np.array([index[ds.labels[s]] for s in px.shas], np.int64)
+    row = {s: i for i, s in enumerate(px.shas)}
+    parts = build_parts(config, len(ds.categories))
+    tune = config.fine_tune and config.fine_tune_epochs > 0
+    # Every image's fixed views, once. With weights="none" the BatchNorm statistics are
+    # estimated here from all cross-validated images (pixels only, never labels).
+    everything = SplitArrays(px.images, y, px.images[:0], y[:0], len(ds.categories))
+    features = compute_features(parts, config, everything, need_cut=tune)
+    start = (parts.base.get_weights(), parts.head.get_weights())
+    features_seconds = time.monotonic() - t0
+    logger.info("base activations for %d images: %.0f s", len(y), features_seconds)
+    for f in todo:
+        parts.base.set_weights(start[0])
+        parts.head.set_weights(start[1])
+        keras.utils.set_random_seed(config.seed + f)
+        ix = {
+            name: np.array([row[s] for s in shas if s in row], np.int64)
+            for name, shas in (
+                ("train", folds.training(f)),
+                ("val", folds.inner(f)),
+                ("held", folds.held_out(f)),
+            )
+        }
+        result = _one_fold(config, ds, parts, features, px.images, y, ix, tune, verbose)
+        result.update(fold=f, key=key)
+        result["predictions"] = [
+            {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p}
+            for i, p in zip(ix["held"], result.pop("int8_predicted"), strict=True)
+        ]
+        atomic_write_text(_fold_file(out, f), json.dumps(result, indent=1) + "\n")
+        results[f] = result
+        logger.info(
+            "fold %d: int8 %.1f%%, float %.1f%% on %d held-out images (%.0f s)",
+            f,
+            100 * result["int8"]["accuracy"],
+            100 * result["float"]["accuracy"],
+            len(ix["held"]),
+            result["seconds"]["total"],
+        )
+    return features_seconds
+
+
+def _one_fold(
+    config: TrainConfig,
+    ds: Dataset,
+    parts: Any,
+    features: Any,
+    images: np.ndarray,
+    y: np.ndarray,
+    ix: dict[str, np.ndarray],
+    tune: bool,
+    verbose: int,
+) -> dict[str, Any]:
+    """Train the top on this fold's share of the cached activations, convert, score."""
+    from .convert import TfliteModel, check_int8_io, representative, to_int8_tflite
+    from .fit import CachedFeatures, SplitArrays, fit_cached
+
+    t0 = time.monotonic()
+    tr, val, held = ix["train"], ix["val"], ix["held"]
+    cut = features.cut_train  # V x N x h x w x c, or None without fine-tuning
+    pooled = features.pooled_train  # V x N x C
+    mine = CachedFeatures(
+        cut[:, tr] if cut is not None else None,
+        cut[0, val].astype(np.float32) if cut is not None else None,
+        pooled[:, tr],
+        pooled[0, val],
+    )
+    # the pixels are not needed: fit_cached trains on the activations given
+    data = SplitArrays(images[:0], y[tr], images[:0], y[val], len(ds.categories))
+    history = fit_cached(parts, config, data, verbose=verbose, features=mine)
+    t_fit = time.monotonic() - t0
+    float_probs = _float_probs(parts, cut[0, held] if cut is not None else pooled[0, held], tune)
+    calibration = representative(images[tr], config.representative_images, config.seed)
+    int8 = TfliteModel(to_int8_tflite(parts.full(), calibration))
+    check_int8_io(int8)
+    t_convert = time.monotonic() - t0 - t_fit
+    int8_probs = int8.predict(images[held])
+    q = Scores.of(int8_probs, y[held], ds.categories)
+    fl = Scores.of(float_probs, y[held], ds.categories)
+    return {
+        "images": {"training": len(tr), "inner_val": len(val), "held_out": len(held)},
+        "int8": asdict(q),
+        "float": asdict(fl),
+        "stages": [
+            {k: s[k] for k in ("stage", "epochs", "best_val_accuracy")} for s in history["stages"]
+        ],
+        "seconds": {
+            "fit": round(t_fit, 1),
+            "convert": round(t_convert, 1),
+            "score": round(time.monotonic() - t0 - t_fit - t_convert, 1),
+            "total": round(time.monotonic() - t0, 1),
+        },
+        "int8_predicted": [ds.categories[int(p)] for p in int8_probs.argmax(axis=1)],
+    }
+
+
+def _float_probs(parts: Any, acts: np.ndarray, tune: bool, batch: int = 64) -> np.ndarray:
+    """The float model on the held-out view-0 activations (same maths as the full model on
+    pixels, without running the frozen network again)."""
+    import keras
+
+    if tune:
+        inp = keras.Input(acts.shape[1:])
+        model = keras.Model(inp, parts.head(parts.upper(inp, training=False), training=False))
+    else:
+        model = parts.pooled_head
+    outs = [
+        np.asarray(model(acts[i : i + batch].astype(np.float32), training=False))
+        for i in range(0, len(acts), batch)
+    ]
+    return np.concatenate(outs)
