@@ -1,0 +1,169 @@
+"""Cross-validation (``recyclops evaluate --cv K``): folds from the hash, the test split left
+alone, the aggregate, and a real run on synthetic shapes (tiny config, LiteRT int8)."""
+
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recyclops.cloud import crossval
+from recyclops.cloud.crossval import (
+    RESULT_FILE,
+    CrossValError,
+    aggregate,
+    assign_folds,
+    run_crossval,
+)
+from recyclops.cloud.dataset import Dataset, dataset_from_folders
+from recyclops.cloud.evaluate import Scores
+from recyclops.cloud.synthetic import shapes
+from recyclops.shared.cli import main
+from recyclops.shared.config import TrainConfig
+
+from .helpers import TINY_TOML
+
+CATS = ["red", "green", "blue"]
+
+
+def _fake(per_class: dict[str, int], salt: str = "") -> Dataset:
+    """A data set of made-up hashes (fold assignment never opens an image)."""
+    labels = {}
+    for c, n in per_class.items():
+        for i in range(n):
+            labels[hashlib.sha256(f"{salt}{c}{i}".encode()).hexdigest()] = c
+    return Dataset(Path("/nonexistent"), list(per_class), labels)
+
+
+def _test_split(ds: Dataset, config: TrainConfig) -> set[str]:
+    return set(ds.split(config.validation_split, config.test_split)["test"])
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_folds_partition_the_non_test_images(k):
+    config = TrainConfig()
+    ds = _fake({"a": 400, "b": 250, "c": 40})
+    folds = assign_folds(ds, config, k, 0.15)
+    test = _test_split(ds, config)
+    pool = set(ds.labels) - test
+    held = [set(folds.held_out(f)) for f in range(k)]
+    assert set().union(*held) == pool and sum(map(len, held)) == len(pool)  # a partition
+    assert not test & set(folds.labels) and set(folds.test) == test
+    for f in range(k):
+        train, inner = set(folds.training(f)), set(folds.inner(f))
+        assert train | inner | held[f] == pool
+        assert not train & inner and not (train | inner) & held[f]
+        assert not (train | inner | held[f]) & test
+
+
+def test_folds_are_stratified_and_small_classes_reach_every_fold():
+    k, config = 5, TrainConfig()
+    ds = _fake({"big": 600, "mid": 150, "small": 7})
+    folds = assign_folds(ds, config, k, 0.15)
+    pool = set(ds.labels) - _test_split(ds, config)
+    per_fold = folds.per_class(ds.categories)
+    for c in ds.categories:
+        counts = [fold[c] for fold in per_fold]
+        n = sum(1 for s in pool if ds.labels[s] == c)
+        expected, sd = n / k, math.sqrt(n * (1 / k) * (1 - 1 / k))
+        assert sum(counts) == n
+        assert min(counts) >= 1  # every class is scored in every fold
+        if n >= 100:  # hash dealing is stratified in expectation: binomial spread only
+            assert all(abs(m - expected) <= 4 * sd for m in counts), (c, counts)
+    # the inner validation slice is about the requested share of every fold's training pool
+    for f in range(k):
+        share = len(folds.inner(f)) / (len(folds.inner(f)) + len(folds.training(f)))
+        assert 0.10 < share < 0.20
+
+
+def test_folds_are_stable_as_the_data_grows():
+    config = TrainConfig()
+    before = assign_folds(_fake({"a": 300, "b": 300}), config, 5, 0.15)
+    grown = _fake({"a": 300, "b": 300})
+    grown.labels.update(_fake({"a": 200, "b": 100}, salt="new").labels)
+    after = assign_folds(grown, config, 5, 0.15)
+    assert all(after.fold[s] == f for s, f in before.fold.items())
+    assert before.inner_val <= after.inner_val
+
+
+def test_too_few_images_or_folds_is_an_error():
+    with pytest.raises(CrossValError, match="at least 2"):
+        assign_folds(_fake({"a": 50}), TrainConfig(), 1, 0.15)
+    with pytest.raises(CrossValError, match="cannot make"):
+        assign_folds(_fake({"a": 4}), TrainConfig(), 5, 0.15)
+
+
+def test_aggregate_is_the_mean_of_the_folds_and_pools_every_held_out_image():
+    rng = np.random.default_rng(0)
+    folds = []
+    for _ in range(4):
+        y = rng.integers(0, 3, 50)
+        probs = np.eye(3)[np.where(rng.random(50) < 0.8, y, rng.integers(0, 3, 50))]
+        s = Scores.of(probs, y, CATS)
+        folds.append(
+            {"int8": {"accuracy": s.accuracy, "per_class": s.per_class, "confusion": s.confusion}}
+        )
+    agg = aggregate(folds, CATS)
+    accs = [f["int8"]["accuracy"] for f in folds]
+    assert agg["mean"] == pytest.approx(np.mean(accs))
+    assert agg["std"] == pytest.approx(np.std(accs, ddof=1))
+    for c in CATS:
+        per = [f["int8"]["per_class"][c] for f in folds]
+        assert agg["per_class"][c]["mean"] == pytest.approx(np.mean(per))
+    conf = np.sum([f["int8"]["confusion"] for f in folds], axis=0)
+    assert agg["images"] == 200 and agg["pooled"] == pytest.approx(np.trace(conf) / 200)
+    low, high = agg["pooled_ci95"]
+    assert low < agg["pooled"] < high
+
+
+def test_evaluate_parser_never_imports_tensorflow():
+    code = (
+        "import sys\n"
+        "from recyclops.shared.cli import build_parser\n"
+        "a = build_parser('evaluate').parse_args(['evaluate', '--cv', '4', '--folds', '0,2'])\n"
+        "assert a.cv == 4 and a.folds == [0, 2]\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_cross_validation_end_to_end(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "shapes"
+    for c, images in shapes(CATS, 20, seed=3).items():
+        (root / c).mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / c / f"{i}.jpg").write_bytes(data)
+    out, cache = tmp_path / "cv", tmp_path / "cache"
+    quick = ["--epochs", "2", "--fine-tune-epochs", "1", "--representative-images", "16"]
+    argv = ["evaluate", "--cv", "3", "--folders", str(root), "--cache-dir", str(cache)]
+    assert main([*argv, "--out", str(out), "-c", str(TINY_TOML), "-q", *quick]) == 0
+    assert "3-fold cross-validation" in capsys.readouterr().out
+
+    result = json.loads((out / RESULT_FILE).read_text())
+    assert result["complete"] and len(result["folds"]) == 3
+    accs = [f["int8"]["accuracy"] for f in result["folds"]]
+    assert result["int8"]["mean"] == pytest.approx(np.mean(accs))
+    ds = dataset_from_folders(root)
+    config = TrainConfig.model_validate(result["config"])
+    test = _test_split(ds, config)
+    predicted = [p["sha256"] for p in result["predictions"]]
+    assert len(predicted) == len(set(predicted)) == len(ds.labels) - len(test)
+    assert not set(predicted) & test and set(predicted) | test == set(ds.labels)
+    assert all(p["label"] == ds.labels[p["sha256"]] for p in result["predictions"])
+    held = sum(sum(f["int8"]["support"].values()) for f in result["folds"])
+    assert result["int8"]["images"] == len(predicted) == held
+    assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(3))
+
+    # the same recipe and data again: every fold is reused, nothing trains
+    def boom(*args, **kwargs):
+        raise AssertionError("a saved fold was trained again")
+
+    monkeypatch.setattr(crossval, "_run_folds", boom)
+    again = run_crossval(config, dataset_from_folders(root, cache_dir=cache), out, 3)
+    assert again["int8"]["mean"] == pytest.approx(result["int8"]["mean"])
