@@ -119,7 +119,7 @@ class CameraWatch:
         if changed:
             logger.error(
                 "camera down (%s): running degraded (no frames, the spool keeps draining); "
-                "reopening with backoff up to %.0fs",
+                "reopening with backoff up to %.1fs",
                 reason,
                 self.config.retry_max,
             )

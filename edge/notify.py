@@ -37,6 +37,7 @@ class SystemdNotifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)  # a full receiver never blocks the frame loop
             self._sock.sendto("\n".join(lines).encode("utf-8"), target)
             return True
         except OSError as exc:

@@ -224,6 +224,8 @@ class Spool:
             self.uploaded_left.discard(name)
             logger.info("spool: removed %s (uploaded earlier, not deletable then)", name)
         self.held.clear()
+        if self.problem is not None:
+            self.probe()  # says when the folder is writable again
 
     def claim(self, name: str) -> Entry | None:
         """Mark an entry as uploading (undo then spools a tombstone instead of deleting)."""

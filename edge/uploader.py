@@ -125,10 +125,10 @@ class Uploader:
         delay = self.retry_min
         while not self.stop.is_set():
             self.spool.changed.clear()
-            local_work = bool(self.spool.uploaded_left or self.spool.held)
+            local_work = bool(self.spool.uploaded_left or self.spool.held or self.spool.problem)
             if local_work:
                 self.spool.tidy()
-                if not (self.spool.uploaded_left or self.spool.held):
+                if not (self.spool.uploaded_left or self.spool.held or self.spool.problem):
                     self.local_error = None
             try:
                 self.drain_once()

@@ -8,7 +8,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -311,3 +311,54 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """Make ``folder`` unwritable for this process, the way a bin meets it: as root a
+    read-only bind mount (EROFS, an SD card remounted read-only), otherwise chmod."""
+    import os
+    import subprocess
+
+    import pytest
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            writable(folder)
+        return
+    mounts = [["mount", "--bind", str(folder), str(folder)]]
+    mounts.append(["mount", "-o", "remount,bind,ro", str(folder), str(folder)])
+    for cmd in mounts:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+            pytest.skip(f"cannot make a read-only mount here: {done.stderr.strip()}")
+    try:
+        yield
+    finally:
+        writable(folder)
+
+
+def writable(folder: Path) -> None:
+    """Undo ``read_only`` early (idempotent)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o755)
+    else:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def long_pulse(pin: Any) -> bool:
+    """A refusal blinks 0.3 s, a kept gather 0.1 s: mock pin states hold the time since the
+    previous change, so b.timestamp is a's length."""
+    import itertools
+
+    states = list(pin.states)
+    return any(
+        a.state and not b.state and b.timestamp > 0.25 for a, b in itertools.pairwise(states)
+    )
