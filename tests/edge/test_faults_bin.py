@@ -3,6 +3,8 @@ cannot open or whose replay folder vanishes, a key press on a stale frame, a key
 keypad cannot press, a missing bucket, a bad image in ``edge classify``. Real SeaweedFS,
 mock GPIO pins, the replay camera; every wait is for a positive signal with a timeout."""
 
+import contextlib
+import itertools
 import logging
 import shutil
 import socket
@@ -148,15 +150,15 @@ def test_dead_camera_runs_degraded_drains_the_spool_feeds_the_watchdog_then_exit
         assert wait_for(lambda: events.of("ready"))[0]["camera"] == "down"
         assert "does not exist" in events.of("camera_down")[0]["reason"]
         wait_for(lambda: len(records(s3_store)) == 2)  # the spool drains without a camera
-        snap = wait_for(lambda: (s := status(config)).get("camera", {}).get("state") == "down" and s)
+        snap = wait_for(
+            lambda: (s := status(config)).get("camera", {}).get("state") == "down" and s
+        )
         assert snap["state"] == "running" and "does not exist" in snap["camera"]["reason"]
         assert any(r.startswith("camera down") for r in snap["degraded"])
 
         def pings() -> int:
-            try:
+            with contextlib.suppress(TimeoutError):
                 received.append(sock.recv(4096).decode())
-            except TimeoutError:
-                pass
             return sum(m == "WATCHDOG=1" for m in received)
 
         wait_for(lambda: pings() >= 3)  # the loop is alive and says so while degraded
@@ -234,7 +236,7 @@ def test_deleted_replay_folder_backs_off_and_logs_once_per_state_change(
         shutil.rmtree(frames_dir)
         wait_for(lambda: status(config).get("camera", {}).get("state") == "down")
         wait_for(lambda: len(opens) >= 8, timeout=20)  # reopened again and again...
-        gaps = [b - a for a, b in zip(opens[1:], opens[2:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(opens[1:])]  # opens[0]: at start
         assert gaps[-1] > 3 * gaps[0] and max(gaps) < 0.4 * 1.2 + 0.3  # ...doubling, capped
         frames = status(config)["frames"]
         write_frames(frames_dir, [RED] * 4)  # the folder is back
