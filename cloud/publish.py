@@ -21,7 +21,7 @@ from ..shared.manifest import Blessing, ChannelPointer, ModelManifest, parse_man
 from ..shared.store import ObjectStore
 from .artefact import check_folder
 from .blessing import GATE_FILE, load_verdict
-from .channels import advance
+from .channels import advance, latest
 from .evaluate import GateError
 
 logger = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ def publish(
         )
     if force is not None and not force.strip():
         raise PublishError("--force needs a reason (it is recorded in the manifest)")
+    store.check_ready()  # a mistyped bucket is an error here, not a silent new bucket
     raw_manifest = (folder / layout.MANIFEST_FILE).read_bytes()
     manifest = parse_manifest(raw_manifest, str(folder / layout.MANIFEST_FILE))
     manifest.verify_folder(folder)
@@ -121,6 +122,12 @@ def publish(
             logger.info("%s: %s", entry.name, status)
         mkey = layout.manifest_key(manifest.version)
         _upload(store, mkey, raw_manifest)
+        serving = latest(store, channel)
+        if serving is not None and serving.version == manifest.version:
+            logger.info("channel %s already serves %s: nothing to move", channel, serving.version)
+            if mqtt_config is not None and mqtt_config.host:
+                notify(mqtt_config, serving, notify_timeout)
+            return manifest
         pointer = advance(
             store,
             channel,

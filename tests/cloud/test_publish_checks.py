@@ -272,3 +272,34 @@ def test_rollback_command(trained, tmp_path, capsys):
     assert "generation 2: v2" in out and "now serves v1 again (generation 3)" in out
     assert main(["rollback", "--store", url, "--channel", "stable", "--to", "v1"]) == 1
     assert "already serves v1" in capsys.readouterr().err
+
+
+def test_republish_is_harmless_and_versions_are_immutable(trained, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    publish(trained, store, None, "stable")
+    publish(trained, store, None, "stable")  # the same version again: nothing moves
+    assert [p.generation for p in history(store, "stable")] == [1]
+    clash = clone(trained, tmp_path / "clash", "v1")
+    card = b"# another card for the same version"
+    (clash / "model" / "MODEL_CARD.md").write_bytes(card)
+    manifest = json.loads((clash / "model" / "manifest.json").read_text())
+    for entry in manifest["files"]:
+        if entry["name"] == "MODEL_CARD.md":
+            entry.update(size=len(card), sha256=sha256_bytes(card))
+    (clash / "model" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PublishError, match="never overwritten"):
+        publish(clash, store, None, "beta")
+    assert read_pointer(store, "beta") is None
+
+
+def test_a_tampered_folder_or_a_missing_verdict_is_refused_before_upload(trained, tmp_path):
+    store = LocalStore(tmp_path / "store")
+    run = clone(trained, tmp_path, "v2")
+    (run / "model" / "model.tflite").write_bytes(b"tflitX")
+    with pytest.raises(Exception, match=r"sha256|bytes"):
+        publish(run, store, None, "stable")
+    unjudged = clone(trained, tmp_path / "u", "v3")
+    (unjudged / "gate.json").unlink()
+    with pytest.raises(GateError, match="was not evaluated"):
+        publish(unjudged / "model", store, None, "stable")  # pointed one level down, too
+    assert list(store.list("models/")) == []
