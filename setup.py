@@ -2,27 +2,28 @@
 
 The repository keeps the layout users were promised (edge/, cloud/, shared/ at the top);
 this mapping is the only reason this file exists. Everything else is in pyproject.toml.
+
+Every folder is declared as a package, data folders too (a folder without ``__init__.py``
+is a namespace package holding only data: all its files ship). Declaring them is what
+setuptools asks for; leaving them out made it print "Package would be ignored" for each.
 """
 
-from setuptools import find_packages, setup
+from pathlib import Path
+
+from setuptools import find_namespace_packages, setup
 
 TOPS = ("edge", "cloud", "shared")
+SKIP = ["__pycache__", "*.__pycache__"]
 packages: list[str] = []
 package_dir: dict[str, str] = {}
+package_data: dict[str, list[str]] = {"recyclops.shared": ["py.typed"]}
 for top in TOPS:
-    packages.append(f"recyclops.{top}")
     package_dir[f"recyclops.{top}"] = top
-    packages += [f"recyclops.{top}.{sub}" for sub in find_packages(top)]
+    for sub in ["", *find_namespace_packages(top, exclude=SKIP)]:
+        name = f"recyclops.{top}" + (f".{sub}" if sub else "")
+        packages.append(name)
+        folder = Path(top, *sub.split(".")) if sub else Path(top)
+        if not (folder / "__init__.py").is_file():
+            package_data[name] = ["*"]
 
-setup(
-    packages=packages,
-    package_dir=package_dir,
-    package_data={
-        "recyclops.edge": ["static/*", "systemd/*", "install/*", "configs/*"],
-        "recyclops.cloud": ["configs/*", "clean/static/*"],
-        "recyclops.cloud.clean": ["static/*"],
-        "recyclops.cloud.demo": ["sample/*.md", "sample/*/*.jpg", "configs/*"],
-        "recyclops.shared": ["py.typed"],
-    },
-    include_package_data=True,
-)
+setup(packages=packages, package_dir=package_dir, package_data=package_data)

@@ -18,13 +18,14 @@ import numpy as np
 
 from ..shared.config import TrainConfig
 from ..shared.errors import RecyclopsError
+from . import weights
 
 logger = logging.getLogger(__name__)
 
 WEIGHTS_HINT = (
-    "ImageNet weights for MobileNetV2 are not in the Keras cache and cannot be downloaded. "
-    "Copy mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{size}_no_top.h5 into "
-    "~/.keras/models/ (e.g. from ../shared/weights/), pass --weights PATH, or --weights none"
+    "MobileNetV2 ImageNet weights (alpha {alpha}) are neither in {cache} nor shipped with "
+    "recyclops, and Keras could not download them: put {name} there, "
+    "pass --weights PATH, or --weights none"
 )
 
 
@@ -63,57 +64,53 @@ class Parts:
         return keras.Model(pixels, self.head(x), name="recyclops")
 
 
-def _imagenet_file(size: int, alpha: float) -> Path:
-    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
-    return Path.home() / ".keras" / "models" / name
-
-
-def _imagenet_available(size: int, alpha: float) -> bool:
-    return _imagenet_file(size, alpha).is_file()
-
-
 def build_base(config: TrainConfig) -> Any:
+    """MobileNetV2 without its top. ``imagenet`` loads a verified local file (the Keras cache,
+    else the one shipped in the package) and lets Keras download only when there is none."""
     import keras
 
     shape = (config.image_size, config.image_size, 3)
     choice = config.weights
     try:
-        if choice == "imagenet":
-            size = config.image_size if config.image_size in (96, 128, 160, 192, 224) else 224
-            fallback = _imagenet_file(224, config.alpha)
-            if not _imagenet_available(size, config.alpha) and fallback.is_file():
-                # Convolution weights do not depend on the input size: the cached 224 px
-                # file serves every size, offline.
-                base = keras.applications.MobileNetV2(
-                    input_shape=shape, include_top=False, weights=None, alpha=config.alpha
-                )
-                base.load_weights(str(fallback))
-                return base
-            try:
-                return keras.applications.MobileNetV2(
-                    input_shape=shape, include_top=False, weights="imagenet", alpha=config.alpha
-                )
-            except Exception as exc:  # urllib errors, ValueError for odd sizes
-                if not _imagenet_available(size, config.alpha):
-                    raise ModelBuildError(
-                        WEIGHTS_HINT.format(alpha=float(config.alpha), size=size) + f" ({exc})"
-                    ) from None
-                raise ModelBuildError(f"MobileNetV2 imagenet weights: {exc}") from None
         base = keras.applications.MobileNetV2(
             input_shape=shape, include_top=False, weights=None, alpha=config.alpha
         )
-        if choice != "none":
+        if choice == "imagenet":
+            found = weights.locate(config.alpha, config.image_size)
+            if found is None:
+                return _download(config, shape)
+            weights.load_into(base, found.path)
+            logger.info("ImageNet weights from %s: %s", found.origin, found.path)
+        elif choice != "none":
             path = Path(choice)
             if not path.is_file():
                 raise ModelBuildError(
                     f"--weights {choice}: no such file (imagenet, none or a path)"
                 )
-            base.load_weights(str(path))
+            weights.load_into(base, path)
         return base
-    except ModelBuildError:
-        raise
+    except weights.WeightsError as exc:
+        raise ModelBuildError(f"MobileNetV2 weights: {exc}") from None
     except ValueError as exc:
         raise ModelBuildError(f"cannot build MobileNetV2: {exc}") from None
+
+
+def _download(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
+    """Keras's own download into $KERAS_HOME/models (online machines, other widths)."""
+    import keras
+
+    size = config.image_size if config.image_size in weights.SIZES else weights.SHIPPED_SIZE
+    try:
+        return keras.applications.MobileNetV2(
+            input_shape=shape, include_top=False, weights="imagenet", alpha=config.alpha
+        )
+    except Exception as exc:  # urllib errors, ValueError for odd sizes
+        hint = WEIGHTS_HINT.format(
+            alpha=float(config.alpha),
+            cache=weights.cache_dir(),
+            name=weights.file_name(config.alpha, size),
+        )
+        raise ModelBuildError(f"{hint} ({exc})") from None
 
 
 def clean_cuts(base: Any) -> list[int]:
