@@ -6,9 +6,6 @@ export GPIOZERO_PIN_FACTORY ?= mock
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-KERAS_CACHE := $(or $(KERAS_HOME),$(HOME)/.keras)/models
-MNV2_WEIGHTS := mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
-
 .PHONY: help install system-deps test test-fast test-edge-numpy1 lint demo bench weights edge-install docs clean
 
 help: ## list the targets
@@ -43,14 +40,11 @@ lint: install ## ruff and mypy
 	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
 	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
 
-weights: ## put MobileNetV2 ImageNet weights in the Keras cache from ../shared if present (offline machines)
-	@if [ -f "$(KERAS_CACHE)/$(MNV2_WEIGHTS)" ]; then echo "weights: already in $(KERAS_CACHE)"; \
-	elif [ -f "../shared/weights/$(MNV2_WEIGHTS)" ]; then mkdir -p "$(KERAS_CACHE)" && \
-	  cp "../shared/weights/$(MNV2_WEIGHTS)" "$(KERAS_CACHE)/" && echo "weights: copied into $(KERAS_CACHE)"; \
-	else echo "weights: not cached; Keras downloads them when online, the demo falls back otherwise"; fi
+weights: $(VENV)/.installed ## check the MobileNetV2 ImageNet weights training uses (shipped; a copy in the Keras cache wins)
+	@TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m recyclops.cloud.weights
 
-demo: $(VENV)/.installed weights ## run the whole loop on this machine (store, review, train, edge) in minutes
-	$(VENV)/bin/recyclops demo $(DEMO_ARGS)
+demo: $(VENV)/.installed ## run the whole loop on this machine (store, review, train, edge) in minutes
+	@$(VENV)/bin/recyclops demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed weights ## run every benchmark and write docs/benchmarks.md
 	$(PY) tests/benchmarks/run_all.py $(BENCH_ARGS)

@@ -43,7 +43,11 @@ tensorboard: .env ## start TensorBoard on the runs volume, http://127.0.0.1:6006
 	$(COMPOSE) up -d tensorboard
 	@echo "TensorBoard: http://127.0.0.1:$${TENSORBOARD_PORT:-6006}/"
 
+# It installs docker.io and debootstrap when they are missing, and fails (never skips) when
+# it cannot run: a container test that tested nothing must not pass.
 container-test: $(VENV)/.installed ## build the images with a private dockerd and train in one (root, docker.io, debootstrap)
+	@[ "$$(id -u)" = 0 ] || { echo "container-test: needs root for its private dockerd: sudo make container-test" >&2; exit 1; }
+	@WITH_DOCKER=1 ./.ci/system-deps || { echo "container-test: could not install docker.io and debootstrap; run: WITH_DOCKER=1 ./.ci/system-deps" >&2; exit 1; }
 	RECYCLOPS_CONTAINER_TEST=1 $(PY) -m pytest tests/containers -m container -p no:cacheprovider $(PYTEST_ARGS)
 
 compose-check: $(VENV)/.installed ## validate compose.yaml (every profile) with the Docker Compose CLI

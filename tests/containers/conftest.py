@@ -1,22 +1,25 @@
 """Session fixtures for the container test: one private engine, each image built once."""
 
 import json
-import shutil
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .engine import ROOT, Engine, missing_requirements, private_engine
+from .engine import Engine, missing_requirements, private_engine
 
-WEIGHTS = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
 def engine(artifacts_dir: Path) -> Iterator[Engine]:
+    """Skipped under a plain ``make test``; under ``make container-test`` a missing
+    requirement is a failure, so the target never passes having tested nothing."""
     reason = missing_requirements()
+    if reason and os.environ.get("RECYCLOPS_CONTAINER_TEST") == "1":
+        pytest.fail(f"container test cannot run: {reason}", pytrace=False)
     if reason:
         pytest.skip(reason)
     logs = artifacts_dir / "containers"
@@ -37,14 +40,10 @@ def clean_image(engine: Engine) -> str:
 
 @pytest.fixture(scope="session")
 def cloud_image(engine: Engine) -> str:
-    """The CPU job image, with the ImageNet weights when ../shared has them (offline)."""
-    shared = ROOT.parent / "shared" / "weights" / WEIGHTS
-    target = ROOT / "docker" / "weights" / WEIGHTS
-    if shared.is_file() and not target.is_file():
-        shutil.copyfile(shared, target)  # docker/weights/*.h5 is ignored by git
-    weights = "imagenet" if target.is_file() else "none"
+    """The CPU job image. The ImageNet weights come with the package (no network, no
+    ../shared): the build checks them by content."""
     TIMINGS["build cloud (cpu)"] = engine.build(
-        "cloud.Dockerfile", "recyclops-cloud:test", TF_VARIANT="cpu", WEIGHTS=weights
+        "cloud.Dockerfile", "recyclops-cloud:test", TF_VARIANT="cpu", WEIGHTS="imagenet"
     )
     return "recyclops-cloud:test"
 

@@ -141,7 +141,7 @@ def test_dockerignore_keeps_secrets_and_the_venv_out() -> None:
 # --- the weights fetcher -----------------------------------------------------------------
 
 
-def test_weights_from_the_context_are_checked_by_hash(
+def test_weights_from_the_context_are_checked_by_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fetch = load_script("fetch_weights.py")
@@ -150,7 +150,8 @@ def test_weights_from_the_context_are_checked_by_hash(
     (source / fetch.NAME).write_bytes(b"not the weights")
     monkeypatch.setenv("WEIGHTS", "imagenet")
     assert fetch.main(str(source), str(tmp_path / "keras")) == 1
-    assert not list((tmp_path / "keras" / "models").iterdir())  # nothing half-written left
+    assert not (tmp_path / "keras" / "models" / fetch.NAME).exists()  # nothing half-written
+    assert not list((tmp_path / "keras").rglob("*.part"))
 
 
 def test_weights_none_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,17 +161,41 @@ def test_weights_none_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert not (tmp_path / "keras").exists()
 
 
-def test_the_real_weights_land_in_the_keras_cache(
+def test_the_shipped_weights_need_no_network_and_no_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The image build: an empty docker/weights/, the package's own file, checked."""
+    fetch = load_script("fetch_weights.py")
+    monkeypatch.setenv("WEIGHTS", "imagenet")
+    monkeypatch.setattr(fetch, "_download", lambda target: pytest.fail("downloaded"))
+    assert fetch.main(str(tmp_path / "empty"), str(tmp_path / "keras")) == 0
+    assert "shipped in the package" in capsys.readouterr().out
+    assert not (tmp_path / "keras").exists()
+
+
+def test_a_context_file_with_other_bytes_but_the_same_weights_is_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The official download differs from the shipped file in bytes, not in weights: a hash
+    pin refused it and failed the build. Content is what is checked now."""
+    import h5py
+
+    from recyclops.cloud import weights
+
     fetch = load_script("fetch_weights.py")
-    shared = ROOT.parent / "shared" / "weights" / fetch.NAME
-    if not shared.is_file():
-        pytest.skip("../shared/weights is not here (only the hash-mismatch path is tested)")
+    shipped = weights.shipped()
+    assert shipped is not None
+    source = tmp_path / "ctx"
+    source.mkdir()
+    official_like = source / fetch.NAME
+    shutil.copyfile(shipped, official_like)
+    with h5py.File(official_like, "a") as f:
+        f.attrs["written_by"] = "another converter"
     monkeypatch.setenv("WEIGHTS", "imagenet")
-    assert fetch.main(str(shared.parent), str(tmp_path / "keras")) == 0
+    assert fetch.main(str(source), str(tmp_path / "keras")) == 0
     target = tmp_path / "keras" / "models" / fetch.NAME
-    assert hashlib.sha256(target.read_bytes()).hexdigest() == fetch.SHA256
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == weights.sha256(official_like)
+    assert weights.sha256(official_like) != weights.sha256(shipped)
 
 
 def test_the_edge_image_leaves_out_only_what_it_cannot_build() -> None:
