@@ -6,8 +6,9 @@
 # TF_VARIANT=gpu installs tensorflow[and-cuda]: pip brings CUDA and cuDNN, so the host needs
 # only the NVIDIA driver and the NVIDIA container toolkit (docs/ec2.md). BASE is any Debian
 # or Ubuntu image with python3 >= 3.11 and python3-venv (no registry here: docker/base-image.sh).
-# The MobileNetV2 ImageNet weights go into the Keras cache at build time (docker/weights/ or
-# a download; WEIGHTS=none skips them), so jobs never download at run time.
+# The MobileNetV2 ImageNet weights ship in the package (cloud/pretrained/): the build checks
+# them by content, with no network (a file in docker/weights/ replaces them; WEIGHTS=none
+# skips the check), so jobs never download at run time.
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS deps
@@ -46,7 +47,7 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
 COPY docker/job.sh /opt/recyclops/bin/recyclops-job
 USER 10001:10001
 WORKDIR /home/recyclops
-# A bind mount, not a COPY: the weights land once, in the Keras cache, not twice.
+# A bind mount, not a COPY: an optional docker/weights/ file lands once, in the Keras cache.
 RUN --mount=type=bind,source=docker,target=/tmp/docker \
     WEIGHTS="${WEIGHTS}" python3 /tmp/docker/fetch_weights.py /tmp/docker/weights /home/recyclops/.keras
 VOLUME ["/data", "/runs", "/models"]
