@@ -17,14 +17,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--weights",
-        choices=["auto", "imagenet", "none"],
-        default="auto",
-        help="auto: ImageNet when in the Keras cache, else random (with a message)",
-    )
-    parser.add_argument(
-        "--tiny",
-        action="store_true",
-        help="the smallest path (random weights, tiny input), as CI runs it",
+        choices=["imagenet", "none"],
+        default="imagenet",
+        help="imagenet: the file shipped with recyclops (or the Keras cache); none: random "
+        "weights, which the blessing refuses",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the bin")
     add_common(parser, config=False)
@@ -32,7 +28,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """0 when the loop ran and the bin classified; 1 when the model was not blessed."""
+    from .report import NotBlessed
     from .runner import DemoOptions, run_demo
 
-    run_demo(DemoOptions(args.workdir, weights=args.weights, tiny=args.tiny, timeout=args.timeout))
+    opts = DemoOptions(
+        args.workdir, weights=args.weights, timeout=args.timeout, quiet=not args.verbose
+    )
+    try:
+        run_demo(opts)
+    except NotBlessed:
+        return 1  # the demo has said why, in its own words
     return 0

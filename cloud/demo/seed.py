@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def sample_dir() -> Path:
-    """The 40-per-class TrashNet sample shipped with the package."""
+    """The 100-per-class TrashNet sample shipped with the package (192x144 JPEGs)."""
     return Path(str(resources.files("recyclops.cloud.demo") / "sample"))
 
 
@@ -44,8 +44,8 @@ def seed_store(
     replay_dir: Path,
     *,
     source: Path | None = None,
-    per_class: int = 40,
-    held_out: int = 8,
+    per_class: int = 100,
+    held_out: int = 15,
     wrong_presses: int = 6,
     device: str = "demo-bin",
     seed: int = 7,
