@@ -33,7 +33,7 @@ from ..shared.manifest import (
     file_entry,
 )
 from ..shared.store import ObjectStore
-from .blessing import Verdict, bless
+from .blessing import Verdict, bless, summarise
 from .dataset import SPLIT_SALT, Dataset, DatasetError, load_dataset
 from .evaluate import Scores
 from .pixels import load_pixels
@@ -87,7 +87,7 @@ def prepare_arrays(config: TrainConfig, ds: Dataset) -> Prepared:
         salt=SPLIT_SALT,
         val_fraction=config.validation_split,
         test_fraction=config.test_split,
-        moved=moved,  # type: ignore[arg-type]
+        moved=moved,
     )
     data = SplitArrays(*arrays["train"], *arrays["val"], len(ds.categories))
     return Prepared(data, *arrays["test"], kept["test"], split, problems)
@@ -110,6 +110,7 @@ def train(
     run_id: str | None = None,
     verbose: int = 0,
     store: ObjectStore | None = None,
+    allow_incomplete: bool = False,
 ) -> Path:
     """Train, convert, judge and package; returns the run folder (the verdict is in
     ``gate.json``: ``blessing.load_verdict``; ``publish`` refuses a run not blessed).
@@ -125,7 +126,11 @@ def train(
     from .model import build_parts
 
     t0 = time.monotonic()
-    ds = data_dir if isinstance(data_dir, Dataset) else load_dataset(data_dir)
+    ds = (
+        data_dir
+        if isinstance(data_dir, Dataset)
+        else load_dataset(data_dir, allow_incomplete=allow_incomplete)
+    )
     run_dir = Path(runs_dir) / (run_id or run_id_for(config, ds))
     model_dir = run_dir / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -172,10 +177,15 @@ def train(
     )
     verdict.record["channel"] = config.channel
     verdict.record["champion_looked_up"] = store is not None
+    if not ds.complete:
+        verdict.record["notes"].append(
+            f"trained on an incomplete sync ({ds.incomplete_reason}), allowed explicitly"
+        )
     if store is None:
         verdict.record["notes"].append(
             "no store given: the channel's champion was not looked up (publish checks it)"
         )
+    verdict.summary = summarise(verdict.blessed, verdict.record, verdict.reasons)
     verdict.save(run_dir)
     scale, zero = int8.input_quant
     spec = InputSpec(
@@ -286,6 +296,8 @@ def _package(
                 "blessed": verdict.blessed,
                 "history": history,
                 "problems": prep.problems,
+                "dataset_complete": ds.complete,
+                "dataset_incomplete_reason": ds.incomplete_reason,
                 **timing,
             },
             indent=1,

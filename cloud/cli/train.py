@@ -26,6 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the channel whose champion this model must beat (default: the config's "
         "train.channel)",
     )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="train although the last 'recyclops setup' could not fetch everything",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
@@ -41,7 +46,13 @@ def run(args: argparse.Namespace) -> int:
     tc = train_config(args, config)
     store = store_from(args, config)
     run_dir = train(
-        tc, args.data, args.runs, run_id=args.run_id, verbose=2 if args.verbose else 0, store=store
+        tc,
+        args.data,
+        args.runs,
+        run_id=args.run_id,
+        verbose=2 if args.verbose else 0,
+        store=store,
+        allow_incomplete=args.allow_incomplete,
     )
     verdict = load_verdict(run_dir)
     print(f"run: {run_dir}")

@@ -1,5 +1,6 @@
-"""setup -> train -> convert -> gate -> publish against SeaweedFS and mosquitto (tiny config)."""
+"""setup -> train -> convert -> bless -> publish against SeaweedFS and mosquitto (tiny config)."""
 
+import json
 import threading
 import tomllib
 
@@ -24,7 +25,7 @@ CATS = ["red", "green", "blue"]
 
 
 @pytest.mark.slow
-def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
+def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     labels = seed_images(s3_store, CATS, per_class=24)
     # The awkward cases a real store has: a corrupt upload, a reviewed image whose object is
     # missing, an image marked invalid, and one whose only label was withdrawn.
@@ -53,14 +54,26 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     assert again.fingerprint == summary.fingerprint
 
     config = TrainConfig(**tomllib.loads(TINY_TOML.read_text())["train"])
-    run_dir = train(config, data, tmp_path / "runs")
+    run_dir = train(config, data, tmp_path / "runs", store=s3_store)
     model_dir = run_dir / "model"
     manifest = parse_manifest((model_dir / "manifest.json").read_bytes())
     manifest.verify_folder(model_dir)
     assert manifest.categories == CATS
-    assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md"} <= {
+    assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md", "golden.npz"} <= {
         f.name for f in manifest.files
     }
+    verdict = json.loads((run_dir / "gate.json").read_text())
+    assert verdict["model_sha256"] == sha256_bytes((model_dir / "model.tflite").read_bytes())
+    assert verdict["champion"] is None and "first model of this channel" in verdict["summary"]
+    assert manifest.golden is not None and manifest.blessing is not None
+    assert manifest.blessing.blessed == verdict["blessed"]
+    # The tiny random-init model is judged like any other: publish it only if blessed, and
+    # otherwise see publish refuse it before a human forces it through with a reason.
+    force = None
+    if not verdict["blessed"]:
+        with pytest.raises(GateError, match="not blessed"):
+            publish(run_dir, s3_store, None, "canary")
+        force = "end-to-end test: the tiny model is a plumbing check"
     assert (manifest.input.dtype, manifest.input.scale, manifest.input.zero_point) == (
         "uint8",
         1.0,
@@ -84,7 +97,7 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
     listener.subscribe(messages.model_topic(mqtt_config.fleet, "canary"), on_notice)
     try:
         assert listener.start(wait=10)
-        published = publish(run_dir, s3_store, mqtt_config, "canary", force=True)
+        published = publish(run_dir, s3_store, mqtt_config, "canary", force=force)
         assert got.wait(15)
     finally:
         listener.stop()
@@ -101,42 +114,40 @@ def test_setup_train_gate_publish(s3_store, mqtt_config, tmp_path):
             sha256_bytes(s3_store.get(layout.model_file_key(manifest.version, entry.name)))
             == entry.sha256
         )
-    publish(run_dir, s3_store, None, "canary", force=True)  # twice is harmless
+    publish(run_dir, s3_store, None, "canary", force=force)  # twice is harmless
     fetched, folder = download_model(s3_store, "canary", tmp_path / "models")
     assert fetched.version == manifest.version and (folder / "model.tflite").is_file()
 
-    # The gate against a degraded int8 model: the same network with its classifier forced
-    # onto the class float was worst at, converted for real, must be refused.
+    assert received[-1].generation == 1
+
+    # A degraded int8 model (the same network with its classifier forced onto the class the
+    # float model was worst at, converted for real) is refused by the blessing: by the floor
+    # and against the champion that now serves the channel.
     import keras
 
+    from recyclops.cloud.blessing import Champion, bless
     from recyclops.cloud.convert import representative, to_int8_tflite
     from recyclops.cloud.dataset import load_dataset
-    from recyclops.cloud.evaluate import Scores, quality_gate
     from recyclops.cloud.train import prepare_arrays
 
     per_class = {c: m.float_accuracy or 0.0 for c, m in manifest.metrics.per_class.items()}
     worst = min(CATS, key=lambda c: per_class[c])
-    assert max(per_class.values()) > config.gate_class_margin / 100, "float model learned nothing"
     model = keras.models.load_model(model_dir / "model.keras")
     dense = model.get_layer("head").get_layer("classifier")
     kernel, bias = dense.get_weights()
     forced = np.full_like(bias, -10.0)
     forced[CATS.index(worst)] = 10.0
     dense.set_weights([np.zeros_like(kernel), forced])
-    arrays, x_test, y_test, _ = prepare_arrays(config, load_dataset(data))
-    degraded = TfliteModel(to_int8_tflite(model, representative(arrays.x_train, 16, 0)))
-    float_scores = Scores(
-        manifest.metrics.float_accuracy or 0.0,
-        dict(per_class),
-        {c: m.support for c, m in manifest.metrics.per_class.items()},
-        [],
+    prep = prepare_arrays(config, load_dataset(data))
+    degraded = TfliteModel(to_int8_tflite(model, representative(prep.data.x_train, 16, 0)))
+    bad = degraded.predict(prep.x_test)
+    good = int8.predict(prep.x_test)
+    champ = Champion(manifest.version, CATS, np.arange(len(prep.y_test)), good)
+    refused = bless(
+        config, CATS, prep.y_test, bad, bad, champ, version="degraded", model_sha256="0" * 64
     )
-    bad = Scores.of(degraded.predict(x_test), y_test, CATS)
-    verdict = quality_gate(float_scores, bad, config.gate_margin, config.gate_class_margin)
-    assert not verdict.passed
-    assert any(c in r for r in verdict.reasons for c in CATS if c != worst)
-    verdict.save(run_dir)
-    with pytest.raises(GateError, match="quality gate failed"):
-        publish(run_dir, s3_store, None, "stable")
-    assert not s3_store.exists(layout.channel_key("stable"))
+    assert not refused.blessed
+    assert any(r.startswith("floor:") for r in refused.reasons)
+    if verdict["blessed"]:
+        assert any("against champion" in r for r in refused.reasons), refused.reasons
     assert parse_pointer(s3_store.get(layout.channel_key("canary"))).version == manifest.version
