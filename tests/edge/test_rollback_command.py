@@ -1,0 +1,50 @@
+"""`recyclops rollback` moves a running bin back: a new, higher generation, announced over a
+real broker, read from a real S3 store, re-verified by the bin."""
+
+from collections.abc import Callable
+from typing import Any
+
+from edge_helpers import Events, publish_model, start, status, wait_for
+
+from recyclops.cloud.channels import advance, history
+from recyclops.cloud.publish import notify, rollback
+from recyclops.edge.daemon import EdgeDaemon
+from recyclops.shared.config import MqttConfig, RecyclopsConfig
+from recyclops.shared.store import S3Store
+
+
+def test_rollback_moves_a_running_bin_back_with_a_higher_generation(
+    make_config: Callable[..., RecyclopsConfig],
+    s3_server: Any,
+    s3_url: str,
+    s3_store: S3Store,
+    mqtt_config: MqttConfig,
+) -> None:
+    data = make_config(updates={"poll_seconds_connected": 600}).model_dump()
+    data["store"] = {"url": s3_url, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1"}
+    data["mqtt"] = mqtt_config.model_dump()
+    config = RecyclopsConfig.model_validate(data)
+    pointers = {}
+    for version in ("v1", "v2"):  # published the way `recyclops publish` moves a channel
+        notice = publish_model(s3_store, version, pointer=False)
+        pointers[version] = advance(
+            s3_store, "stable", version=version, manifest_sha256=notice.manifest_sha256
+        )
+    notify(mqtt_config, pointers["v2"])
+    events = Events()
+    daemon = EdgeDaemon(config, events=events)
+    thread = start(daemon)
+    try:
+        snap = wait_for(lambda: (s := status(config)).get("served_generation") == 2 and s)
+        assert snap["model_version"] == "v2"
+
+        pointer = rollback(s3_store, "stable", "v1", mqtt_config, note="v2 misreads glass")
+        assert (pointer.version, pointer.generation, pointer.action) == ("v1", 3, "rollback")
+        snap = wait_for(lambda: (s := status(config)).get("served_generation") == 3 and s)
+        assert snap["model_version"] == "v1" and daemon.repo.current_version() == "v1"
+        assert [e["version"] for e in events.of("model")][-2:] == ["v2", "v1"]
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert [p.generation for p in history(s3_store, "stable")] == [1, 2, 3]
