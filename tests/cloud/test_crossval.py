@@ -141,12 +141,12 @@ def test_cross_validation_end_to_end(tmp_path, monkeypatch, capsys):
             (root / c / f"{i}.jpg").write_bytes(data)
     out, cache = tmp_path / "cv", tmp_path / "cache"
     quick = ["--epochs", "2", "--fine-tune-epochs", "1", "--representative-images", "16"]
-    argv = ["evaluate", "--cv", "3", "--folders", str(root), "--cache-dir", str(cache)]
+    argv = ["evaluate", "--cv", "2", "--folders", str(root), "--cache-dir", str(cache)]
     assert main([*argv, "--out", str(out), "-c", str(TINY_TOML), "-q", *quick]) == 0
-    assert "3-fold cross-validation" in capsys.readouterr().out
+    assert "2-fold cross-validation" in capsys.readouterr().out
 
     result = json.loads((out / RESULT_FILE).read_text())
-    assert result["complete"] and len(result["folds"]) == 3
+    assert result["complete"] and len(result["folds"]) == 2
     accs = [f["int8"]["accuracy"] for f in result["folds"]]
     assert result["int8"]["mean"] == pytest.approx(np.mean(accs))
     ds = dataset_from_folders(root)
@@ -158,12 +158,12 @@ def test_cross_validation_end_to_end(tmp_path, monkeypatch, capsys):
     assert all(p["label"] == ds.labels[p["sha256"]] for p in result["predictions"])
     held = sum(sum(f["int8"]["support"].values()) for f in result["folds"])
     assert result["int8"]["images"] == len(predicted) == held
-    assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(3))
+    assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(2))
 
     # the same recipe and data again: every fold is reused, nothing trains
     def boom(*args, **kwargs):
         raise AssertionError("a saved fold was trained again")
 
     monkeypatch.setattr(crossval, "_run_folds", boom)
-    again = run_crossval(config, dataset_from_folders(root, cache_dir=cache), out, 3)
+    again = run_crossval(config, dataset_from_folders(root, cache_dir=cache), out, 2)
     assert again["int8"]["mean"] == pytest.approx(result["int8"]["mean"])
