@@ -44,7 +44,7 @@ def _test_split(ds: Dataset, config: TrainConfig) -> set[str]:
 
 
 @pytest.mark.parametrize("k", [3, 5])
-def test_folds_partition_the_non_test_images(k):
+def test_folds_partition_the_non_test_images(k: int) -> None:
     config = TrainConfig()
     ds = _fake({"a": 400, "b": 250, "c": 40})
     folds = assign_folds(ds, config, k, 0.15)
@@ -60,7 +60,7 @@ def test_folds_partition_the_non_test_images(k):
         assert not (train | inner | held[f]) & test
 
 
-def test_folds_are_stratified_and_small_classes_reach_every_fold():
+def test_folds_are_stratified_and_small_classes_reach_every_fold() -> None:
     k, config = 5, TrainConfig()
     ds = _fake({"big": 600, "mid": 150, "small": 7})
     folds = assign_folds(ds, config, k, 0.15)
@@ -80,7 +80,7 @@ def test_folds_are_stratified_and_small_classes_reach_every_fold():
         assert 0.10 < share < 0.20
 
 
-def test_folds_are_stable_as_the_data_grows():
+def test_folds_are_stable_as_the_data_grows() -> None:
     config = TrainConfig()
     before = assign_folds(_fake({"a": 300, "b": 300}), config, 5, 0.15)
     grown = _fake({"a": 300, "b": 300})
@@ -90,14 +90,14 @@ def test_folds_are_stable_as_the_data_grows():
     assert before.inner_val <= after.inner_val
 
 
-def test_too_few_images_or_folds_is_an_error():
+def test_too_few_images_or_folds_is_an_error() -> None:
     with pytest.raises(CrossValError, match="at least 2"):
         assign_folds(_fake({"a": 50}), TrainConfig(), 1, 0.15)
     with pytest.raises(CrossValError, match="cannot make"):
         assign_folds(_fake({"a": 4}), TrainConfig(), 5, 0.15)
 
 
-def test_aggregate_is_the_mean_of_the_folds_and_pools_every_held_out_image():
+def test_aggregate_is_the_mean_of_the_folds_and_pools_every_held_out_image() -> None:
     rng = np.random.default_rng(0)
     folds = []
     for _ in range(4):
@@ -120,7 +120,7 @@ def test_aggregate_is_the_mean_of_the_folds_and_pools_every_held_out_image():
     assert low < agg["pooled"] < high
 
 
-def test_evaluate_parser_never_imports_tensorflow():
+def test_evaluate_parser_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"
         "from recyclops.shared.cli import build_parser\n"
@@ -133,7 +133,9 @@ def test_evaluate_parser_never_imports_tensorflow():
 
 
 @pytest.mark.slow
-def test_cross_validation_end_to_end(tmp_path, monkeypatch, capsys):
+def test_cross_validation_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "shapes"
     for c, images in shapes(CATS, 20, seed=3).items():
         (root / c).mkdir(parents=True)
@@ -161,7 +163,7 @@ def test_cross_validation_end_to_end(tmp_path, monkeypatch, capsys):
     assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(2))
 
     # the same recipe and data again: every fold is reused, nothing trains
-    def boom(*args, **kwargs):
+    def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("a saved fold was trained again")
 
     monkeypatch.setattr(crossval, "_run_folds", boom)
