@@ -15,7 +15,7 @@ import numpy as np
 
 from ..shared import layout
 from ..shared.errors import ImageError
-from ..shared.preprocess import DECODE_VERSION, load_rgb, resize_rgb
+from ..shared.preprocess import DECODE_VERSION, check_method, load_rgb, resize_rgb
 from .dataset import Dataset
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,14 @@ def load_pixels(
     workers: int | None = None,
     cache: bool = True,
 ) -> Pixels:
-    """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal."""
+    """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal.
+
+    ``method`` must be the resize the model's manifest will name (``InputSpec.resize``), or
+    the model is trained on other pixels than it is served. An unknown or unusable method (no
+    OpenCV for ``area_linear``) is one ImageError here, before any image is read, not every
+    image silently dropped as a per-image problem.
+    """
+    check_method(method)
     # DECODE_VERSION: a decoding fix must not be hidden by pixels cached before it
     spec = f"d{DECODE_VERSION}:{size}:{method}:{','.join(shas)}"
     key = hashlib.sha256(spec.encode()).hexdigest()[:16]

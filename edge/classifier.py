@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shared.errors import ManifestError, RecyclopsError
+from ..shared.errors import ImageError, ManifestError, RecyclopsError
 from ..shared.layout import MANIFEST_FILE
 from ..shared.manifest import InputSpec, ModelManifest, parse_manifest
-from ..shared.preprocess import preprocess_for
+from ..shared.preprocess import check_method, preprocess_for
 from .interpreter import make_interpreter
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,10 @@ class Classifier:
                 raise ManifestError(f"{path}: cannot read: {exc}") from None
         self.manifest = manifest
         self.version = manifest.version
+        try:  # refuse at load a model this bin cannot feed, not on every frame
+            check_method(manifest.input.resize)
+        except ImageError as exc:
+            raise ModelError(f"model {self.version}: {exc}") from None
         self.categories = list(manifest.categories)
         if categories is not None and categories != self.categories:
             raise ModelError(
