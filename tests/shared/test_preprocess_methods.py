@@ -1,0 +1,180 @@
+"""Resize methods of the preprocessing contract: ``bilinear`` stays exactly Pillow's (old
+models see the pixels they were trained with), ``area_linear`` is exact and fast, a missing
+OpenCV is one clear error, and the edge agrees with an independent scorer on real photos."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recyclops.shared import preprocess as pp
+from recyclops.shared.errors import ImageError
+from recyclops.shared.manifest import InputSpec
+from recyclops.shared.preprocess import (
+    DEFAULT_RESIZE,
+    METHODS,
+    OPENCV_AVAILABLE,
+    check_method,
+    load_rgb,
+    preprocess_for,
+    resize_rgb,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "cloud" / "demo" / "sample"
+FIXTURE = ROOT / "tests" / "edge" / "fixture"
+PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))
+
+
+def photos(step: int = 1) -> list[np.ndarray]:
+    return [load_rgb(p) for p in PHOTOS[::step]]
+
+
+def box2(image: np.ndarray) -> np.ndarray:
+    """The exact 2x2 box average, rounded half up, in integers (what a 2x area step must be)."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    s = image[:h, :w].astype(np.uint16)
+    total = s[0::2, 0::2] + s[1::2, 0::2] + s[0::2, 1::2] + s[1::2, 1::2]
+    return ((total + 2) // 4).astype(np.uint8)
+
+
+@pytest.mark.edge_numpy1
+def test_method_names_agree_with_the_manifest() -> None:
+    assert get_args(InputSpec.model_fields["resize"].annotation) == METHODS
+    want = "area_linear" if OPENCV_AVAILABLE else "bilinear"
+    assert want == DEFAULT_RESIZE
+    assert InputSpec(height=8, width=8).resize == "bilinear"  # old manifests: unchanged
+
+
+@pytest.mark.edge_numpy1
+def test_bilinear_is_still_exactly_pillow() -> None:
+    """A model trained with ``bilinear`` must keep getting today's pixels on every path."""
+    for image in photos(step=50):
+        for size in ((224, 224), (32, 32), (300, 400)):
+            want = np.asarray(
+                Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR), np.uint8
+            )
+            assert np.array_equal(resize_rgb(image, *size), want)
+            assert np.array_equal(resize_rgb(image, *size, method="bilinear"), want)
+
+
+@pytest.mark.edge_numpy1
+def test_area_linear_box_step_is_exact_integer_averaging() -> None:
+    """640x480 → 320x240 is the exact 2x2 mean (integers, the same on any CPU), and a frame
+    gives the same model input as its 2x box average (a 320x240 low-res stream)."""
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert np.array_equal(resize_rgb(frame, 240, 320, "area_linear"), box2(frame))
+    for image in [frame, *(np.asarray(Image.fromarray(p).resize((640, 480))) for p in photos(99))]:
+        full = resize_rgb(image, 224, 224, "area_linear")
+        assert full.shape == (224, 224, 3) and full.dtype == np.uint8
+        assert np.array_equal(full, resize_rgb(box2(image), 224, 224, "area_linear"))
+
+
+@pytest.mark.edge_numpy1
+def test_area_linear_sizes_and_fits() -> None:
+    rng = np.random.default_rng(4)
+    odd = rng.integers(0, 256, (963, 1281, 3), dtype=np.uint8)  # factors 4 and 5 do not divide
+    assert resize_rgb(odd, 224, 224, "area_linear").shape == (224, 224, 3)
+    small = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert resize_rgb(small, 64, 48, "area_linear").shape == (64, 48, 3)  # upscale
+    assert np.array_equal(resize_rgb(small, 20, 30, "area_linear"), small)
+    gray = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+    assert resize_rgb(gray, 224, 224, "area_linear").shape == (224, 224, 3)
+    cropped = resize_rgb(odd, 224, 224, "area_linear", fit="center_crop")
+    assert cropped.shape == (224, 224, 3)
+
+
+@pytest.mark.edge_numpy1
+def test_area_linear_is_close_to_a_true_area_average() -> None:
+    """Antialiased like Pillow's bilinear: near the exact float area mean on real photos."""
+    worst = 0.0
+    for image in photos(step=40):
+        big = np.asarray(Image.fromarray(image).resize((640, 480), Image.Resampling.BICUBIC))
+        exact = np.asarray(Image.fromarray(big).resize((224, 224), Image.Resampling.BOX), float)
+        ours = resize_rgb(big, 224, 224, "area_linear").astype(float)
+        pil = resize_rgb(big, 224, 224, "bilinear").astype(float)
+        worst = max(worst, float(np.abs(ours - exact).mean()))
+        assert np.abs(ours - exact).mean() < 2.0
+        assert np.abs(ours - pil).mean() < 3.0
+    assert worst > 0  # a real comparison, not two copies of one thing
+
+
+@pytest.mark.edge_numpy1
+def test_unknown_method_is_an_image_error() -> None:
+    with pytest.raises(ImageError, match="unknown resize method"):
+        check_method("lanczos")
+    with pytest.raises(ImageError, match="unknown resize method"):
+        resize_rgb(np.zeros((10, 10, 3), np.uint8), 4, 4, "lanczos")
+
+
+def test_missing_opencv_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without OpenCV: area_linear fails once, naming the package; bilinear still works; the
+    edge refuses such a model at load; load_pixels fails before reading any image."""
+    from recyclops.cloud.dataset import Dataset
+    from recyclops.cloud.pixels import load_pixels
+    from recyclops.edge.classifier import Classifier, ModelError
+
+    monkeypatch.setattr(pp, "_cv2", None)
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
+    with pytest.raises(ImageError, match="opencv-python-headless"):
+        check_method("area_linear")
+    with pytest.raises(ImageError, match="opencv-python-headless"):
+        resize_rgb(np.zeros((48, 64, 3), np.uint8), 8, 8, "area_linear")
+    assert resize_rgb(np.zeros((48, 64, 3), np.uint8), 8, 8, "bilinear").shape == (8, 8, 3)
+    with pytest.raises(ModelError, match="opencv"):
+        Classifier(model_copy(tmp_path / "m", "area_linear"), threads=1)
+    ds = Dataset(tmp_path / "ds", ["a"], {})  # never read: the method is refused first
+    with pytest.raises(ImageError, match="opencv"):
+        load_pixels(ds, ["0" * 64], 32, "area_linear", cache=False)
+
+
+def model_copy(folder: Path, method: str) -> Path:
+    """The committed fixture model with its manifest naming ``method`` (the model file, and
+    so its hash, is unchanged)."""
+    shutil.copytree(FIXTURE, folder)
+    data = json.loads((folder / "manifest.json").read_text())
+    data["input"]["resize"] = method
+    (folder / "manifest.json").write_text(json.dumps(data))
+    return folder
+
+
+def frames_for(image: np.ndarray) -> list[np.ndarray]:
+    """The photo as a camera might give it: as stored, a 640x480 frame, an odd-sized crop
+    (so the box step crops a remainder and the linear step runs)."""
+    h, w = image.shape[:2]
+    big = np.asarray(Image.fromarray(image).resize((640, 480), Image.Resampling.BICUBIC))
+    return [image, big, np.ascontiguousarray(image[3 : h - 2, 5 : w - 1])]
+
+
+@pytest.mark.parametrize("method", ["bilinear", "area_linear"])
+def test_edge_and_an_independent_scorer_agree_on_real_photos(tmp_path: Path, method: str) -> None:
+    """Every demo photo, three frame sizes: the edge Classifier (its own quantisation path)
+    and the cloud's TfliteModel fed preprocess_for's pixels give the same answer."""
+    from recyclops.cloud.convert import TfliteModel
+    from recyclops.edge.classifier import Classifier
+
+    folder = model_copy(tmp_path / method, method)
+    clf = Classifier(folder, threads=1)
+    scorer = TfliteModel(folder / "model.tflite", threads=1)
+    spec = clf.manifest.input
+    assert spec.resize == method
+    checked, labels, worst = 0, set(), 0.0
+    for image in photos():
+        for frame in frames_for(image):
+            edge = clf.classify(frame)
+            pixels = preprocess_for(frame, spec)
+            assert pixels.shape == spec.shape
+            other = scorer.predict(pixels[None])[0]
+            assert edge.label == clf.categories[int(np.argmax(other))]
+            worst = max(worst, float(np.abs(edge.probs - other).max()))
+            labels.add(edge.label)
+            checked += 1
+    assert checked == 3 * len(PHOTOS) >= 1800
+    assert worst < 1e-5, worst
+    assert len(labels) >= 2  # the photos are not all one answer: the check has teeth
