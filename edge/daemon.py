@@ -19,9 +19,11 @@ from ..shared.config import RecyclopsConfig
 from ..shared.errors import ConfigError
 from ..shared.messages import ModelNotice
 from ..shared.mqtt import dumps_json
+from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore, open_store
 from .cameras import Camera, EndOfStream, Frame, open_camera
 from .camerawatch import EXIT_CAMERA_DOWN, CameraWatch
+from .capture import Capturer
 from .classifier import Classifier
 from .gathering import Gatherer
 from .guard import RuntimeGuard
@@ -70,8 +72,22 @@ class EdgeDaemon:
         self.notifier = notifier or SystemdNotifier()
         self.state = EdgeState(edge.device_id, edge.status.last_predictions)
         self.state_dir = Path(edge.state_dir)
-        self.spool = Spool(edge.spool_dir, int(edge.spool.max_mb * 1e6), edge.spool.max_items)
+        self.spool = Spool(
+            edge.spool_dir,
+            int(edge.spool.max_mb * 1e6),
+            edge.spool.max_items,
+            int(edge.capture.max_mb * 1e6),
+            edge.capture.max_items,
+        )
         self.gatherer = Gatherer(config, self.spool)
+        self.capturer = Capturer(
+            edge.capture,
+            self.spool,
+            edge.device_id,
+            edge.classifier.window,
+            edge.spool.jpeg_quality,
+            on_captured=self._captured,
+        )
         self.repo = ModelRepo(edge.model_dir, config.category_names, edge.classifier, edge.updates)
         self.smoother = Smoother(
             config.category_names,
@@ -170,6 +186,7 @@ class EdgeDaemon:
         version, backend = (classifier.version, classifier.backend) if classifier else (None, None)
         if classifier is not None:
             self.smoother.reset(classifier.categories)
+        self.capturer.reset()
         with self.state.lock:
             self.state.model_version, self.state.model_backend = version, backend
             self.state.model_switches.append(
@@ -186,6 +203,18 @@ class EdgeDaemon:
         self.emit("camera_down" if state == "down" else "camera_up", reason=reason)
         detail = f"camera down: {reason}" if reason else None
         self.telemetry.status("online", self.state.model_version, detail)
+
+    def _captured(self, record: GatheredRecord, frame: int, source: str | None) -> None:
+        assert record.capture is not None
+        self.emit(
+            "auto_captured",
+            sha256=record.sha256,
+            prediction=record.prediction,
+            score=record.score,
+            reasons=record.capture.reasons,
+            frame=frame,
+            source=source,
+        )
 
     # ---- keys
     def on_key(self, key: str) -> None:
@@ -217,6 +246,15 @@ class EdgeDaemon:
         }
         self.state.classified(record, pred.inference_ms, path_ms)
         self.emit("classification", **record)
+        self.capturer.observe(  # cheap; the capture itself happens on its own thread
+            frame.full,
+            frame.for_inference,
+            pred.probs,
+            self.classifier.categories,
+            self.classifier.version,
+            frame.index,
+            frame.source,
+        )
         item = self.gate.update(smoothed.label, frame.for_inference)
         if item is not None:
             with self.state.lock:

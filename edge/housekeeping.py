@@ -54,6 +54,8 @@ def status_snapshot(daemon: "EdgeDaemon") -> dict[str, Any]:
         store_missing=up.store_missing,
         spool_depth=items,
         spool_bytes=size,
+        spool_auto_depth=spool.usage(auto=True)[0],
+        capture=daemon.capturer.status(),
         uploaded=daemon.uploader.uploaded,
         upload_error=daemon.uploader.last_error,
         mqtt_connected=daemon.telemetry.connected,

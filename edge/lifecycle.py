@@ -26,6 +26,7 @@ def start_daemon(daemon: "EdgeDaemon") -> None:
     daemon.uploader.start()  # before the camera: a dead camera must not hold the spool back
     if problem := daemon.spool.probe():  # logged by the spool; gathers will be refused
         daemon.emit("spool_unwritable", reason=problem)
+    daemon.capturer.start()
     daemon.watch.open()  # a camera that cannot open: degraded, reopened with backoff
     daemon.telemetry.start(daemon.updater.on_mqtt)
     installed = daemon.repo.load_current()
@@ -68,7 +69,10 @@ def shutdown_daemon(daemon: "EdgeDaemon") -> None:
     daemon.upload_stop.set()
     daemon.spool.changed.set()  # wakes the uploader from its idle wait
     daemon.notifier.stopping()
-    steps: list[tuple[str, Any]] = [("camera", daemon.camera.close)]
+    steps: list[tuple[str, Any]] = [
+        ("camera", daemon.camera.close),
+        ("capture", daemon.capturer.stop),
+    ]
     keypad = daemon.keypad
     if keypad:
         steps += [("keypad", lambda: keypad.thread.join(2)), ("keypad", keypad.close)]

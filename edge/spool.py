@@ -4,6 +4,11 @@ An entry is ``<seq>-<sha>.jpg`` (the image) plus ``<seq>-<sha>.json`` (what to u
 each written temporary → fsync → rename, the image first: the ``.json`` is the commit mark.
 An undo after upload is an entry too (a ``GatheredUndo`` tombstone; the edge never deletes
 from the store). At the bound, new gathers are refused; nothing un-uploaded is ever deleted.
+
+Automatic captures (frames the model was unsure of, no key press) are ``auto-<seq>-<sha>``
+entries with a share of their own: they never count against the operator's bound, so they
+can never make a key press be refused, and they sort after every operator entry, so the
+uploader always sends what an operator pressed first.
 """
 
 import contextlib
@@ -50,11 +55,23 @@ class Entry:
     image: Path | None
 
 
+AUTO_PREFIX = "auto-"
+
+
 class Spool:
-    def __init__(self, folder: str | Path, max_bytes: int, max_items: int) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        max_bytes: int,
+        max_items: int,
+        auto_max_bytes: int = 0,
+        auto_max_items: int = 0,
+    ) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.max_items = max_items
+        self.auto_max_bytes = auto_max_bytes
+        self.auto_max_items = auto_max_items
         self.lock = threading.Lock()
         self.in_flight: set[str] = set()
         self.changed = threading.Event()
@@ -129,8 +146,9 @@ class Spool:
         self._seq = max(self._seq + 1, time.time_ns())
         return f"{self._seq:020d}-{sha}"
 
-    def usage(self) -> tuple[int, int]:
-        """(entries, bytes) waiting for upload (uploaded leftovers are not waiting)."""
+    def usage(self, auto: bool | None = None) -> tuple[int, int]:
+        """(entries, bytes) waiting for upload (uploaded leftovers are not waiting): every
+        entry, or only automatic captures (``auto=True``), or only the operator's (False)."""
         items = 0
         size = 0
         try:
@@ -138,7 +156,9 @@ class Spool:
         except OSError:
             return 0, 0
         for path in paths:
-            if path.name.startswith("."):
+            if path.name.startswith(".") or (
+                auto is not None and path.name.startswith(AUTO_PREFIX) != auto
+            ):
                 continue
             with contextlib.suppress(OSError):
                 size += path.stat().st_size
@@ -152,21 +172,38 @@ class Spool:
         """Write image then record, durably; SpoolFullError at the bound."""
         with self.lock:
             self._writable()
-            items, size = self.usage()
+            items, size = self.usage(auto=False)  # automatic captures never count here
             if items + 1 > self.max_items or size + len(jpeg) > self.max_bytes:
                 raise SpoolFullError(
                     f"spool full ({items} items, {size / 1e6:.1f} MB): gather refused, "
                     "nothing deleted; check the network or the store"
                 )
-            name = self._next_name(record.sha256)
-            image, meta = self.folder / f"{name}.jpg", self.folder / f"{name}.json"
-            body = {"kind": "gather", "record": json.loads(record.model_dump_json())}
-            try:
-                atomic_write_bytes(image, jpeg)
-                atomic_write_bytes(meta, json.dumps(body).encode())
-            except OSError as exc:
-                raise self._write_failed(exc, meta, image) from None
+            name = self._write_entry(self._next_name(record.sha256), jpeg, record)
         self.changed.set()
+        return name
+
+    def add_capture(self, jpeg: bytes, record: GatheredRecord) -> str:
+        """An automatic capture, in its own share; SpoolFullError when that share is full
+        (the operator's share is never touched)."""
+        with self.lock:
+            if self.problem is not None:
+                raise SpoolUnwritableError(f"capture refused: {self.problem}")
+            items, size = self.usage(auto=True)
+            if items + 1 > self.auto_max_items or size + len(jpeg) > self.auto_max_bytes:
+                raise SpoolFullError(f"capture share full ({items} items, {size / 1e6:.1f} MB)")
+            name = self._write_entry(AUTO_PREFIX + self._next_name(record.sha256), jpeg, record)
+        self.changed.set()
+        return name
+
+    def _write_entry(self, name: str, jpeg: bytes, record: GatheredRecord) -> str:
+        """Image then record (the commit mark), each durably; called with the lock held."""
+        image, meta = self.folder / f"{name}.jpg", self.folder / f"{name}.json"
+        body = {"kind": "gather", "record": json.loads(record.model_dump_json())}
+        try:
+            atomic_write_bytes(image, jpeg)
+            atomic_write_bytes(meta, json.dumps(body).encode())
+        except OSError as exc:
+            raise self._write_failed(exc, meta, image) from None
         return name
 
     def add_undo(self, undo: GatheredUndo) -> str:
@@ -199,7 +236,8 @@ class Spool:
             return True
 
     def pending(self) -> list[str]:
-        """Entries to upload, in order; never one already uploaded or held aside."""
+        """Entries to upload, in order (operator entries first: ``auto-`` sorts after the
+        digits); never one already uploaded or held aside."""
         try:
             names = [p.stem for p in self.folder.glob("*.json") if not p.name.startswith(".")]
         except OSError:

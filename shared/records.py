@@ -4,9 +4,16 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from .config.base import SafeName, Sha256Hex, StrictModel
 from .errors import RecyclopsError
@@ -22,8 +29,23 @@ class _ShaModel(StrictModel):
     sha256: Sha256Hex = Field(title="Image sha256")
 
 
+#: Why a bin captured a frame by itself.
+CaptureReason = Literal["low_score", "small_margin", "window_disagrees"]
+
+
+class AutoCapture(StrictModel):
+    """Why a bin kept a frame nobody pressed a key for: the model was unsure of it."""
+
+    reasons: list[CaptureReason] = Field(min_length=1)
+    scores: dict[str, float] = Field(title="The frame's class probabilities")
+    top1: float = Field(ge=0.0, le=1.0)
+    margin: float = Field(ge=0.0, le=1.0, title="Top-1 minus top-2 probability")
+    window: list[str] = Field(default_factory=list, title="Per-frame labels of the window")
+
+
 class GatheredRecord(_ShaModel):
-    """One key press on a bin: the frame's hash and what the operator and the model said."""
+    """One key press on a bin (or, with ``capture``, a frame the bin kept by itself because the
+    model was unsure: ``label`` is then the model's own top-1, not an operator's)."""
 
     schema_version: Literal[1] = 1
     label: str = Field(title="Label pressed")
@@ -34,6 +56,19 @@ class GatheredRecord(_ShaModel):
     score: float | None = Field(None, ge=0.0, le=1.0)
     width: int | None = Field(None, ge=1)
     height: int | None = Field(None, ge=1)
+    capture: AutoCapture | None = Field(None, title="Set on automatic captures only")
+
+    @property
+    def auto(self) -> bool:
+        return self.capture is not None
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        """Operator records stay byte-identical to the format before automatic captures."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("capture") is None:
+            data.pop("capture", None)
+        return data
 
 
 class GatheredUndo(_ShaModel):

@@ -121,11 +121,55 @@ class KeypadConfig(StrictModel):
 
 
 class SpoolConfig(StrictModel):
-    max_mb: float = Field(512.0, gt=0, le=1_000_000, title="Spool size bound (MB)")
-    max_items: int = Field(10_000, ge=1, le=10_000_000, title="Spool item bound")
+    max_mb: float = Field(512.0, gt=0, le=1_000_000, title="Spool bound for operator gathers (MB)")
+    max_items: int = Field(
+        10_000, ge=1, le=10_000_000, title="Spool item bound for operator gathers"
+    )
     retry_min: float = Field(0.5, gt=0, le=600, title="First retry delay (s)")
     retry_max: float = Field(60.0, gt=0, le=3600, title="Longest retry delay (s)")
     jpeg_quality: int = Field(92, ge=50, le=100, title="JPEG quality of gathered frames")
+
+
+class CaptureConfig(StrictModel):
+    """Automatic capture of frames the model is unsure about (no key press): the frames the
+    next model most needs. Bounded in rate and in its own share of the spool."""
+
+    enabled: bool = Field(True, title="Capture uncertain frames automatically")
+    min_score: float = Field(
+        0.5, ge=0, le=1, title="A frame whose top-1 probability is below this is uncertain"
+    )
+    min_margin: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        title="A frame whose top-1 minus top-2 probability is below this is uncertain",
+    )
+    min_agreement: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        title="A full smoothing window whose majority label holds fewer frames than this share "
+        "disagrees with itself",
+    )
+    per_hour: float = Field(
+        20.0, ge=0, le=3600, title="Captures per hour (token bucket refill rate; 0: none)"
+    )
+    burst: int = Field(3, ge=1, le=1000, title="Captures allowed at once (token bucket size)")
+    per_class_per_hour: int = Field(
+        6, ge=1, le=3600, title="Captures per predicted class in any hour"
+    )
+    scene_change: float = Field(
+        12.0,
+        gt=0,
+        le=255,
+        title="Mean pixel change that makes a new item (one capture per item)",
+    )
+    max_mb: float = Field(
+        64.0, gt=0, le=1_000_000, title="Spool share of automatic captures (MB), apart from gathers"
+    )
+    max_items: int = Field(
+        500, ge=1, le=10_000_000, title="Automatic captures waiting in the spool at most"
+    )
 
 
 class UpdatesConfig(StrictModel):
@@ -179,6 +223,7 @@ class EdgeConfig(StrictModel):
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     keypad: KeypadConfig = Field(default_factory=KeypadConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
