@@ -15,9 +15,10 @@ system-deps: ## Debian packages the tests use (mosquitto, chromium, systemd-anal
 	@./.ci/system-deps
 
 $(VENV)/.installed: pyproject.toml setup.py
+	@echo "install: $(VENV) with recyclops and every extra (minutes the first time)"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
 install: system-deps $(VENV)/.installed ## create .venv and install recyclops with every extra

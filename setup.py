@@ -8,9 +8,15 @@ is a namespace package holding only data: all its files ship). Declaring them is
 setuptools asks for; leaving them out made it print "Package would be ignored" for each.
 """
 
+import warnings
 from pathlib import Path
 
 from setuptools import find_namespace_packages, setup
+
+# `pip install -e .` maps the folders with an import hook, and setuptools says so in an
+# 8-line notice ("be careful with folders … named like your package") that pip shows even
+# with -q. Nothing here is named recyclops, so the notice has nothing to warn about.
+warnings.filterwarnings("ignore", message="Editable installation", category=UserWarning)
 
 TOPS = ("edge", "cloud", "shared")
 SKIP = ["__pycache__", "*.__pycache__"]
