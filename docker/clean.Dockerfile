@@ -22,7 +22,9 @@ COPY README.m[d] LICENS[E] ./
 COPY shared shared
 COPY cloud cloud
 COPY edge edge
-RUN /opt/recyclops/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels .
+# No training here: the ImageNet weights (9 MB, cloud/pretrained/) stay out of this wheel.
+RUN rm -rf cloud/pretrained \
+    && /opt/recyclops/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels .
 
 FROM ${BASE}
 ENV PATH=/opt/recyclops/bin:$PATH \
