@@ -196,6 +196,45 @@ def test_the_record_holds_everything_a_reader_needs(tmp_path):
     for key in ("blessed", "reasons", "summary", "int8", "float", "int8_vs_float", "champion"):
         assert key in data
     assert data["model_sha256"] == "0" * 64
-    assert data["thresholds"]["significance"] == 0.05 and data["thresholds"]["require"] == "not_worse"
+    assert (
+        data["thresholds"]["significance"] == 0.05 and data["thresholds"]["require"] == "not_worse"
+    )
     assert data["champion"]["version"] == "champ"
     assert set(data["champion"]["overall"]) >= {"p_worse", "p_better", "only_new_right"}
+
+
+def test_a_manifests_split_record_tells_exactly_which_images_a_model_trained_on(tmp_path):
+    """The property the champion comparison rests on: from a model's recorded split (salt,
+    fractions, moved images) the split of every image in that run is recovered exactly, so
+    the images compared were test images for both models, and data added later never moves
+    an old image out of a model's test split."""
+    import hashlib
+
+    from recyclops.cloud.champion import split_for
+    from recyclops.cloud.dataset import SPLIT_SALT, Dataset
+    from recyclops.shared.manifest import SplitInfo
+
+    shas = [hashlib.sha256(f"img{i}".encode()).hexdigest() for i in range(400)]
+    # a 4-image class forces moves (every class with 3+ images gets one image in each split)
+    labels = {s: ("small" if i < 4 else "big" if i % 2 else "other") for i, s in enumerate(shas)}
+    ds = Dataset(tmp_path, ["big", "other", "small"], labels)
+    splits, moved = ds.split_moves(0.15, 0.15)
+    assert moved, "the small class should have needed a move"
+    info = SplitInfo(salt=SPLIT_SALT, val_fraction=0.15, test_fraction=0.15, moved=moved)
+    recorded = SplitInfo.model_validate_json(info.model_dump_json())  # as read from a manifest
+    for name, members in splits.items():
+        assert all(split_for(s, recorded) == name for s in members), name
+
+    grown = {
+        **labels,
+        **{hashlib.sha256(f"new{i}".encode()).hexdigest(): "big" for i in range(300)},
+    }
+    later = Dataset(tmp_path, ["big", "other", "small"], grown).split(0.15, 0.15)
+    shared_test = [s for s in later["test"] if split_for(s, recorded) == "test"]
+    # every image both runs held out is compared; new images the champion never saw may be
+    # too; none the champion trained or stopped early on ever is
+    assert set(shared_test) >= set(later["test"]) & set(splits["test"])
+    assert not set(shared_test) & (set(splits["train"]) | set(splits["val"]))
+    other_fractions = SplitInfo(salt=SPLIT_SALT, val_fraction=0.1, test_fraction=0.3)
+    widened = [s for s in later["test"] if split_for(s, other_fractions) == "test"]
+    assert set(widened) >= set(shared_test) - set(moved)
