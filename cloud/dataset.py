@@ -7,6 +7,7 @@ grows, and byte-identical images (same hash) can never sit on both sides.
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,14 +90,33 @@ class Dataset:
         return self.split_moves(val_fraction, test_fraction)[0]
 
     def split_moves(
-        self, val_fraction: float, test_fraction: float
+        self,
+        val_fraction: float,
+        test_fraction: float,
+        groups: Sequence[Sequence[str]] | None = None,
     ) -> tuple[dict[str, list[str]], dict[str, str]]:
         """The split and the images it moved off their hash split (sha -> split): with both,
-        a later run can tell exactly which images this one trained on."""
+        a later run can tell exactly which images this one trained on.
+
+        ``groups`` (near-duplicates, say) are kept on one side: every member goes where the
+        group's first member by hash goes, and each member moved is in ``moves`` (a copy of
+        an image on both sides of the test boundary would flatter the test score)."""
         moves: dict[str, str] = {}
         out: dict[str, list[str]] = {s: [] for s in SPLITS}
+        place = {sha: split_of(sha, val_fraction, test_fraction) for sha in self.labels}
+        grouped: set[str] = set()
+        for group in groups or ():
+            members = sorted(m for m in set(group) if m in place)
+            if len(members) < 2:
+                continue
+            side = place[members[0]]
+            for member in members[1:]:
+                if place[member] != side:
+                    place[member] = side
+                    moves[member] = side
+            grouped.update(members)
         for sha in sorted(self.labels):
-            out[split_of(sha, val_fraction, test_fraction)].append(sha)
+            out[place[sha]].append(sha)
         # A small class can draw no train, test or validation image by chance, and a class
         # with no test image goes unjudged by the gate. Every class with three or more images
         # gets one in each split, lent (the same image every time) by its fullest split.
@@ -106,7 +126,8 @@ class Dataset:
                 donor = max(SPLITS, key=lambda k: (len(mine[k]), k))
                 if mine[need] or len(mine[donor]) < 2:
                     continue
-                moved = min(mine[donor], key=_unit)
+                free = [s for s in mine[donor] if s not in grouped]  # groups stay whole
+                moved = min(free or mine[donor], key=_unit)
                 out[donor].remove(moved)
                 out[need] = sorted([*out[need], moved])
                 moves[moved] = need

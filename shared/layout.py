@@ -128,3 +128,12 @@ def parse_generation_key(key: str) -> int | None:
 
 def run_prefix(kind: str, run_id: str) -> str:
     return f"{RUNS}{_segment('run kind', kind)}/{_segment('run id', run_id)}/"
+
+
+AUDIT = "audit/"
+AUDIT_LATEST = "audit/latest.json"
+
+
+def audit_key(run_id: str) -> str:
+    """One ``recyclops audit`` run's report (``audit/latest.json`` is a copy of the newest)."""
+    return f"{AUDIT}{_segment('audit run id', run_id)}.json"

@@ -25,6 +25,7 @@ from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
 from .images import ImageView, ImageViews
+from .insights import load_insights
 from .journal import Journal, recover_journals
 from .queue import QueueFilter, QueueItem, load_decisions, load_queue
 
@@ -320,23 +321,45 @@ class ReviewSession:
             if self.qfilter.include_decided or not self._remaining:
                 return 0
             before = len(self._remaining)
-            rest = [s for s in self._remaining[1:] if not self.items[s].decided_elsewhere]
+            rest = [
+                s
+                for s in self._remaining[1:]
+                if not self.items[s].decided_elsewhere or self.items[s].second_look
+            ]
             self._remaining = self._remaining[:1] + rest
             return before - len(self._remaining)
 
     def conflicts(self) -> list[dict[str, Any]]:
-        """Images on which sessions (this one included) disagree, read fresh from the store."""
+        """Images on which sessions (this one included) disagree (``kind: "review"``), and
+        the import reports' conflicts (``kind: "import"``: the same bytes claimed under
+        several labels, or relabelled by a later import), read fresh from the store."""
         others, _ = load_decisions(self.store, exclude=self.journal_key)
         resolved = resolve_labels([*others, *self.decisions()])
-        out = []
+        out: list[dict[str, Any]] = []
         for sha, res in sorted(resolved.items()):
             if res.conflict and sha in self.items:
                 out.append(
                     {
+                        "kind": "review",
                         "sha256": sha,
                         "label": res.label,
                         "session": res.session,
                         "votes": dict(res.votes),
                     }
                 )
+        insights, _ = load_insights(self.store)
+        for c in insights.conflicts():
+            res = resolved.get(c["sha256"])
+            out.append(
+                {
+                    "kind": "import",
+                    "import_kind": c.get("kind"),
+                    "sha256": c["sha256"],
+                    "label": res.label if res is not None else None,
+                    "session": c["session"],
+                    "report": c["report"],
+                    "labels": c.get("labels", {}),
+                    "votes": dict(res.votes) if res is not None else {},
+                }
+            )
         return out

@@ -71,17 +71,25 @@ function renderItem(item) {
     img.src = `/api/image/${item.sha256}`;
     img.dataset.sha = item.sha256;
   }
-  fact(facts, "gathered as", item.gathered_label, "gathered-label");
+  fact(facts, "gathered as", item.auto_capture ? `— (captured automatically, model: ${item.gathered_label})` : item.gathered_label, "gathered-label");
   const score = item.score === null ? "" : ` (${Math.round(item.score * 100)}%)`;
   fact(facts, "model says", item.prediction === null ? null : item.prediction + score, "prediction");
   fact(facts, "model", item.model_version);
   fact(facts, "device", item.devices.join(", "));
   fact(facts, "captured", item.captured_at.replace("T", " ").slice(0, 19));
   fact(facts, "image", item.sha256.slice(0, 12) + "…", "sha");
-  if (item.label_disagreement) {
-    flags.append(el("div", `identical image gathered as: ${item.gathered_labels.join(", ")}`, "flag bad"));
+  const severity = {
+    import_conflict: "bad", label_disagreement: "bad", near_duplicate_conflict: "bad",
+    likely_label_error: "warn", auto_capture: "auto", bin_disagrees: "warn", near_duplicate: "",
+  };
+  const reasons = el("ul", null, "reasons");
+  reasons.dataset.testid = "reasons";
+  for (const reason of item.reasons || []) {
+    const li = el("li", reason.text, `flag ${severity[reason.kind] || ""}`.trim());
+    li.dataset.kind = reason.kind;
+    reasons.append(li);
   }
-  if (item.likely_mistake) flags.append(el("div", "the model disagrees with the gathered label", "flag warn"));
+  flags.append(reasons);
   if (item.prior && item.prior.label) {
     const votes = Object.entries(item.prior.votes).map(([s, l]) => `${l} (${s})`).join(", ");
     flags.append(el("div", `already decided: ${item.prior.label}; ${votes}`, item.prior.conflict ? "flag bad" : "flag"));
@@ -209,8 +217,18 @@ async function showConflicts() {
     const data = await call("GET", "/api/conflicts");
     list.replaceChildren();
     for (const c of data.conflicts) {
-      const votes = Object.entries(c.votes).map(([s, l]) => `${s}: ${l}`).join("; ");
-      list.append(el("li", `${c.sha256.slice(0, 12)}… resolved ${c.label} — ${votes}`));
+      let text;
+      if (c.kind === "import") {
+        const claims = Object.entries(c.labels).map(([l, files]) => `${l} (${files.join(", ")})`).join("; ");
+        text = `${c.sha256.slice(0, 12)}… import ${c.session}: ${c.import_kind} conflict — ${claims}` +
+          (c.label ? `; now ${c.label}` : "; unlabelled");
+      } else {
+        const votes = Object.entries(c.votes).map(([s, l]) => `${s}: ${l}`).join("; ");
+        text = `${c.sha256.slice(0, 12)}… resolved ${c.label} — ${votes}`;
+      }
+      const li = el("li", text);
+      li.dataset.kind = c.kind;
+      list.append(li);
     }
     if (!data.conflicts.length) list.append(el("li", "no conflicts"));
     box.hidden = false;
