@@ -4,9 +4,13 @@ and model update latency (MQTT and polling).
     .venv/bin/python tests/benchmarks/bench_edge.py [--quick] [--json OUT.json] [--model-dir RUN]
 
 The edge path: camera frame (640x480 RGB) → preprocess_for (the shared contract) → int8
-lookup → LiteRT invoke → smoothing. The original's path: cv2.resize, divide by 255, Keras
-``model.predict`` of the float model. Both run on the same MobileNetV2 (ImageNet weights from
-../shared/weights when present, random otherwise: timing is what matters) in this one run.
+lookup → LiteRT invoke → smoothing, once for a manifest saying ``bilinear`` (Pillow, every
+model trained so far) and once ``area_linear`` (the default for new models). The original's
+path: cv2.resize, divide by 255, Keras ``model.predict`` of the float model. All run on the
+same MobileNetV2 (ImageNet weights from ../shared/weights when present, random otherwise:
+timing is what matters) in this one run, interleaved. Also: resize candidates side by side
+with int8 inference, the edge against an independent scorer on the demo photos, and the
+accuracy check of tests/shared/test_preprocess_methods.py (``resize_accuracy``).
 """
 
 import argparse
@@ -26,11 +30,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
+sys.path.insert(0, str(ROOT / "tests" / "shared"))
+# the lores stream of a frame: its exact 2x2 box average (a Pi's ISP downscales the same image)
+from test_preprocess_methods import box2  # noqa: E402
+
 SHARED = ROOT.parent / "shared"  # the team's data beside the repository (not the package)
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 TRASHNET = SHARED / "datasets" / "trashnet"
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 SIZE = 224
+METHODS = ("bilinear", "area_linear")
 
 
 def sample_images(count: int) -> list[np.ndarray]:
@@ -101,26 +110,18 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     return orig_model, int8_path, float_path, weights
 
 
-def write_manifest(folder: Path, version: str, dtype: str) -> bytes:
+def write_manifest(folder: Path, version: str, dtype: str, resize: str = "bilinear") -> bytes:
     from ai_edge_litert.interpreter import Interpreter
 
     from recyclops.shared.manifest import InputSpec, ModelManifest, file_entry
 
     detail = Interpreter(model_path=str(folder / "model.tflite")).get_input_details()[0]
     scale, zero = detail["quantization"]
-    spec = InputSpec(
-        height=SIZE,
-        width=SIZE,
-        dtype=dtype,
-        scale=float(scale) if dtype != "float32" else None,
-        zero_point=int(zero) if dtype != "float32" else None,
-    )
+    quant = {"scale": float(scale), "zero_point": int(zero)} if dtype != "float32" else {}
+    spec = InputSpec(height=SIZE, width=SIZE, dtype=dtype, resize=resize, **quant)
+    files = [file_entry(folder / "model.tflite")]
     manifest = ModelManifest(
-        version=version,
-        created=datetime.now(UTC),
-        categories=CATEGORIES,
-        input=spec,
-        files=[file_entry(folder / "model.tflite")],
+        version=version, created=datetime.now(UTC), categories=CATEGORIES, input=spec, files=files
     )
     (folder / "manifest.json").write_bytes(manifest.to_json())
     return manifest.to_json()
@@ -132,8 +133,64 @@ def timed(fn: Any, arg: Any) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def frames_640(count: int) -> list[np.ndarray]:
+    import cv2
+
+    return [cv2.resize(i, (640, 480), interpolation=cv2.INTER_AREA) for i in sample_images(count)]
+
+
+def bench_resize(int8_dir: Path, quick: bool) -> dict[str, tuple[float, float]]:
+    """Every resize candidate from a 640x480 frame, interleaved with raw int8 inference (the
+    same prepared tensor each round), so the ratios hold on a busy machine: (median, 10th
+    percentile) ms. Inference also on 1 thread: 2 threads wait on each other when other jobs
+    hold the cores, which flatters a single-threaded resize."""
+    import cv2
+    from PIL import Image
+
+    from recyclops.edge.classifier import Classifier
+    from recyclops.shared.preprocess import resize_rgb
+
+    clf, clf1 = Classifier(int8_dir, threads=2), Classifier(int8_dir, threads=1)
+    frames = frames_640(8)
+    small = [box2(f) for f in frames]
+    tensor = clf.prepare(frames[0])
+
+    def pil(method: Image.Resampling) -> Any:
+        return lambda f: np.asarray(Image.fromarray(f).resize((SIZE, SIZE), method))
+
+    def cv(flag: int, size: tuple[int, int] = (SIZE, SIZE)) -> Any:
+        return lambda f: cv2.resize(f, size, interpolation=flag)
+
+    def contract(method: str) -> Any:
+        return lambda f: resize_rgb(f, SIZE, SIZE, method)
+
+    cases: dict[str, Any] = {
+        "contract bilinear (Pillow, antialiased) → 224x224": contract("bilinear"),
+        "contract area_linear → 224x224": contract("area_linear"),
+        "contract area_linear, 320x240 lores → 224x224": None,  # fed the lores frame below
+        "Pillow box (area) → 224x224": pil(Image.Resampling.BOX),
+        "OpenCV INTER_AREA → 224x224 (fractional factor)": cv(cv2.INTER_AREA),
+        "OpenCV INTER_LINEAR → 224x224 (no antialiasing; the original's)": cv(cv2.INTER_LINEAR),
+        "OpenCV INTER_AREA → 320x240 (exact factor 2)": cv(cv2.INTER_AREA, (320, 240)),
+        "int8 inference, 2 threads": clf.run,
+        "int8 inference, 1 thread": clf1.run,
+    }
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for i in range((60 if quick else 300) + 10):
+        for key, fn in cases.items():
+            if key.startswith("int8 inference"):
+                t = timed(fn, tensor)
+            elif fn is None:
+                t = timed(contract("area_linear"), small[i % 8])
+            else:
+                t = timed(fn, frames[i % 8])
+            if i >= 10:
+                times[key].append(t)
+    return {k: (statistics.median(v), float(np.percentile(v, 10))) for k, v in times.items()}
+
+
 def bench_frame_path(
-    orig_model: Any, int8_dir: Path, float_dir: Path, quick: bool
+    orig_model: Any, int8_dirs: dict[str, Path], float_dir: Path, quick: bool
 ) -> dict[str, Any]:
     """All paths interleaved frame by frame, so a busy machine slows them alike."""
     import cv2
@@ -141,28 +198,23 @@ def bench_frame_path(
     from recyclops.edge.classifier import Classifier
     from recyclops.edge.smoothing import Smoother
 
-    images = sample_images(8)
-    sizes = {
-        "640x480": [cv2.resize(i, (640, 480)) for i in images],
-        "320x240 lores": [cv2.resize(i, (320, 240)) for i in images],
-    }
+    big = frames_640(8)
+    sizes = {"640x480": big, "320x240 lores": [box2(f) for f in big]}
     repeats = 30 if quick else 150
-    cases: dict[str, tuple[Any, list[Any], Any, list[Any], str]] = {}
+    cases: dict[str, tuple[Any, list[Any], Any, list[Any], str, Any]] = {}
     for name, folder, size in (
-        ("int8 LiteRT", int8_dir, "640x480"),
-        ("int8 LiteRT", int8_dir, "320x240 lores"),
-        ("float TFLite", float_dir, "640x480"),
+        ("int8 LiteRT, bilinear", int8_dirs["bilinear"], "640x480"),
+        ("int8 LiteRT, area_linear", int8_dirs["area_linear"], "640x480"),
+        ("int8 LiteRT, bilinear", int8_dirs["bilinear"], "320x240 lores"),
+        ("int8 LiteRT, area_linear", int8_dirs["area_linear"], "320x240 lores"),
+        ("float TFLite, area_linear", float_dir, "640x480"),
     ):
         clf = Classifier(folder, threads=2)
         smoother = Smoother(CATEGORIES, "mean", 5, 0.5)
         frames = sizes[size]
-        cases[f"{name}, {size} frame"] = (
-            lambda f, c=clf, s=smoother: s.add(c.classify(f).probs),
-            frames,
-            clf.run,
-            [clf.prepare(f) for f in frames],
-            clf.backend,
-        )
+        path = (lambda f, c=clf, s=smoother: s.add(c.classify(f).probs), frames, clf.run)
+        tensors = [clf.prepare(f) for f in frames]
+        cases[f"{name}, {size} frame"] = (*path, tensors, clf.backend, clf.prepare)
 
     def original(frame: np.ndarray) -> Any:
         x = cv2.resize(frame, (SIZE, SIZE)).astype(np.float32) / 255.0
@@ -170,30 +222,45 @@ def bench_frame_path(
 
     whole: dict[str, list[float]] = {k: [] for k in cases}
     raw: dict[str, list[float]] = {k: [] for k in cases}
+    prep: dict[str, list[float]] = {k: [] for k in cases}
     orig: list[float] = []
     for i in range(repeats + 5):
-        for key, (path_fn, frames, run_fn, tensors, _) in cases.items():
+        for key, (path_fn, frames, run_fn, tensors, _, prep_fn) in cases.items():
             w, r = timed(path_fn, frames[i % 8]), timed(run_fn, tensors[i % 8])
+            p = timed(prep_fn, frames[i % 8])  # preprocess + quantise, measured directly
             if i >= 5:  # the first rounds warm up
                 whole[key].append(w)
                 raw[key].append(r)
+                prep[key].append(p)
         if i % 3 == 0:  # Keras predict is slow: every third round is plenty
-            t = timed(original, sizes["640x480"][i % 8])
+            t = timed(original, big[i % 8])
             if i >= 5:
                 orig.append(t)
     out: dict[str, Any] = {
-        key: {
-            "path": statistics.median(whole[key]),
-            "raw": statistics.median(raw[key]),
-            "backend": case[4],
-        }
-        for key, case in cases.items()
+        k: {"path": statistics.median(whole[k]), "raw": statistics.median(raw[k]), "backend": c[4]}
+        | {"prep": statistics.median(prep[k])}
+        for k, c in cases.items()
     }
-    out["original Keras predict, 640x480 frame"] = {
-        "path": statistics.median(orig),
-        "raw": None,
-        "backend": "keras",
-    }
+    keras_path = {"path": statistics.median(orig), "raw": None, "prep": None, "backend": "keras"}
+    out["original Keras predict, 640x480 frame"] = keras_path
+    return out
+
+
+def agreement(int8_dirs: dict[str, Path]) -> dict[str, list[int]]:
+    """The edge Classifier against the cloud's TfliteModel fed preprocess_for's pixels, on
+    every demo photo as a 640x480 frame: [same answer, images]."""
+    import cv2
+    from test_preprocess_methods import PHOTOS, scorer_agreement
+
+    from recyclops.shared.preprocess import load_rgb
+
+    out = {}
+    for method, folder in int8_dirs.items():
+        frames = (
+            cv2.resize(load_rgb(p), (640, 480), interpolation=cv2.INTER_CUBIC) for p in PHOTOS
+        )
+        same, total, _, _ = scorer_agreement(folder, frames)
+        out[method] = [same, total]
     return out
 
 
@@ -201,125 +268,130 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON")
-    parser.add_argument(
-        "--model-dir", metavar="RUN", help="use this run's int8 model.tflite + manifest.json"
-    )
-    parser.add_argument(
-        "--python", default=None, help="interpreter for the daemon (default: .venv-edge if built)"
-    )
+    parser.add_argument("--model-dir", metavar="RUN", help="use this run's int8 model.tflite")
+    parser.add_argument("--python", help="interpreter for the daemon (default: .venv-edge)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (logs, models)")
+    parser.add_argument("--no-daemon", action="store_true", help="per-frame figures only")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy check")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-edge-"))
     work.mkdir(parents=True, exist_ok=True)
+    edge_python = ROOT / ".venv-edge" / "bin" / "python"
+    python = args.python or (str(edge_python) if edge_python.exists() else sys.executable)
+    daemon, accuracy = None, None
     try:
         orig_model, int8_path, float_path, weights = build_models(work / "models", args.quick)
-        write_manifest(int8_path.parent, "bench-int8", "int8")
-        write_manifest(float_path.parent, "bench-float", "float32")
         if args.model_dir:
             int8_path = Path(args.model_dir) / "model.tflite"
-        path = bench_frame_path(orig_model, int8_path.parent, float_path.parent, args.quick)
-        edge_python = ROOT / ".venv-edge" / "bin" / "python"
-        python = args.python or (str(edge_python) if edge_python.exists() else sys.executable)
-        from daemon_bench import bench_daemon
+        int8_dirs = {}
+        for method in METHODS:  # one model file, two manifests that differ only in resize
+            folder = work / "models" / f"int8-{method}"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(int8_path, folder / "model.tflite")
+            write_manifest(folder, f"bench-int8-{method}", "int8", method)
+            int8_dirs[method] = folder
+        write_manifest(float_path.parent, "bench-float", "float32", "area_linear")
+        resize = bench_resize(int8_dirs["area_linear"], args.quick)
+        path = bench_frame_path(orig_model, int8_dirs, float_path.parent, args.quick)
+        agree = agreement(int8_dirs)
+        if not args.no_accuracy:
+            from test_preprocess_methods import resize_accuracy_report
 
-        daemon = bench_daemon(python, int8_path.parent, work, args.quick)
+            accuracy = resize_accuracy_report(args.quick)
+        if not args.no_daemon:
+            from daemon_bench import bench_daemon
+
+            daemon = bench_daemon(python, int8_dirs["bilinear"], work, args.quick)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     orig = path["original Keras predict, 640x480 frame"]["path"]
     rows = []
     for name, r in path.items():
-        overhead = None if r["raw"] is None else r["path"] - r["raw"]
-        rows.append(
-            [
-                name,
-                r["backend"],
-                round(r["path"], 2),
-                None if r["raw"] is None else round(r["raw"], 2),
-                None if overhead is None else round(overhead, 2),
-                round(orig / r["path"], 1),
-            ]
-        )
-    int8 = path["int8 LiteRT, 640x480 frame"]
-    lores = path["int8 LiteRT, 320x240 lores frame"]
-    figures = {
-        "edge_int8_path_ms": round(int8["path"], 2),
-        "edge_int8_raw_inference_ms": round(int8["raw"], 2),
-        "edge_path_overhead_ms": round(int8["path"] - int8["raw"], 2),
-        "edge_overhead_fraction_of_inference": round((int8["path"] - int8["raw"]) / int8["raw"], 3),
-        "edge_int8_lores_path_ms": round(lores["path"], 2),
-        "edge_lores_overhead_fraction_of_inference": round(
-            (lores["path"] - lores["raw"]) / lores["raw"], 3
-        ),
-        "original_keras_path_ms": round(orig, 2),
-        "speedup_int8_vs_original": round(orig / int8["path"], 1),
-        "daemon_rss_mb": round(daemon["rss_mb"], 1),
-        "daemon_rss_mb_after_updates": round(daemon["rss_mb_after_updates"], 1),
-        "update_latency_mqtt_s_median": round(statistics.median(daemon["mqtt"]), 2),
-        "update_latency_poll_s_median": round(statistics.median(daemon["poll"]), 2),
+        over = None if r["raw"] is None else r["path"] - r["raw"]
+        rows.append([name, r["backend"], r2(r["path"]), r2(r["raw"]), r2(over), r2(r["prep"])])
+        rows[-1] += [r2(r["prep"] and r["prep"] / r["raw"]), round(orig / r["path"], 1)]
+    infer, infer1 = (
+        resize[f"int8 inference (LiteRT invoke, {t})"][0] for t in ("2 threads", "1 thread")
+    )
+    pil = resize["contract bilinear (Pillow, antialiased) → 224x224"][0]
+    figures: dict[str, Any] = {}
+    for key in METHODS:
+        r = path[f"int8 LiteRT, {key}, 640x480 frame"]
+        figures[f"edge_int8_{key}_path_ms"] = r2(r["path"])
+        figures[f"edge_int8_{key}_raw_inference_ms"] = r2(r["raw"])
+        figures[f"edge_{key}_preprocess_ms"] = r2(r["prep"])
+        figures[f"edge_{key}_preprocess_fraction_of_inference"] = r2(r["prep"] / r["raw"])
+        figures[f"speedup_int8_{key}_vs_original"] = round(orig / r["path"], 1)
+    lo = path["int8 LiteRT, area_linear, 320x240 lores frame"]
+    area = resize["contract area_linear → 224x224"][0]
+    figures |= {
+        "edge_int8_area_linear_lores_path_ms": r2(lo["path"]),
+        "speedup_int8_area_linear_lores_vs_original": round(orig / lo["path"], 1),
+        "original_keras_path_ms": r2(orig),
+        "resize_area_linear_fraction_of_inference": r2(area / infer),
+        "resize_bilinear_fraction_of_inference": r2(pil / infer),
+        "resize_area_linear_fraction_of_1_thread_inference": r2(area / infer1),
+        "resize_bilinear_fraction_of_1_thread_inference": r2(pil / infer1),
     }
-    result = {
-        "title": "Edge: per-frame time, daemon memory, model update latency",
-        "tables": [
-            {
-                "caption": f"Per frame (RGB frame → smoothed answer, interleaved), median ms; "
-                f"MobileNetV2 {SIZE}px, {weights} weights, 2 threads",
-                "headers": [
-                    "path",
-                    "backend",
-                    "whole path ms",
-                    "raw inference ms",
-                    "overhead ms",
-                    "× faster than original",
-                ],
-                "rows": rows,
-            },
-            {
-                "caption": "Daemon (recyclops edge run, replay camera 15 fps, live view on, "
-                "int8 MobileNetV2)",
-                "headers": ["measure", "value", "target"],
-                "rows": [
-                    ["RSS while running (MB)", round(daemon["rss_mb"], 1), "< 150"],
-                    ["RSS after updates (MB)", round(daemon["rss_mb_after_updates"], 1), "< 150"],
-                    [
-                        "update publish→serving, MQTT (s, median)",
-                        figures["update_latency_mqtt_s_median"],
-                        "< 5",
-                    ],
-                    [
-                        f"update publish→serving, polling every {daemon['poll_seconds']:.0f} s "
-                        "(s, median)",
-                        figures["update_latency_poll_s_median"],
-                        "≤ poll interval + install",
-                    ],
-                ],
-            },
-        ],
-        "figures": figures,
-        "notes": [
-            f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-            f"Python {platform.python_version()}; daemon interpreter {python}",
-            "the original path: cv2.resize + /255 + Keras model.predict on one frame "
-            "(what the original did per frame)",
-            f"update rounds (s): MQTT {[round(x, 2) for x in daemon['mqtt']]}, "
-            f"polling {[round(x, 2) for x in daemon['poll']]}",
-        ],
-        "plots": [],
-    }
-    print(f"# {result['title']}\n")
-    for table in result["tables"]:
-        print(f"{table['caption']}\n")
-        print("| " + " | ".join(table["headers"]) + " |")
-        print("|" + "---|" * len(table["headers"]))
-        for row in table["rows"]:
-            print("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
-        print()
-    for note in result["notes"]:
-        print(f"- {note}")
+    for method, (same, total) in agree.items():
+        figures[f"edge_vs_scorer_agree_{method}"] = f"{same}/{total}"
+    tables: list[dict[str, Any]] = [
+        {
+            "caption": "Resize from a 640x480 RGB frame, interleaved with int8 inference, ms",
+            "headers": [
+                *("resize", "median ms", "10th percentile ms", "× int8 inference (2 threads)"),
+                *("× int8 inference (1 thread)", "× contract bilinear"),
+            ],
+            "rows": [
+                [k, r2(v), r2(low), r2(v / infer), r2(v / infer1), r2(v / pil)]
+                for k, (v, low) in resize.items()
+            ],
+        },
+        {
+            "caption": f"Per frame (RGB frame → smoothed answer, interleaved), median ms; "
+            f"MobileNetV2 {SIZE}px, {weights} weights, 2 threads",
+            "headers": [
+                *("path", "backend", "whole path ms", "raw inference ms"),
+                *("whole − raw ms", "preprocess + quantise ms (direct)"),
+                *("preprocess × inference", "× faster than original"),
+            ],
+            "rows": rows,
+        },
+    ]
+    if accuracy is not None:
+        tables.append(accuracy[0])
+        figures.update(accuracy[1])
+    notes = [
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, "
+        f"Python {platform.python_version()}: absolute ms vary between runs, ratios hold",
+        "the original path: cv2.resize + /255 + Keras model.predict on one frame "
+        "(what the original did per frame)",
+        "320x240 lores frames are the exact 2x2 box average of the 640x480 ones",
+    ]
+    if daemon is not None:
+        from daemon_bench import daemon_report
+
+        table, more, note = daemon_report(daemon, python)
+        tables.append(table)
+        figures.update(more)
+        notes.append(note)
+    title = "Edge: per-frame time, daemon memory, model update latency"
+    result = {"title": title, "tables": tables, "figures": figures, "notes": notes, "plots": []}
+    print(f"# {title}\n")
+    for table in tables:
+        lines = [table["headers"], ["---"] * len(table["headers"]), *table["rows"]]
+        cells = ("| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in lines)
+        print(table["caption"], "", *cells, "", sep="\n")
+    print(*(f"- {k}: {v}" for k, v in figures.items()), *(f"- {n}" for n in notes), sep="\n")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def r2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
 
 
 if __name__ == "__main__":

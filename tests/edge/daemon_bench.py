@@ -4,6 +4,7 @@ update latency (publish → serving) by MQTT and by polling, on a real mosquitto
 import json
 import shutil
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -165,3 +166,37 @@ def bench_daemon(python: str, model_dir: Path, work: Path, quick: bool) -> dict[
         daemon.stop()
     results["poll_seconds"] = poll
     return results
+
+
+def daemon_report(
+    daemon: dict[str, Any], python: str
+) -> tuple[dict[str, Any], dict[str, float], str]:
+    """bench_daemon's results as bench_edge.py's table, figures and a note (kept beside what
+    measures them, so bench_edge.py stays under 400 lines)."""
+    figures = {
+        "daemon_rss_mb": round(daemon["rss_mb"], 1),
+        "daemon_rss_mb_after_updates": round(daemon["rss_mb_after_updates"], 1),
+        "update_latency_mqtt_s_median": round(statistics.median(daemon["mqtt"]), 2),
+        "update_latency_poll_s_median": round(statistics.median(daemon["poll"]), 2),
+    }
+    poll = f"update publish→serving, polling every {daemon['poll_seconds']:.0f} s (s, median)"
+    table = {
+        "caption": "Daemon (recyclops edge run, replay camera 15 fps, live view on, "
+        "int8 MobileNetV2)",
+        "headers": ["measure", "value", "target"],
+        "rows": [
+            ["RSS while running (MB)", figures["daemon_rss_mb"], "< 150"],
+            ["RSS after updates (MB)", figures["daemon_rss_mb_after_updates"], "< 150"],
+            [
+                "update publish→serving, MQTT (s, median)",
+                figures["update_latency_mqtt_s_median"],
+                "< 5",
+            ],
+            [poll, figures["update_latency_poll_s_median"], "≤ poll interval + install"],
+        ],
+    }
+    note = (
+        f"update rounds (s): MQTT {[round(x, 2) for x in daemon['mqtt']]}, "
+        f"polling {[round(x, 2) for x in daemon['poll']]}; daemon interpreter {python}"
+    )
+    return table, figures, note

@@ -3,10 +3,12 @@ models see the pixels they were trained with), ``area_linear`` is exact and fast
 OpenCV is one clear error, and the edge agrees with an independent scorer on real photos."""
 
 import json
+import math
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from recyclops.shared.preprocess import (
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "cloud" / "demo" / "sample"
 FIXTURE = ROOT / "tests" / "edge" / "fixture"
+TRASHNET = ROOT.parent / "shared" / "datasets" / "trashnet"  # the team's data, when present
 PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))
 
 
@@ -152,29 +155,136 @@ def frames_for(image: np.ndarray) -> list[np.ndarray]:
     return [image, big, np.ascontiguousarray(image[3 : h - 2, 5 : w - 1])]
 
 
-@pytest.mark.parametrize("method", ["bilinear", "area_linear"])
-def test_edge_and_an_independent_scorer_agree_on_real_photos(tmp_path: Path, method: str) -> None:
-    """Every demo photo, three frame sizes: the edge Classifier (its own quantisation path)
-    and the cloud's TfliteModel fed preprocess_for's pixels give the same answer."""
+def scorer_agreement(folder: Path, frames: Iterable[np.ndarray]) -> tuple[int, int, float, int]:
+    """The edge Classifier (its own quantisation path) against the cloud's TfliteModel fed
+    preprocess_for's pixels: (same answer, frames, largest probability difference, distinct
+    answers). Also used by tests/benchmarks/bench_edge.py on its int8 MobileNetV2."""
     from recyclops.cloud.convert import TfliteModel
     from recyclops.edge.classifier import Classifier
 
+    clf = Classifier(folder, threads=2)
+    scorer = TfliteModel(folder / "model.tflite", threads=2)
+    same = total = 0
+    worst, labels = 0.0, set()
+    for frame in frames:
+        edge = clf.classify(frame)
+        pixels = preprocess_for(frame, clf.manifest.input)
+        assert pixels.shape == clf.manifest.input.shape
+        other = scorer.predict(pixels[None])[0]
+        same += edge.label == clf.categories[int(np.argmax(other))]
+        total += 1
+        worst = max(worst, float(np.abs(edge.probs - other).max()))
+        labels.add(edge.label)
+    return same, total, worst, len(labels)
+
+
+@pytest.mark.parametrize("method", ["bilinear", "area_linear"])
+def test_edge_and_an_independent_scorer_agree_on_real_photos(tmp_path: Path, method: str) -> None:
+    """Every demo photo, three frame sizes: the edge Classifier and the cloud's TfliteModel
+    fed preprocess_for's pixels give the same answer."""
     folder = model_copy(tmp_path / method, method)
-    clf = Classifier(folder, threads=1)
-    scorer = TfliteModel(folder / "model.tflite", threads=1)
-    spec = clf.manifest.input
-    assert spec.resize == method
-    checked, labels, worst = 0, set(), 0.0
-    for image in photos():
-        for frame in frames_for(image):
-            edge = clf.classify(frame)
-            pixels = preprocess_for(frame, spec)
-            assert pixels.shape == spec.shape
-            other = scorer.predict(pixels[None])[0]
-            assert edge.label == clf.categories[int(np.argmax(other))]
-            worst = max(worst, float(np.abs(edge.probs - other).max()))
-            labels.add(edge.label)
-            checked += 1
-    assert checked == 3 * len(PHOTOS) >= 1800
+    frames = (f for image in photos() for f in frames_for(image))
+    same, total, worst, labels = scorer_agreement(folder, frames)
+    assert same == total == 3 * len(PHOTOS) >= 1800
     assert worst < 1e-5, worst
-    assert len(labels) >= 2  # the photos are not all one answer: the check has teeth
+    assert labels >= 2  # the photos are not all one answer: the check has teeth
+
+
+def resize_accuracy(quick: bool = False) -> list[list[Any]]:
+    """Does area_linear cost accuracy? Frozen ImageNet MobileNetV2 (224 px) features of every
+    photo by each method; a logistic head trained on one method's features and scored with
+    each, 5-fold stratified cross-validation over the same images and folds. Rows: images,
+    n, trained with, scored with, top-1 %, images gained/lost against bilinear/bilinear."""
+    import cv2
+    import keras
+
+    from recyclops.cloud import weights
+
+    base = keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), include_top=False, weights=None
+    )
+    found = weights.locate()
+    assert found is not None, "no MobileNetV2 ImageNet weights (make weights)"
+    weights.load_into(base, found.path)
+    sets = {"demo sample, as stored (256x192)": PHOTOS}
+    if TRASHNET.is_dir():
+        files = sorted(TRASHNET.glob("*/*.jpg"))[:: 4 if quick else 1]
+        sets["TrashNet, as stored (384x288)"] = files
+        sets["TrashNet as 640x480 camera frames (bicubic up)"] = files
+    methods = ("bilinear", "area_linear")
+    rows: list[list[Any]] = []
+    for name, files in sets.items():
+        images = [load_rgb(p) for p in files]
+        if "640x480" in name:
+            images = [cv2.resize(i, (640, 480), interpolation=cv2.INTER_CUBIC) for i in images]
+        cats = sorted({p.parent.name for p in files})
+        y = np.array([cats.index(p.parent.name) for p in files])
+        feats = {}
+        for m in methods:
+            x = np.stack([resize_rgb(i, 224, 224, m) for i in images]).astype(np.float32)
+            feats[m] = base.predict(x / 127.5 - 1, batch_size=32, verbose=0).mean((1, 2))
+        fold = np.empty(len(y), int)
+        for c in range(len(cats)):  # stratified: every class spread over the 5 folds
+            fold[y == c] = np.arange(int((y == c).sum())) % 5
+        pred = {(a, b): np.empty(len(y), int) for a in methods for b in methods}
+        for k in range(5):
+            tr, te = fold != k, fold == k
+            for a in methods:
+                mean, std = feats[a][tr].mean(0), feats[a][tr].std(0) + 1e-6
+                w = logistic((feats[a][tr] - mean) / std, y[tr], len(cats))
+                for b in methods:
+                    x = np.c_[(feats[b][te] - mean) / std, np.ones(int(te.sum()))]
+                    pred[a, b][te] = np.argmax(x @ w, 1)
+        ref = pred["bilinear", "bilinear"] == y
+        for (a, b), p in pred.items():
+            ok = p == y
+            changed = f"+{int((ok & ~ref).sum())} / -{int((~ok & ref).sum())}"
+            rows.append([name, len(y), a, b, round(100 * float(ok.mean()), 2), changed])
+    return rows
+
+
+def resize_accuracy_report(quick: bool) -> tuple[dict[str, Any], dict[str, float]]:
+    """resize_accuracy as a benchmark table, and per image set the new model (area_linear
+    both ways) minus the old (bilinear both ways) in points."""
+    rows = resize_accuracy(quick)
+    acc = {(r[0], r[2], r[3]): r[4] for r in rows}
+    figures = {
+        f"accuracy_points_area_linear_minus_bilinear, {name}": round(
+            acc[name, "area_linear", "area_linear"] - acc[name, "bilinear", "bilinear"], 2
+        )
+        for name in dict.fromkeys(r[0] for r in rows)
+    }
+    table = {
+        "caption": "Resize method and accuracy: frozen ImageNet MobileNetV2 features, logistic "
+        "head, 5-fold stratified cross-validation (same images, same folds)",
+        "headers": [
+            *("images", "n", "head trained on", "scored with", "top-1 %"),
+            "images gained / lost vs bilinear/bilinear",
+        ],
+        "rows": rows,
+    }
+    return table, figures
+
+
+def logistic(x: np.ndarray, y: np.ndarray, classes: int, steps: int = 400) -> np.ndarray:
+    """Multinomial logistic regression (L2 1e-3), full-batch gradient descent: deterministic."""
+    x = np.c_[x, np.ones(len(x))]
+    w = np.zeros((x.shape[1], classes))
+    onehot = np.eye(classes)[y]
+    for _ in range(steps):
+        z = x @ w
+        p = np.exp(z - z.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        w -= 0.5 * (x.T @ (p - onehot) / len(x) + 1e-3 * w)
+    return w
+
+
+@pytest.mark.slow
+def test_area_linear_costs_no_accuracy() -> None:
+    """A head trained and served with area_linear is not worse than one trained and served
+    with bilinear beyond noise (paired on the same images: lost - gained within 2 sigma)."""
+    rows = resize_accuracy(quick=True)
+    for row in rows:
+        if row[2] == row[3] == "area_linear":
+            gained, lost = (int(v) for v in row[5].replace("+", "").split(" / -"))
+            assert lost - gained <= 2 * math.sqrt(gained + lost) + 1, row
