@@ -49,6 +49,7 @@ class DemoSummary:
     inference_ms: float | None = None
     path_ms: float | None = None
     gathered_key: str = ""
+    captured: int = 0
     log: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -139,6 +140,7 @@ def print_summary(s: DemoSummary) -> None:
         ),
         ("publish → serving (polling)", f"{s.update_seconds} s"),
         ("gathered frame", s.gathered_key),
+        ("uncertain frames kept by the bin", f"{s.captured} (automatic capture, for review)"),
         ("time", ", ".join(f"{k} {v:.0f}s" for k, v in s.timings.items())),
     ]
     width = max(len(k) for k, _ in rows)

@@ -232,6 +232,11 @@ def _run(opts: DemoOptions, work: Path, summary: DemoSummary) -> None:
         gathered = edge.wait_for(lambda e: e.get("event") == "gathered", 30, "gather")
         summary.gathered_key = _wait_uploaded(store, gathered["sha256"], 60)
         say(f"  gathered frame uploaded: {summary.gathered_key}")
+        summary.captured = _captured(store)
+        say(
+            f"  the bin also kept {summary.captured} frames it was unsure about by itself "
+            "(automatic capture: they join the review queue)"
+        )
     finally:
         code = edge.stop()
         say(f"  edge daemon stopped (exit {code})")
@@ -287,6 +292,15 @@ def _collect_replay(
         f"95% interval {pct(lo)}–{pct(hi)}); "
         f"median inference {summary.inference_ms:.1f} ms, whole path {summary.path_ms:.1f} ms"
     )
+
+
+def _captured(store: LocalStore) -> int:
+    """Automatic captures uploaded so far (gathered records that carry ``capture``)."""
+    count = 0
+    for key in store.list(f"gathered/{DEVICE}/"):
+        if key.endswith(".json") and json.loads(store.get(key)).get("capture"):
+            count += 1
+    return count
 
 
 def _wait_uploaded(store: LocalStore, sha: str, timeout: float) -> str:

@@ -95,8 +95,13 @@ def test_make_demo_in_a_fresh_clone_trains_a_blessed_imagenet_model(tmp_path: Pa
     store = LocalStore(work / "store")
     version = json.loads(store.get("models/channels/stable.json"))["version"]
     assert f"the bin switched to {version} by itself (poll" in out
-    gathered = [k for k in store.list("gathered/demo-bin/") if k.endswith(".json")]
-    assert len(gathered) == 6 * 85 + 1
+    records = [
+        json.loads(store.get(k)) for k in store.list("gathered/demo-bin/") if k.endswith(".json")
+    ]
+    by_key = [r for r in records if not r.get("capture")]
+    automatic = [r for r in records if r.get("capture")]
+    assert len(by_key) == 6 * 85 + 1  # the seeded gathers and the one key press
+    assert len(automatic) <= 3 and all(r["capture"]["reasons"] for r in automatic)  # burst
     journals = list(store.list("labels/"))
     assert len(journals) == 1
     actions = [json.loads(line)["action"] for line in store.get(journals[0]).decode().splitlines()]
