@@ -19,7 +19,7 @@ from recyclops.cloud.audit import (
 from recyclops.cloud.cli.audit import flip_labels
 from recyclops.cloud.dataset import Dataset, split_of
 from recyclops.cloud.synthetic import shapes
-from recyclops.shared import layout
+from recyclops.shared import devservers, layout
 from recyclops.shared.cli import main
 from recyclops.shared.store import ObjectStore
 
@@ -92,7 +92,7 @@ def test_audit_finds_flips_and_duplicates_and_writes_to_the_store(
     tmp_path: Path,
     s3_store: ObjectStore,
     s3_url: str,
-    s3_server,  # type: ignore[no-untyped-def]
+    s3_server: devservers.S3Server,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RECYCLOPS_STORE__ENDPOINT_URL", s3_server.endpoint_url)

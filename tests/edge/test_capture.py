@@ -22,6 +22,7 @@ from edge_helpers import (
 from recyclops.edge.capture import Capturer, ClassQuota, TokenBucket, uncertainty
 from recyclops.edge.daemon import EdgeDaemon
 from recyclops.edge.spool import Spool, SpoolFullError
+from recyclops.shared import devservers
 from recyclops.shared.config import RecyclopsConfig
 from recyclops.shared.config.edge import CaptureConfig
 from recyclops.shared.records import GatheredRecord
@@ -116,7 +117,7 @@ def test_one_capture_per_item_limits_and_own_share(tmp_path: Path) -> None:
 def test_busy_capture_thread_drops_the_frame_not_the_loop(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 10**8, 10, 10**8, 10)
     cap = Capturer(CaptureConfig(burst=5, per_class_per_hour=50), spool, "b", 3, 90)
-    cap.thread = object()  # type: ignore[assignment]  # "started", but nothing drains the queue
+    cap.thread = object()  # "started", but nothing drains the queue
     unsure = np.array([0.45, 0.4, 0.15])
     for i, colour in enumerate([(0, 0, 0), (120, 120, 120), (250, 250, 250)]):
         reasons = cap.observe(frame_of(colour), frame_of(colour), unsure, CATS, "v1", i)
@@ -127,7 +128,7 @@ def test_busy_capture_thread_drops_the_frame_not_the_loop(tmp_path: Path) -> Non
 def test_running_bin_captures_uncertain_frames_within_limits_on_s3(
     tmp_path: Path,
     make_config: Callable[..., RecyclopsConfig],
-    s3_server,  # type: ignore[no-untyped-def]
+    s3_server: devservers.S3Server,
     s3_url: str,
 ) -> None:
     """Uploads held back (the store unreachable through a proxy) so the spool fills: two
