@@ -312,9 +312,7 @@ def main() -> int:
         over = None if r["raw"] is None else r["path"] - r["raw"]
         rows.append([name, r["backend"], r2(r["path"]), r2(r["raw"]), r2(over), r2(r["prep"])])
         rows[-1] += [r2(r["prep"] and r["prep"] / r["raw"]), round(orig / r["path"], 1)]
-    infer, infer1 = (
-        resize[f"int8 inference (LiteRT invoke, {t})"][0] for t in ("2 threads", "1 thread")
-    )
+    infer, infer1 = (resize[f"int8 inference, {t}"][0] for t in ("2 threads", "1 thread"))
     pil = resize["contract bilinear (Pillow, antialiased) → 224x224"][0]
     figures: dict[str, Any] = {}
     for key in METHODS:
