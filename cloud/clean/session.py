@@ -349,17 +349,17 @@ class ReviewSession:
                 )
         insights, _ = load_insights(self.store)
         for c in insights.conflicts():
-            res = resolved.get(c["sha256"])
+            now = resolved.get(c["sha256"])
             out.append(
                 {
                     "kind": "import",
                     "import_kind": c.get("kind"),
                     "sha256": c["sha256"],
-                    "label": res.label if res is not None else None,
+                    "label": now.label if now is not None else None,
                     "session": c["session"],
                     "report": c["report"],
                     "labels": c.get("labels", {}),
-                    "votes": dict(res.votes) if res is not None else {},
+                    "votes": dict(now.votes) if now is not None else {},
                 }
             )
         return out
