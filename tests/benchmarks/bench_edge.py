@@ -31,8 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
 sys.path.insert(0, str(ROOT / "tests" / "shared"))
-# the lores stream of a frame: its exact 2x2 box average (a Pi's ISP downscales the same image)
-from test_preprocess_methods import box2  # noqa: E402
+from test_preprocess_methods import box2  # noqa: E402  (a 640x480 frame → its lores stream)
 
 SHARED = ROOT.parent / "shared"  # the team's data beside the repository (not the package)
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
