@@ -178,6 +178,11 @@ class EdgeDaemon:
             served_generation=served,
             via=via,
         )
+        self.telemetry.event(
+            "notice_ignored",
+            model_version=notice.version,
+            detail=f"generation {notice.generation} < served {served} (via {via})",
+        )
 
     def _switch(self, classifier: Classifier | None, via: str) -> None:
         previous = self.classifier.version if self.classifier else None
@@ -214,6 +219,13 @@ class EdgeDaemon:
             reasons=record.capture.reasons,
             frame=frame,
             source=source,
+        )
+        self.telemetry.event(
+            "auto_captured",
+            label=record.prediction,
+            score=record.score,
+            model_version=record.model_version,
+            detail=", ".join(record.capture.reasons),
         )
 
     # ---- keys

@@ -32,6 +32,7 @@ def refuse(daemon: "EdgeDaemon", label: str | None, reason: str, detail: str) ->
     if daemon.confirm:
         daemon.confirm.signal(False)
     daemon.emit("gather_refused", label=label, reason=reason, detail=detail)
+    daemon.telemetry.event("gather_refused", label=label, detail=f"{reason}: {detail}")
     if reason == "spool_full":  # the event and MQTT kind from before refusals had reasons
         daemon.emit("spool_full", label=label)
         daemon.telemetry.event("spool_full", label=label, detail=detail)

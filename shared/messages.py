@@ -90,13 +90,22 @@ class DeviceStats(StrictModel):
 
 
 class DeviceEvent(StrictModel):
-    """A classification, a gather, or a model update accepted or rejected."""
+    """A classification, a gather (pressed, refused or captured automatically), or a model
+    update accepted, rejected or ignored as older than what the bin serves."""
 
     schema_version: Literal[1] = 1
     device: SafeName
     time: datetime
     kind: Literal[
-        "classification", "gathered", "undo", "model_accepted", "model_rejected", "spool_full"
+        "classification",
+        "gathered",
+        "undo",
+        "model_accepted",
+        "model_rejected",
+        "spool_full",
+        "gather_refused",
+        "notice_ignored",
+        "auto_captured",
     ]
     label: str | None = None
     score: float | None = None
