@@ -365,3 +365,25 @@ def run_audit(
             for i, sha in enumerate(feats.shas)
         },
     }
+
+
+def load_groups(store: ObjectStore) -> tuple[str | None, list[list[str]]]:
+    """The near-duplicate groups of the newest audit (its run id and the groups' hashes), for
+    the split to keep each group on one side; (None, []) when no audit was run."""
+    from ..shared.errors import ObjectNotFoundError
+
+    try:
+        report = json.loads(store.get(layout.AUDIT_LATEST))
+    except ObjectNotFoundError:
+        return None, []
+    except ValueError as exc:
+        logger.warning(
+            "%s is unreadable (%s); splitting without its groups", layout.AUDIT_LATEST, exc
+        )
+        return None, []
+    groups = [
+        [m["sha256"] for m in g.get("members", []) if isinstance(m, dict) and "sha256" in m]
+        for g in report.get("near_duplicates", {}).get("groups", [])
+        if g.get("kind") == "near"
+    ]
+    return str(report.get("run_id")), [g for g in groups if len(g) > 1]

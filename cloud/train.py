@@ -65,11 +65,14 @@ class Prepared:
     problems: list[str]
 
 
-def prepare_arrays(config: TrainConfig, ds: Dataset) -> Prepared:
-    """The splits' pixels through the shared preprocessing, and how the split was made."""
+def prepare_arrays(
+    config: TrainConfig, ds: Dataset, groups: list[list[str]] | None = None
+) -> Prepared:
+    """The splits' pixels through the shared preprocessing, and how the split was made
+    (``groups``: near-duplicates the split keeps on one side, from ``recyclops audit``)."""
     from .fit import SplitArrays
 
-    splits, moved = ds.split_moves(config.validation_split, config.test_split)
+    splits, moved = ds.split_moves(config.validation_split, config.test_split, groups=groups)
     index = {c: i for i, c in enumerate(ds.categories)}
     arrays, problems, kept = {}, [], {}
     for name, shas in splits.items():
@@ -119,6 +122,7 @@ def train(
     one the verdict records that no champion was looked up, and publish refuses the run
     for a channel that already serves a model.
     """
+    from .audit import load_groups
     from .champion import score_champion
     from .convert import TfliteModel, check_int8_io, representative, to_float_tflite, to_int8_tflite
     from .fit import fit_cached, fit_pixels
@@ -136,7 +140,8 @@ def train(
     model_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", config.model_dump_json(indent=1) + "\n")
     seed_everything(config.seed)
-    prep = prepare_arrays(config, ds)
+    audit_id, groups = load_groups(store) if store is not None else (None, [])
+    prep = prepare_arrays(config, ds, groups)
     data, x_test, y_test = prep.data, prep.x_test, prep.y_test
     logger.info(
         "split: %d train, %d validation, %d test", len(data.y_train), len(data.y_val), len(y_test)
@@ -177,6 +182,11 @@ def train(
     )
     verdict.record["channel"] = config.channel
     verdict.record["champion_looked_up"] = store is not None
+    if groups:
+        verdict.record["notes"].append(
+            f"{len(groups)} near-duplicate groups from audit {audit_id} kept on one side of "
+            f"the split ({len(prep.split.moved)} images off their hash split in all)"
+        )
     if not ds.complete:
         verdict.record["notes"].append(
             f"trained on an incomplete sync ({ds.incomplete_reason}), allowed explicitly"
