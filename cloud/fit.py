@@ -29,6 +29,17 @@ class SplitArrays:
     y_val: np.ndarray
     num_classes: int
 
+    def merged(self) -> "SplitArrays":
+        """Training plus validation images as one training set (a refit); the validation
+        arrays stay only so that curves are still logged."""
+        return SplitArrays(
+            np.concatenate([self.x_train, self.x_val]),
+            np.concatenate([self.y_train, self.y_val]),
+            self.x_val,
+            self.y_val,
+            self.num_classes,
+        )
+
     def sample_weights(self, enabled: bool) -> np.ndarray:
         """Inverse class frequency, mean 1 over the training set (or all ones)."""
         if not enabled:
@@ -41,9 +52,10 @@ class SplitArrays:
 
 
 class BestWeights:
-    """Keeps the weights of the epoch with the best validation accuracy; restores them."""
+    """Keeps the weights of the epoch with the best validation accuracy; restores them
+    (``restore=False``: only records which epoch that was)."""
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __new__(cls, restore: bool = True) -> Any:
         import keras
 
         class _Best(keras.callbacks.Callback):
@@ -52,6 +64,7 @@ class BestWeights:
                 self.best = -1.0
                 self.weights: list[Any] | None = None
                 self.best_epoch = -1
+                self.restore = restore
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 acc = float((logs or {}).get("val_accuracy", -1.0))
@@ -60,24 +73,26 @@ class BestWeights:
                     self.weights = [w.copy() for w in self.model.get_weights()]
 
             def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-                if self.weights is not None:
+                if self.weights is not None and self.restore:
                     self.model.set_weights(self.weights)
 
         return _Best()
 
 
 def _callbacks(
-    config: TrainConfig, run_dir: Path | None, extra: list[Any]
+    config: TrainConfig, run_dir: Path | None, extra: list[Any], select: bool = True
 ) -> tuple[list[Any], Any]:
+    """Best-epoch selection and early stopping on validation (``select``), logs."""
     import keras
 
-    best = BestWeights()
-    cbs: list[Any] = [
-        best,
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=config.early_stopping_patience, mode="max"
-        ),
-    ]
+    best = BestWeights(restore=select)
+    cbs: list[Any] = [best]
+    if select:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping_patience, mode="max"
+            )
+        )
     if run_dir is not None:
         cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
         cbs.append(
@@ -202,8 +217,11 @@ def fit_cached(
     callbacks: list[Any] | None = None,
     verbose: int = 0,
     features: CachedFeatures | None = None,
+    select: bool = True,
 ) -> dict[str, Any]:
-    """Head on pooled features of fixed views, then the top layers on cut activations."""
+    """Head on pooled features of fixed views, then the top layers on cut activations.
+
+    ``select=False`` (a refit): train exactly the configured epochs, keep the last weights."""
     import keras
 
     n, seed = data.num_classes, config.seed
@@ -216,7 +234,7 @@ def fit_cached(
     train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed)
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
-    cbs, best = _callbacks(config, run_dir, callbacks or [])
+    cbs, best = _callbacks(config, run_dir, callbacks or [], select)
     h = _fit(
         parts.pooled_head,
         train,
@@ -226,7 +244,7 @@ def fit_cached(
         cbs,
         verbose,
     )
-    history["stages"].append(_stage("head", h, best.best))
+    history["stages"].append(_stage("head", h, best))
     done = len(h.get("loss", []))
     if tune:
         cut_train, cut_val = features.cut_train, features.cut_val
@@ -239,9 +257,10 @@ def fit_cached(
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
         train = _view_dataset(cut_train, data.y_train, w, n, config.batch_size, seed + 1)
         _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
-        cbs, best2 = _callbacks(config, run_dir, callbacks or [])
-        best2.best = best.best  # only keep fine-tuned weights that beat the head alone
-        best2.weights = [v.copy() for v in tuned.get_weights()]
+        cbs, best2 = _callbacks(config, run_dir, callbacks or [], select)
+        if select:
+            best2.best = best.best  # only keep fine-tuned weights that beat the head alone
+            best2.weights = [v.copy() for v in tuned.get_weights()]
         h = _fit(
             tuned,
             train,
@@ -251,14 +270,21 @@ def fit_cached(
             cbs,
             verbose,
         )
-        history["stages"].append(_stage("fine_tune", h, best2.best))
+        history["stages"].append(_stage("fine_tune", h, best2, first=done))
         set_upper_trainable(parts, False)
     return history
 
 
-def _stage(name: str, h: dict[str, Any], best: float) -> dict[str, Any]:
-    """One stage's record in the run history: its epochs, best validation accuracy, curves."""
-    return {"stage": name, "epochs": len(h.get("loss", [])), "best_val_accuracy": best, **h}
+def _stage(name: str, h: dict[str, Any], best: Any, first: int = 0) -> dict[str, Any]:
+    """One stage's record in the run history: its epochs, best validation accuracy and how
+    many of the stage's epochs led to it (0: the stage never beat what came before), curves."""
+    return {
+        "stage": name,
+        "epochs": len(h.get("loss", [])),
+        "best_val_accuracy": best.best,
+        "best_epochs": max(0, best.best_epoch + 1 - first),
+        **h,
+    }
 
 
 def prepare_base(parts: Parts, config: TrainConfig, data: SplitArrays) -> None:
@@ -296,6 +322,7 @@ def fit_pixels(
     run_dir: Path | None = None,
     callbacks: list[Any] | None = None,
     verbose: int = 0,
+    select: bool = True,
 ) -> dict[str, Any]:
     """The whole model from pixels, live augmentation in the tf.data pipeline."""
     n = data.num_classes
@@ -308,17 +335,18 @@ def fit_pixels(
     val = (data.x_val.astype(np.float32), _onehot(data.y_val, n))
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(model, config, config.learning_rate, steps * config.epochs)
-    cbs, best = _callbacks(config, run_dir, callbacks or [])
+    cbs, best = _callbacks(config, run_dir, callbacks or [], select)
     h = _fit(model, train, val, config.epochs, 0, cbs, verbose)
-    history: dict[str, Any] = {"stages": [_stage("head", h, best.best)]}
+    history: dict[str, Any] = {"stages": [_stage("head", h, best)]}
     done = len(h.get("loss", []))
     if config.fine_tune and config.fine_tune_epochs > 0:
         set_upper_trainable(parts, True)
         _compile(model, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
-        cbs, best2 = _callbacks(config, run_dir, callbacks or [])
-        best2.best = best.best
-        best2.weights = [v.copy() for v in model.get_weights()]
+        cbs, best2 = _callbacks(config, run_dir, callbacks or [], select)
+        if select:
+            best2.best = best.best
+            best2.weights = [v.copy() for v in model.get_weights()]
         h = _fit(model, train, val, done + config.fine_tune_epochs, done, cbs, verbose)
-        history["stages"].append(_stage("fine_tune", h, best2.best))
+        history["stages"].append(_stage("fine_tune", h, best2, first=done))
         set_upper_trainable(parts, False)
     return history

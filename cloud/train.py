@@ -96,6 +96,40 @@ def prepare_arrays(
     return Prepared(data, *arrays["test"], kept["test"], split, problems)
 
 
+def _refit(
+    config: TrainConfig, data: Any, history: dict[str, Any], classes: int, verbose: int
+) -> tuple[Any, dict[str, Any]]:
+    """A fresh model trained on training + validation images for the epochs validation chose
+    (a stage that never beat the one before is skipped): more data, the same stopping point."""
+    from .fit import fit_cached, fit_pixels
+    from .model import build_parts
+
+    stages = {s["stage"]: s for s in history["stages"]}
+    head = max(1, int(stages["head"]["best_epochs"]))
+    tune = int(stages.get("fine_tune", {}).get("best_epochs", 0))
+    cfg = config.model_copy(
+        update={
+            "epochs": head,
+            "fine_tune_epochs": tune,
+            "fine_tune": config.fine_tune and tune > 0,
+        }
+    )
+    seed_everything(config.seed)
+    parts = build_parts(cfg, classes)
+    merged = data.merged()
+    fit = fit_cached if config.pipeline == "cached" else fit_pixels
+    refit = fit(parts, cfg, merged, None, verbose=verbose, select=False)
+    logger.info(
+        "refit on %d images: %d head epochs, %d fine-tuning epochs", len(merged.y_train), head, tune
+    )
+    return parts, {
+        "images": len(merged.y_train),
+        "head_epochs": head,
+        "fine_tune_epochs": tune,
+        **refit,
+    }
+
+
 def _predict_keras(model: Any, x: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [
@@ -149,6 +183,8 @@ def train(
     parts = build_parts(config, len(ds.categories))
     fit = fit_cached if config.pipeline == "cached" else fit_pixels
     history = fit(parts, config, data, run_dir, verbose=verbose)
+    if config.refit:
+        parts, history["refit"] = _refit(config, data, history, len(ds.categories), verbose)
     t_fit = time.monotonic() - t0
     model = parts.full()
     model.save(model_dir / layout.KERAS_FILE)

@@ -55,6 +55,12 @@ class TrainConfig(StrictModel):
     zoom: float = Field(0.15, ge=0.0, le=0.9, title="Random zoom")
     class_weights: bool = Field(True, title="Weight classes by inverse frequency")
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
+    refit: bool = Field(
+        False,
+        title="Refit on training + validation images",
+        description="After validation chose each stage's epochs, train a fresh model on "
+        "training and validation images for exactly those epochs (the test split stays out).",
+    )
     representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
     # ---- blessing: may this model replace the one serving? (docs/training.md, "Blessing")
     min_accuracy: float | None = Field(
