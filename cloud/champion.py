@@ -68,9 +68,11 @@ def score_champion(
     ds: Dataset,
     test_shas: list[str],
     x_test: np.ndarray,
+    x_spec: InputSpec,
     fallback_split: SplitInfo,
 ) -> Champion | None:
-    """The champion scored on the shared test images; None for the first model."""
+    """The champion scored on the shared test images (``x_test``, prepared for ``x_spec``,
+    reused when the champion wants the same pixels); None for the first model."""
     found = fetch(store, channel)
     if found is None:
         return None
@@ -101,10 +103,8 @@ def score_champion(
             "of the comparison"
         )
     spec = manifest.input
-    if (spec.height, spec.width) == x_test.shape[1:3] and (spec.resize, spec.fit) == (
-        "bilinear",
-        "stretch",
-    ):
+    same = ("height", "width", "resize", "fit")
+    if all(getattr(spec, k) == getattr(x_spec, k) for k in same):
         pixels = x_test[index]
     else:
         pixels = pixels_for(ds, [test_shas[i] for i in index], spec)

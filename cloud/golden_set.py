@@ -51,9 +51,12 @@ def build(
     spec: InputSpec,
     model: TfliteModel,
     count: int,
-) -> GoldenSet:
-    """The golden set for ``model`` from test images ``shas`` (with their int8 ``probs``)."""
+) -> GoldenSet | None:
+    """The golden set for ``model`` from test images ``shas`` (with their int8 ``probs``);
+    None when no test image has a finite output (such a model must not be published)."""
     picked = choose(y, probs, count)
+    if not picked:
+        return None
     jpegs = [Path(ds.path(shas[i])).read_bytes() for i in picked]
     pixels = np.stack(
         [preprocess_for(decode_rgb(j, shas[i]), spec) for j, i in zip(jpegs, picked, strict=True)]

@@ -201,8 +201,16 @@ def train(
     int8_probs = int8.predict(x_test)
     fl = Scores.of(keras_probs, y_test, ds.categories)
     q = Scores.of(int8_probs, y_test, ds.categories)
+    scale, zero = int8.input_quant
+    spec = InputSpec(  # x_test was made for exactly this (load_pixels' bilinear, stretch)
+        height=config.image_size,
+        width=config.image_size,
+        dtype=int8.input_dtype,
+        scale=scale,
+        zero_point=zero,
+    )
     champion = (
-        score_champion(store, config.channel, ds, prep.test_shas, x_test, prep.split)
+        score_champion(store, config.channel, ds, prep.test_shas, x_test, spec, prep.split)
         if store is not None
         else None
     )
@@ -231,18 +239,14 @@ def train(
         verdict.record["notes"].append(
             "no store given: the channel's champion was not looked up (publish checks it)"
         )
-    verdict.summary = summarise(verdict.blessed, verdict.record, verdict.reasons)
-    verdict.save(run_dir)
-    scale, zero = int8.input_quant
-    spec = InputSpec(
-        height=config.image_size,
-        width=config.image_size,
-        dtype=int8.input_dtype,
-        scale=scale,
-        zero_point=zero,
-    )
     golden = build_golden(ds, prep.test_shas, y_test, int8_probs, spec, int8, config.golden_images)
-    atomic_write_bytes(model_dir / layout.GOLDEN_FILE, golden.to_bytes())
+    if golden is None:
+        verdict.record["notes"].append(
+            "no test image gave a finite output: no golden set, so publish and the bins refuse it"
+        )
+    else:
+        atomic_write_bytes(model_dir / layout.GOLDEN_FILE, golden.to_bytes())
+    verdict.summary = summarise(verdict.blessed, verdict.record, verdict.reasons)
     elapsed = time.monotonic() - t0
     _package(
         run_dir,
@@ -254,7 +258,11 @@ def train(
         verdict,
         history,
         prep,
-        GoldenSpec(file=layout.GOLDEN_FILE, count=len(golden), tolerance=config.golden_tolerance),
+        None
+        if golden is None
+        else GoldenSpec(
+            file=layout.GOLDEN_FILE, count=len(golden), tolerance=config.golden_tolerance
+        ),
         {
             "fit_seconds": round(t_fit, 1),
             "total_seconds": round(elapsed, 1),
@@ -262,6 +270,7 @@ def train(
             "trainable_top_layers": parts.trainable_layers,
         },
     )
+    verdict.save(run_dir)  # last: a run with gate.json is a finished run (recyclops-job)
     logger.info("%s", verdict.summary)
     logger.info("run written to %s (%.0f s)", run_dir, elapsed)
     return run_dir
@@ -277,7 +286,7 @@ def _package(
     verdict: Verdict,
     history: dict[str, Any],
     prep: Prepared,
-    golden: GoldenSpec,
+    golden: GoldenSpec | None,
     timing: dict[str, Any],
 ) -> ModelManifest:
     from .card import confusion_png, model_card
@@ -300,7 +309,9 @@ def _package(
     )
     hp = {**config.model_dump(exclude={"channel"}), **timing}
     created = datetime.now(UTC)
-    files = [layout.MODEL_FILE, FLOAT_FILE, layout.KERAS_FILE, layout.GOLDEN_FILE, CONFUSION_FILE]
+    files = [layout.MODEL_FILE, FLOAT_FILE, layout.KERAS_FILE, CONFUSION_FILE]
+    if golden is not None:
+        files.insert(3, golden.file)
     champion = verdict.record.get("champion") or {}
     blessing = Blessing(
         blessed=verdict.blessed,

@@ -362,3 +362,15 @@ def long_pulse(pin: Any) -> bool:
     return any(
         a.state and not b.state and b.timestamp > 0.25 for a, b in itertools.pairwise(states)
     )
+
+
+def on_s3_and_mqtt(
+    config: "RecyclopsConfig", s3_server: Any, s3_url: str, mqtt_config: Any
+) -> "RecyclopsConfig":
+    """``config`` pointed at the session's SeaweedFS (its own prefix) and a real broker."""
+    from recyclops.shared.config import RecyclopsConfig
+
+    data = config.model_dump()
+    data["store"] = {"url": s3_url, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1"}
+    data["mqtt"] = mqtt_config.model_dump()
+    return RecyclopsConfig.model_validate(data)

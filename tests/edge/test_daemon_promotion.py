@@ -17,6 +17,7 @@ from edge_helpers import (
     float_manifest,
     golden_of,
     notify,
+    on_s3_and_mqtt,
     publish_model,
     start,
     status,
@@ -52,10 +53,9 @@ def test_running_bin_ignores_a_replayed_older_notice_and_follows_a_rollback(
     s3_store: S3Store,
     mqtt_config: MqttConfig,
 ) -> None:
-    data = make_config(updates={"poll_seconds_connected": 600}).model_dump()
-    data["store"] = {"url": s3_url, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1"}
-    data["mqtt"] = mqtt_config.model_dump()
-    config = RecyclopsConfig.model_validate(data)
+    config = on_s3_and_mqtt(
+        make_config(updates={"poll_seconds_connected": 600}), s3_server, s3_url, mqtt_config
+    )
     fleet = mqtt_config.fleet
     publisher = MqttClient(mqtt_config)
     assert publisher.start(wait=5)

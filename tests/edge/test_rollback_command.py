@@ -4,7 +4,7 @@ real broker, read from a real S3 store, re-verified by the bin."""
 from collections.abc import Callable
 from typing import Any
 
-from edge_helpers import Events, publish_model, start, status, wait_for
+from edge_helpers import Events, on_s3_and_mqtt, publish_model, start, status, wait_for
 
 from recyclops.cloud.channels import advance, history
 from recyclops.cloud.publish import notify, rollback
@@ -20,10 +20,9 @@ def test_rollback_moves_a_running_bin_back_with_a_higher_generation(
     s3_store: S3Store,
     mqtt_config: MqttConfig,
 ) -> None:
-    data = make_config(updates={"poll_seconds_connected": 600}).model_dump()
-    data["store"] = {"url": s3_url, "endpoint_url": s3_server.endpoint_url, "region": "us-east-1"}
-    data["mqtt"] = mqtt_config.model_dump()
-    config = RecyclopsConfig.model_validate(data)
+    config = on_s3_and_mqtt(
+        make_config(updates={"poll_seconds_connected": 600}), s3_server, s3_url, mqtt_config
+    )
     pointers = {}
     for version in ("v1", "v2"):  # published the way `recyclops publish` moves a channel
         notice = publish_model(s3_store, version, pointer=False)
