@@ -38,7 +38,7 @@ test-edge-numpy1: system-deps ## the edge extra alone, under numpy<2 (as on Rasp
 lint: install ## ruff, mypy and the import contracts (import-linter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@rm -rf .lint && mkdir -p .lint/recyclops && for d in edge cloud shared; do ln -s ../../$$d .lint/recyclops/$$d; done
+	@rm -rf .lint && mkdir -p .lint/recyclops && for d in app edge cloud console shared; do ln -s ../../$$d .lint/recyclops/$$d; done
 	cd .lint && ../$(VENV)/bin/mypy --config-file ../pyproject.toml -p recyclops
 	cd .lint && ../$(VENV)/bin/lint-imports ../pyproject.toml
 

@@ -1,4 +1,4 @@
-"""Map the top-level folders edge/, cloud/ and shared/ onto recyclops.edge, .cloud, .shared.
+"""Map the top-level folders (app/, edge/, cloud/, console/, shared/) onto recyclops.<folder>.
 
 The repository keeps the layout users were promised (edge/, cloud/, shared/ at the top);
 this mapping is the only reason this file exists. Everything else is in pyproject.toml.
@@ -18,7 +18,7 @@ from setuptools import find_namespace_packages, setup
 # with -q. Nothing here is named recyclops, so the notice has nothing to warn about.
 warnings.filterwarnings("ignore", message="Editable installation", category=UserWarning)
 
-TOPS = ("edge", "cloud", "shared")
+TOPS = ("app", "edge", "cloud", "console", "shared")
 SKIP = ["__pycache__", "*.__pycache__"]
 packages: list[str] = []
 package_dir: dict[str, str] = {}

@@ -20,6 +20,8 @@ RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
 FROM deps AS wheel
 COPY README.m[d] LICENS[E] ./
 COPY shared shared
+COPY app app
+COPY console console
 COPY cloud cloud
 COPY edge edge
 # No training here: the ImageNet weights (9 MB, cloud/pretrained/) stay out of this wheel.

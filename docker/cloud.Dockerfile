@@ -26,6 +26,8 @@ RUN --mount=type=secret,id=pip_cert --mount=type=secret,id=pip_conf \
 FROM deps AS wheel
 COPY README.m[d] LICENS[E] ./
 COPY shared shared
+COPY app app
+COPY console console
 COPY cloud cloud
 COPY edge edge
 RUN /opt/recyclops/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels .

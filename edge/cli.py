@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ..shared.cli import add_common
+from ..shared.commands import AddCommon
 from ..shared.config import RecyclopsConfig, load
 from ..shared.errors import ConfigError, ImageError, RecyclopsError
 
@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 HELP = "the bin sorter daemon: run, classify"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     subs = parser.add_subparsers(dest="edge_command", metavar="ACTION", required=True)
     run_p = subs.add_parser(
         "run",

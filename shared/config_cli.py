@@ -6,23 +6,22 @@ import os
 import sys
 
 from . import config as cfg
+from .commands import AddCommon
 from .errors import ConfigError
 from .secrets import mask, read_secret
 
 HELP = "check a configuration file"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     subs = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = subs.add_parser("check", help="validate FILE and print the resolved configuration")
     check.add_argument("file", metavar="FILE", help="TOML configuration file")
     check.add_argument("--json", action="store_true", help="print JSON instead of TOML")
-    check.add_argument("-v", "--verbose", action="count", default=0)
-    check.add_argument("-q", "--quiet", action="store_true")
+    add_common(check, config=False)
     check.set_defaults(func=run_check)
     ref = subs.add_parser("reference", help="print the configuration reference (markdown)")
-    ref.add_argument("-v", "--verbose", action="count", default=0)
-    ref.add_argument("-q", "--quiet", action="store_true")
+    add_common(ref, config=False)
     ref.set_defaults(func=run_reference)
 
 

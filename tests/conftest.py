@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import devservers
 
-from recyclops.shared import devservers
 from recyclops.shared.config import MqttConfig
 from recyclops.shared.store import LocalStore, S3Store
 

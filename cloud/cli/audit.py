@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from ...shared.errors import ConfigError
 from .common import add_store, add_train_flags, existing_dir, load_config, store_from, train_config
 
@@ -20,7 +20,7 @@ HELP = "find likely label errors and near-duplicates (out-of-sample, confident l
 logger = logging.getLogger(__name__)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     source = parser.add_mutually_exclusive_group()

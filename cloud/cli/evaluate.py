@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from ...shared.errors import ConfigError
 from .common import add_train_flags, existing_dir, load_config, train_config
 
@@ -21,7 +21,7 @@ def _folds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected fold numbers like 0,2") from None
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     parser.add_argument("--cv", type=int, default=5, metavar="K", help="folds (default 5)")
     source = parser.add_mutually_exclusive_group()

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ...shared.atomic import atomic_write_bytes
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from ..importer import DataImportError, Entry, ImportSummary, Skip
 from .common import add_store, load_config, store_from
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 PARTIAL = 3  # the import ran, but not everything was labelled
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     parser.add_argument(

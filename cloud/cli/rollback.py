@@ -3,14 +3,14 @@
 import argparse
 import logging
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from .common import add_store, load_config, store_from
 
 HELP = "point a channel back at an older model"
 logger = logging.getLogger(__name__)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     parser.add_argument("--channel", help="the channel (default: the config's train.channel)")

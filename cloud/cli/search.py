@@ -4,7 +4,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from ...shared.config import SearchConfig
 from ...shared.errors import ConfigError
 from .common import add_store, add_train_flags, load_config, store_from, train_config
@@ -29,7 +29,7 @@ def _bools(text: str) -> list[bool]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected on/off values, e.g. off,on") from None
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     parser.add_argument("--data", default="data", help="data set folder (default ./data)")

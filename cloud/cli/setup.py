@@ -4,14 +4,14 @@ import argparse
 import logging
 import sys
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from .common import add_store, load_config, store_from
 
 HELP = "sync verified images (and a model) from the store"
 logger = logging.getLogger(__name__)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     parser.add_argument("--out", default="data", help="data set folder (default ./data)")

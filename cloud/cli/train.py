@@ -3,7 +3,7 @@
 import argparse
 import logging
 
-from ...shared.cli import add_common
+from ...shared.commands import AddCommon
 from .common import add_store, add_train_flags, load_config, store_from, train_config
 
 HELP = "train, convert to int8, check it, write a model"
@@ -11,7 +11,7 @@ logger = logging.getLogger(__name__)
 EXIT_NOT_BLESSED = 3
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     add_store(parser)
     parser.add_argument(

@@ -19,14 +19,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from recyclops.cloud.clean import QueueFilter, ReviewSession
-from recyclops.cloud.clean.queue import load_queue
-from recyclops.cloud.clean.server import serve
-from recyclops.shared import devservers, layout
+from recyclops.console import QueueFilter, ReviewSession
+from recyclops.console.queue import load_queue
+from recyclops.console.server import serve
+from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import S3Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test support package
+from support import devservers
 
 LABELS = [c.name for c in default_categories()]
 

@@ -8,10 +8,13 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 
-from recyclops.cloud.benchutil import BENCH_DIR, emit, find_trashnet, table
 from recyclops.cloud.dataset import dataset_from_folders
 from recyclops.shared.config import SearchConfig, TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test support package
+from support.benchutil import BENCH_DIR, emit, find_trashnet, table
 
 
 def timed(fn, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]

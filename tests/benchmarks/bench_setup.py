@@ -13,13 +13,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from recyclops.cloud.benchutil import emit, find_trashnet, table
 from recyclops.cloud.setup import sync_dataset
-from recyclops.cloud.synthetic import shapes
-from recyclops.shared import devservers, layout
+from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import Decision, dump_journal
 from recyclops.shared.store import S3Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test support package
+from support import devservers
+from support.benchutil import emit, find_trashnet, table
+from support.synthetic import shapes
 
 
 def images(count: int) -> list[tuple[str, bytes]]:

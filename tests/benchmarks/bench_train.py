@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recyclops.cloud.benchutil import BENCH_DIR, emit, find_trashnet, table
 from recyclops.cloud.dataset import dataset_from_folders
 from recyclops.shared.config import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test support package
+from support.benchutil import BENCH_DIR, emit, find_trashnet, table
 
 
 def accuracy_run(

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import pytest
 from clean_helpers import jpeg, request, seed_simple
 
-from recyclops.cloud.clean import ReviewSession
-from recyclops.cloud.clean.server import CleanServer, serve
+from recyclops.console import ReviewSession
+from recyclops.console.server import CleanServer, serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.errors import ConfigError

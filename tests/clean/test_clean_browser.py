@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from clean_helpers import gather, jpeg
 
-from recyclops.cloud.clean import ReviewSession
-from recyclops.cloud.clean.server import serve
+from recyclops.console import ReviewSession
+from recyclops.console.server import serve
 from recyclops.shared.config import Category
 from recyclops.shared.config.categories import auto_keys
 from recyclops.shared.records import parse_journal

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 
 import pytest
 from clean_helpers import request, seed_simple
+from support.devservers import S3Server
 
-from recyclops.shared.devservers import S3Server
 from recyclops.shared.records import parse_journal
 from recyclops.shared.store import ObjectStore
 
@@ -31,7 +31,7 @@ def clean_cmd(s3_url: str, s3_server: S3Server | None, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "recyclops.shared.cli",
+        "recyclops.app.cli",
         "clean",
         "--store",
         s3_url,

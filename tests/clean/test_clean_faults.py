@@ -18,8 +18,8 @@ import pytest
 from clean_helpers import T0, gather, jpeg, request
 from PIL import Image
 
-from recyclops.cloud.clean import ReviewSession
-from recyclops.cloud.clean.server import CleanServer, serve
+from recyclops.console import ReviewSession
+from recyclops.console.server import CleanServer, serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.hashing import sha256_bytes

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from clean_helpers import T0, gather, jpeg, request
 
-from recyclops.cloud.clean import ReviewSession
-from recyclops.cloud.clean.server import serve
+from recyclops.console import ReviewSession
+from recyclops.console.server import serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.hashing import sha256_bytes

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from clean_helpers import gather, jpeg, seed_simple, undo
 
-from recyclops.cloud.clean import QueueFilter, ReviewSession, UnknownImageError, new_session_id
-from recyclops.cloud.clean.session import NothingToUndoError
+from recyclops.console import QueueFilter, ReviewSession, UnknownImageError, new_session_id
+from recyclops.console.session import NothingToUndoError
 from recyclops.shared import layout
 from recyclops.shared.config import Category
 from recyclops.shared.config.categories import auto_keys, default_categories

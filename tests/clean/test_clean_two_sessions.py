@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from clean_helpers import request, seed_simple
 
-from recyclops.cloud.clean import QueueFilter, ReviewSession
-from recyclops.cloud.clean.server import CleanServer, serve
+from recyclops.console import QueueFilter, ReviewSession
+from recyclops.console.server import CleanServer, serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.records import parse_journal, resolve_labels

@@ -4,7 +4,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from recyclops.cloud.synthetic import shapes
+from support.synthetic import shapes
+
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import Decision, dump_journal

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import devservers
+from support.synthetic import shapes
 
+from recyclops.app.cli import main
 from recyclops.cloud.audit import (
     Features,
     confident_joint_issues,
@@ -18,9 +21,7 @@ from recyclops.cloud.audit import (
 )
 from recyclops.cloud.cli.audit import flip_labels
 from recyclops.cloud.dataset import Dataset, split_of
-from recyclops.cloud.synthetic import shapes
-from recyclops.shared import devservers, layout
-from recyclops.shared.cli import main
+from recyclops.shared import layout
 from recyclops.shared.store import ObjectStore
 
 CATS = ["red", "green", "blue", "yellow"]

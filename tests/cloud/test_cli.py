@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from recyclops.app.cli import build_parser, main
 from recyclops.cloud.cli.common import train_config
-from recyclops.shared.cli import build_parser, main
 from recyclops.shared.config import load
 from recyclops.shared.errors import ConfigError
 from recyclops.shared.store import LocalStore
@@ -17,7 +17,7 @@ from .helpers import TINY_TOML, seed_images
 def test_parsers_never_import_tensorflow():
     code = (
         "import sys\n"
-        "from recyclops.shared.cli import build_parser\n"
+        "from recyclops.app.cli import build_parser\n"
         "for name in ('setup', 'train', 'search', 'publish'):\n"
         "    build_parser(name).parse_args([name] + (['RUN'] if name == 'publish' else []))\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import shapes
 
+from recyclops.app.cli import main
 from recyclops.cloud import crossval
 from recyclops.cloud.crossval import (
     RESULT_FILE,
@@ -21,8 +23,6 @@ from recyclops.cloud.crossval import (
 )
 from recyclops.cloud.dataset import Dataset, dataset_from_folders
 from recyclops.cloud.evaluate import Scores
-from recyclops.cloud.synthetic import shapes
-from recyclops.shared.cli import main
 from recyclops.shared.config import TrainConfig
 
 from .helpers import TINY_TOML
@@ -123,7 +123,7 @@ def test_aggregate_is_the_mean_of_the_folds_and_pools_every_held_out_image() -> 
 def test_evaluate_parser_never_imports_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from recyclops.shared.cli import build_parser\n"
+        "from recyclops.app.cli import build_parser\n"
         "a = build_parser('evaluate').parse_args(['evaluate', '--cv', '4', '--folds', '0,2'])\n"
         "assert a.cv == 4 and a.folds == [0, 2]\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

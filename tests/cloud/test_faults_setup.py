@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import devservers
+from support.synthetic import shapes
 
+from recyclops.app.cli import main
 from recyclops.cloud.dataset import IncompleteDatasetError, load_dataset
 from recyclops.cloud.pixels import load_pixels
 from recyclops.cloud.setup import sync_dataset
-from recyclops.cloud.synthetic import shapes
-from recyclops.shared import devservers, layout
-from recyclops.shared.cli import main
+from recyclops.shared import layout
 from recyclops.shared.errors import StoreNotFoundError
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import dump_journal
@@ -126,7 +127,7 @@ def test_store_killed_mid_sync_fails_setup_and_marks_the_data_set(
 def _setup_proc(url: str, out: Path, endpoint: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RECYCLOPS_STORE__ENDPOINT_URL": endpoint}
     env["RECYCLOPS_STORE__REGION"] = "us-east-1"
-    cmd = [sys.executable, "-m", "recyclops.shared.cli", "setup", "--store", url]
+    cmd = [sys.executable, "-m", "recyclops.app.cli", "setup", "--store", url]
     cmd += ["--out", str(out), "--no-progress", "--workers", "1"]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -202,7 +203,7 @@ def test_missing_bucket_is_refused_at_start(strict_s3, tmp_path, monkeypatch, ca
     assert "'mistyped-bucket' does not exist" in capsys.readouterr().err
     assert not out.exists()  # refused before the folder was touched
     env = {k: v for k, v in os.environ.items() if k != "RECYCLOPS_CLEAN_TOKEN"}
-    cmd = [sys.executable, "-m", "recyclops.shared.cli", "clean", "--store"]
+    cmd = [sys.executable, "-m", "recyclops.app.cli", "clean", "--store"]
     cmd += ["s3://mistyped-bucket/fleet", "--endpoint-url", strict_s3.endpoint_url]
     cmd += ["--port", "0", "--rescue-dir", str(tmp_path / "rescue")]
     done = subprocess.run(

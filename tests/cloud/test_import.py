@@ -11,18 +11,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import recyclops.cloud
-from recyclops.cloud.clean import QueueFilter, ReviewSession, load_queue
+import recyclops.app
+from recyclops.app.cli import main
 from recyclops.cloud.cli.importer import PARTIAL, collect
 from recyclops.cloud.importer import import_images
 from recyclops.cloud.setup import sync_dataset
+from recyclops.console import QueueFilter, ReviewSession, load_queue
 from recyclops.shared import layout
-from recyclops.shared.cli import main
 from recyclops.shared.config import load
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import parse_journal
 
-SAMPLE = Path(recyclops.cloud.__file__).parent / "demo" / "sample"
+SAMPLE = Path(recyclops.app.__file__).parent / "demo" / "sample"
 CATS = load(None).category_names  # the configured (default) categories
 
 
@@ -210,7 +210,7 @@ def test_import_never_imports_tensorflow(tmp_path):
     shutil.copy(_jpegs("glass", 1)[0], tmp_path / "src" / "glass")
     code = (
         "import sys\n"
-        "from recyclops.shared.cli import main\n"
+        "from recyclops.app.cli import main\n"
         f"rc = main(['import', {str(tmp_path / 'src')!r}, '--store', "
         f"{'file://' + str(tmp_path / 'store')!r}, '-q'])\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recyclops.app.cli import main
 from recyclops.cloud.channels import ChannelError, advance, history, read_pointer
 from recyclops.cloud.evaluate import GateError
 from recyclops.cloud.publish import PublishError, publish, rollback
 from recyclops.shared import layout, messages
-from recyclops.shared.cli import main
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.manifest import parse_manifest
@@ -46,7 +46,7 @@ def quick_config(**changes) -> TrainConfig:
     return TrainConfig(**{**base, **changes})
 
 
-SAMPLE = Path(__file__).resolve().parents[2] / "cloud" / "demo" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "app" / "demo" / "sample"
 
 
 @pytest.fixture(scope="module")

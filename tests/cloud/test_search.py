@@ -9,10 +9,10 @@ import time
 import tomllib
 
 import pytest
+from support.synthetic import shapes
 
 from recyclops.cloud import search as search_mod
 from recyclops.cloud.dataset import Dataset
-from recyclops.cloud.synthetic import shapes
 from recyclops.shared.config import SearchConfig, TrainConfig, load
 from recyclops.shared.hashing import sha256_bytes
 
@@ -61,7 +61,7 @@ def test_search_resumes_after_a_killed_run(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "recyclops.shared.cli",
+        "recyclops.app.cli",
         "search",
         "-c",
         str(TINY_TOML),

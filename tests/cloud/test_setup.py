@@ -1,9 +1,10 @@
 """Label resolution over journals, and what sync does with the awkward cases."""
 
+from support.synthetic import shapes
+
 from recyclops.cloud.dataset import load_dataset
 from recyclops.cloud.pixels import load_pixels
 from recyclops.cloud.setup import sync_dataset
-from recyclops.cloud.synthetic import shapes
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.records import dump_journal

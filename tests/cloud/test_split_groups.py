@@ -3,10 +3,11 @@ records the moved images so later champion comparisons stay exact."""
 
 import json
 
+from support.synthetic import shapes
+
 from recyclops.cloud.audit import load_groups
 from recyclops.cloud.champion import split_for
 from recyclops.cloud.dataset import dataset_from_folders, split_of
-from recyclops.cloud.synthetic import shapes
 from recyclops.cloud.train import prepare_arrays
 from recyclops.shared import layout
 from recyclops.shared.config import TrainConfig

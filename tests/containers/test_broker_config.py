@@ -15,8 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-
-from recyclops.shared.devservers import free_port
+from support.devservers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "docker" / "mosquitto"

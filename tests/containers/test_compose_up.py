@@ -18,8 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
-from recyclops.shared.devservers import free_port
+from support.devservers import free_port
 
 from .engine import ROOT, Engine
 from .test_compose import compose_binary

@@ -209,7 +209,7 @@ def test_the_edge_image_leaves_out_only_what_it_cannot_build() -> None:
 
 def test_the_job_script_uses_only_flags_the_commands_have() -> None:
     """docker/job.sh drives the recyclops CLI: every flag it passes must exist."""
-    from recyclops.shared.cli import build_parser
+    from recyclops.app.cli import build_parser
 
     script = (DOCKER / "job.sh").read_text()
     calls = re.findall(r"\brecyclops (setup|train|publish|search) ([^;\n]*)", script)

@@ -11,8 +11,7 @@ import time
 import urllib.request
 
 import pytest
-
-from recyclops.shared.devservers import S3Server, free_port
+from support.devservers import S3Server, free_port
 
 from .engine import Engine
 

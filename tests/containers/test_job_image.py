@@ -18,11 +18,11 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from support.devservers import MqttBroker, S3Server, free_port
+from support.synthetic import shapes
 
-from recyclops.cloud.synthetic import shapes
 from recyclops.shared import layout
 from recyclops.shared.config import MqttConfig, RecyclopsConfig, StoreConfig, load
-from recyclops.shared.devservers import MqttBroker, S3Server, free_port
 from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.manifest import parse_manifest, parse_pointer
 from recyclops.shared.messages import (

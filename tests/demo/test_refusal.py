@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from recyclops.cloud.demo import cli, runner
-from recyclops.cloud.demo.report import DemoSummary, read_verdict
+from recyclops.app.demo import cli, runner
+from recyclops.app.demo.report import DemoSummary, read_verdict
 from recyclops.shared.store import LocalStore
 
 REASON = "floor: int8 accuracy 31.0% is below the floor 59.8%"

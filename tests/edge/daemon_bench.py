@@ -19,7 +19,7 @@ class DaemonProc:
         cmd = [
             python,
             "-m",
-            "recyclops.shared.cli",
+            "recyclops.app.cli",
             "edge",
             "run",
             "--config",
@@ -123,7 +123,8 @@ def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str 
 
 
 def bench_daemon(python: str, model_dir: Path, work: Path, quick: bool) -> dict[str, Any]:
-    from recyclops.shared import devservers
+    from support import devservers
+
     from recyclops.shared.config import MqttConfig
     from recyclops.shared.mqtt import MqttClient
     from recyclops.shared.store import LocalStore

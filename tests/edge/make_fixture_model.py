@@ -4,7 +4,7 @@ The fixture model answers by colour so tests can predict it: mostly-red frames a
 category, green the second, blue the third (the others share what is left). It follows the
 production contract of ``cloud/convert.py``'s ``to_int8_tflite``: uint8 RGB in (scale 1, zero
 point 0: raw pixels, Rescaling inside), int8 inside, float32 probabilities out. It travels
-with a golden set (``golden.npz``): a few real TrashNet photos from ``cloud/demo/sample`` and
+with a golden set (``golden.npz``): a few real TrashNet photos from ``app/demo/sample`` and
 the probabilities this model gives them, as a published model does.
 
 Two float32 models misbehave on purpose, for the update checks and the runtime guard. Both
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent / "fixture"
-SAMPLES = Path(__file__).resolve().parents[2] / "cloud" / "demo" / "sample"
+SAMPLES = Path(__file__).resolve().parents[2] / "app" / "demo" / "sample"
 SIZE = 32
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 GOLDEN_PER_CLASS = 2

@@ -18,11 +18,11 @@ from edge_helpers import (
     wait_for,
     write_frames,
 )
+from support import devservers
 
 from recyclops.edge.capture import Capturer, ClassQuota, TokenBucket, uncertainty
 from recyclops.edge.daemon import EdgeDaemon
 from recyclops.edge.spool import Spool, SpoolFullError
-from recyclops.shared import devservers
 from recyclops.shared.config import RecyclopsConfig
 from recyclops.shared.config.edge import CaptureConfig
 from recyclops.shared.records import GatheredRecord

@@ -102,7 +102,7 @@ def test_edge_never_imports_tensorflow() -> None:
         "    importlib.import_module('recyclops.edge.' + m)\n"
         "from recyclops.edge.classifier import Classifier\n"
         f"Classifier({str(DATA)!r}, threads=1)\n"
-        "from recyclops.shared.cli import main\n"
+        "from recyclops.app.cli import main\n"
         "try:\n    main(['edge', 'run', '--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = ('tensorflow', 'keras', 'picamera2')\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in heavy]\n"

@@ -167,8 +167,8 @@ def test_spool_full_refuses_and_signals_the_operator(
     make_config: Callable[..., RecyclopsConfig],
 ) -> None:
     from gpiozero.pins.mock import MockFactory
+    from support.devservers import free_port
 
-    from recyclops.shared.devservers import free_port
     from recyclops.shared.store import S3Store
 
     config = make_config(

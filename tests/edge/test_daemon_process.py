@@ -20,7 +20,7 @@ from recyclops.shared.store import LocalStore, S3Store
 
 
 def recyclops() -> list[str]:
-    return [sys.executable, "-m", "recyclops.shared.cli"]
+    return [sys.executable, "-m", "recyclops.app.cli"]
 
 
 class Daemon:

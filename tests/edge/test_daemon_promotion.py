@@ -34,7 +34,7 @@ from recyclops.shared.messages import DeviceEvent
 from recyclops.shared.mqtt import MqttClient
 from recyclops.shared.store import ObjectStore, S3Store, open_store
 
-CLI = [sys.executable, "-m", "recyclops.shared.cli"]
+CLI = [sys.executable, "-m", "recyclops.app.cli"]
 
 
 def publish_green_nan(store: ObjectStore, version: str, work: Path) -> Any:

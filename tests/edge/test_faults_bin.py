@@ -40,7 +40,7 @@ from recyclops.shared.config import RecyclopsConfig
 from recyclops.shared.errors import ConfigError
 from recyclops.shared.store import S3Store
 
-CLI = [sys.executable, "-m", "recyclops.shared.cli"]
+CLI = [sys.executable, "-m", "recyclops.app.cli"]
 
 
 def run_daemon(daemon: EdgeDaemon) -> tuple[threading.Thread, dict[str, Any]]:

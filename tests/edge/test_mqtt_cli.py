@@ -64,7 +64,7 @@ def test_edge_classify_prints_answers(tmp_path: Path) -> None:
         Image.fromarray(np.full((60, 80, 3), colour, np.uint8)).save(path)
         paths.append(str(path))
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    cmd = [sys.executable, "-m", "recyclops.shared.cli", "edge", "classify", "--model", str(DATA)]
+    cmd = [sys.executable, "-m", "recyclops.app.cli", "edge", "classify", "--model", str(DATA)]
     out = subprocess.run([*cmd, "--json", *paths], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     answers = [json.loads(line) for line in out.stdout.splitlines()]

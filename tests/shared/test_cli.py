@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from recyclops.shared.cli import COMMANDS
+from recyclops.app.cli import COMMANDS
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_subcommand_has_help(command: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "recyclops.shared.cli", command, "--help"],
+        [sys.executable, "-m", "recyclops.app.cli", command, "--help"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -33,7 +33,7 @@ def test_every_subcommand_has_help(command: str) -> None:
 def test_light_commands_never_import_tensorflow(argv: list[str]) -> None:
     code = (
         "import sys\n"
-        "from recyclops.shared.cli import main\n"
+        "from recyclops.app.cli import main\n"
         f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
@@ -46,7 +46,7 @@ def test_light_commands_never_import_tensorflow(argv: list[str]) -> None:
 
 def test_unknown_command_fails() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "recyclops.shared.cli", "frobnicate"],
+        [sys.executable, "-m", "recyclops.app.cli", "frobnicate"],
         capture_output=True,
         text=True,
         timeout=60,

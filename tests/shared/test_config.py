@@ -93,7 +93,7 @@ def test_duplicate_and_reserved_categories(tmp_path: Path) -> None:
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "recyclops.shared.cli", *args],
+        [sys.executable, "-m", "recyclops.app.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from recyclops.cloud.clean.queue import load_gathered
+from recyclops.console.queue import load_gathered
 from recyclops.shared import layout
 from recyclops.shared.gathered import store_gathered, store_undo
 from recyclops.shared.records import GatheredRecord, GatheredUndo

@@ -96,7 +96,7 @@ def test_a_handler_that_raises_does_not_stop_delivery(mqtt_config: MqttConfig) -
 
 
 def test_unreachable_broker_does_not_raise_on_start() -> None:
-    from recyclops.shared.devservers import free_port
+    from support.devservers import free_port
 
     client = MqttClient(MqttConfig(host="127.0.0.1", port=free_port()))
     try:
@@ -107,7 +107,7 @@ def test_unreachable_broker_does_not_raise_on_start() -> None:
 
 
 def test_on_connected_hooks_run_after_every_reconnect(private_broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from recyclops.shared import devservers
+    from support import devservers
 
     config = MqttConfig(host=private_broker.host, port=private_broker.port, fleet="reconnect")
     connects = threading.Semaphore(0)

@@ -28,7 +28,7 @@ from recyclops.shared.preprocess import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "cloud" / "demo" / "sample"
+SAMPLE = ROOT / "app" / "demo" / "sample"
 FIXTURE = ROOT / "tests" / "edge" / "fixture"
 TRASHNET = ROOT.parent / "shared" / "datasets" / "trashnet"  # the team's data, when present
 PHOTOS = sorted(SAMPLE.glob("*/*.jpg"))

@@ -127,7 +127,8 @@ def test_open_store_by_url(tmp_path: Path, s3_server, s3_url: str) -> None:  # t
 
 
 def test_s3_down_is_a_clear_store_error() -> None:
-    from recyclops.shared.devservers import free_port
+    from support.devservers import free_port
+
     from recyclops.shared.store import S3Store
 
     store = S3Store(

@@ -92,7 +92,7 @@ def review(
     """A scripted reviewer on the review tool's own session object: it knows the truth,
     confirms right presses, corrects wrong ones, and once goes back (``w``) to show that a
     withdrawn decision must be made again."""
-    from recyclops.cloud.clean.session import ReviewSession
+    from recyclops.console.session import ReviewSession
 
     with ReviewSession(
         store, config.categories, reviewer="demo-reviewer", flush_seconds=1.0

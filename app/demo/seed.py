@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def sample_dir() -> Path:
     """The 100-per-class TrashNet sample shipped with the package (192x144 JPEGs)."""
-    return Path(str(resources.files("recyclops.cloud.demo") / "sample"))
+    return Path(str(resources.files("recyclops.app.demo") / "sample"))
 
 
 @dataclass

@@ -3,12 +3,12 @@
 import argparse
 from pathlib import Path
 
-from recyclops.shared.cli import add_common
+from recyclops.shared.commands import AddCommon
 
 HELP = "run the whole loop on this machine"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,

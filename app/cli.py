@@ -1,8 +1,10 @@
 """The ``recyclops`` command. Each subcommand's module is imported only when it runs, so
 ``recyclops edge …`` never imports TensorFlow and ``recyclops --help`` imports almost nothing.
 
-A subcommand module provides ``HELP`` (one line) and ``configure(parser)``, which adds its
-arguments and sets ``func`` (``func(args) -> int``) as a parser default.
+This is the top of the house: it may name every app, and no app imports it. A subcommand
+module provides ``configure(parser, add_common)``, which adds its arguments (calling the
+``add_common`` it is handed on each parser that runs something) and sets ``func``
+(``func(args) -> int``) as a parser default.
 """
 
 import argparse
@@ -12,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .errors import RecyclopsError
-from .version import __version__
+from recyclops.shared.errors import RecyclopsError
+from recyclops.shared.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("recyclops.cloud.cli.audit", "likely label errors and near-duplicates, to the store"),
     "publish": ("recyclops.cloud.cli.publish", "upload a trained model and notify the fleet"),
     "rollback": ("recyclops.cloud.cli.rollback", "point a channel back at an older model"),
-    "clean": ("recyclops.cloud.clean.cli", "review gathered labels in a browser"),
-    "demo": ("recyclops.cloud.demo.cli", "run the whole loop on this machine"),
+    "clean": ("recyclops.console.cli", "review gathered labels in a browser"),
+    "demo": ("recyclops.app.demo.cli", "run the whole loop on this machine"),
     "config": ("recyclops.shared.config_cli", "check a configuration file"),
 }
 
@@ -74,7 +76,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                     f"'recyclops {name}' needs {exc.name!r}, which is not installed "
                     f"(pip install 'recyclops[{_extra(name)}]')"
                 ) from None
-            mod.configure(sub)
+            mod.configure(sub, add_common)
     return parser
 
 

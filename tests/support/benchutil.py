@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-TRASHNET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "trashnet"
-BENCH_DIR = Path(__file__).resolve().parents[1] / "build" / "bench"
+TRASHNET = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "trashnet"
+BENCH_DIR = Path(__file__).resolve().parents[2] / "build" / "bench"
 
 
 def table(caption: str, headers: list[str], rows: list[list[Any]]) -> dict[str, Any]:

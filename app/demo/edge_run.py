@@ -25,7 +25,7 @@ class EdgeProcess:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
-        cmd = [sys.executable, "-m", "recyclops.shared.cli", "edge", "run", "--jsonl", *args]
+        cmd = [sys.executable, "-m", "recyclops.app.cli", "edge", "run", "--jsonl", *args]
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.PIPE,

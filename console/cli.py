@@ -12,7 +12,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from recyclops.shared.cli import add_common
+from recyclops.shared.commands import AddCommon
 from recyclops.shared.config import CleanConfig, RecyclopsConfig, StoreConfig, load
 from recyclops.shared.config.root import format_validation_error
 from recyclops.shared.errors import ConfigError
@@ -21,7 +21,7 @@ HELP = "review gathered labels in a browser"
 logger = logging.getLogger(__name__)
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     add_common(parser)
     parser.add_argument("--store", metavar="URL", help="store URL (default: config store.url)")
     parser.add_argument("--endpoint-url", metavar="URL", help="S3 endpoint (SeaweedFS, MinIO)")

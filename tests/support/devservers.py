@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import RecyclopsError
+from recyclops.shared.errors import RecyclopsError
 
 logger = logging.getLogger(__name__)
 
