@@ -1,94 +1,152 @@
-"""The daemon's slow clock: status file, systemd STATUS, MQTT stats, preview overlay."""
+"""The daemon's slow clock: status file, systemd STATUS, MQTT stats, preview overlay.
+
+``Status`` assembles the one status dict (status.json, the live view, the stats) from the
+parts that know each piece; ``Housekeeper`` is the worker that writes and sends it.
+"""
 
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from .gathering import legend
+import numpy as np
+
+from ..shared.config.edge import StatusConfig
+from .camerawatch import CameraWatch
+from .capture import Capturer
+from .guard import RuntimeGuard
 from .liveview import preview_overlay
-from .state import write_status
-
-if TYPE_CHECKING:
-    from .daemon import EdgeDaemon
+from .models import ModelRepo
+from .notify import SystemdNotifier
+from .spool import Spool
+from .state import EdgeState, write_status
+from .telemetry import Telemetry
+from .updater import Updater
+from .uploader import Uploader
+from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
+Overlay = tuple[dict[str, Any] | None, bool, str | None]
 
-def housekeeping_loop(daemon: "EdgeDaemon") -> None:
+
+class Status:
+    """Everything status.json, the live view and the stats report, in one dict."""
+
+    def __init__(
+        self,
+        state: EdgeState,
+        spool: Spool,
+        uploader: Uploader,
+        watch: CameraWatch,
+        capturer: Capturer,
+        telemetry: Telemetry,
+        updater: Updater,
+        repo: ModelRepo,
+        guard: RuntimeGuard,
+        live_url: str | None,
+    ) -> None:
+        self.state = state
+        self.spool = spool
+        self.uploader = uploader
+        self.watch = watch
+        self.capturer = capturer
+        self.telemetry = telemetry
+        self.updater = updater
+        self.repo = repo
+        self.guard = guard
+        self.live_url = live_url
+
+    def snapshot(self) -> dict[str, Any]:
+        items, size = self.spool.usage()
+        up, spool = self.uploader, self.spool
+        return self.state.snapshot(
+            degraded=self.degraded(),
+            camera=self.watch.status(),
+            spool_writable=spool.problem is None,
+            spool_error=spool.problem,
+            spool_local_error=up.local_error,
+            spool_uploaded_not_deleted=len(spool.uploaded_left),
+            spool_held=sorted(spool.held),
+            store_missing=up.store_missing,
+            spool_depth=items,
+            spool_bytes=size,
+            spool_auto_depth=spool.usage(auto=True)[0],
+            capture=self.capturer.status(),
+            uploaded=up.uploaded,
+            upload_error=up.last_error,
+            mqtt_connected=self.telemetry.connected,
+            update_last_check=self.updater.last_check,
+            update_last_result=self.updater.last_result,
+            notices_ignored=self.updater.ignored,
+            notices_stale=self.updater.stale,
+            served_generation=self.repo.generation(),
+            runtime_guard=self.guard.status(),
+            camera_errors=self.watch.failures,
+            live_view=self.live_url,
+        )
+
+    def degraded(self) -> list[str]:
+        """Why the bin is not fully working, one short reason each (status, systemd STATUS)."""
+        reasons = []
+        if self.watch.down:
+            reasons.append(f"camera down: {self.watch.reason}")
+        if self.spool.problem:
+            reasons.append(f"gathers refused: {self.spool.problem}")
+        if self.uploader.store_missing:
+            reasons.append(f"uploads paused: {self.uploader.store_missing}")
+        return reasons
+
+    def overlay(self) -> Overlay:
+        """(current prediction, flash on, note) for the live view and the preview."""
+        return self.state.overlay(self.spool.problem)
+
+    def write(self, state_dir: Path) -> dict[str, Any]:
+        snap = self.snapshot()
+        write_status(state_dir, snap)
+        return snap
+
+
+class Housekeeper(Worker):
     """Status file, systemd STATUS, MQTT stats and the preview overlay, on their own clock
     (they keep going when the camera stalls, unlike the watchdog)."""
-    status = daemon.config.edge.status
-    next_stats = time.monotonic() + status.stats_seconds
-    while not daemon.stop.wait(status.file_seconds):
-        try:
-            snap = daemon.status_snapshot()
-            write_status(daemon.state_dir, snap)
-            if daemon.config.edge.camera.preview:
-                daemon.camera.set_overlay(
-                    preview_overlay((640, 480), legend(daemon.config), *overlay_state(daemon))
+
+    def __init__(
+        self,
+        status: Status,
+        config: StatusConfig,
+        state_dir: Path,
+        notifier: SystemdNotifier,
+        telemetry: Telemetry,
+        legend: list[str],
+        preview: Callable[[np.ndarray | None], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        super().__init__("housekeeping", stop)
+        self.status = status
+        self.config = config
+        self.state_dir = state_dir
+        self.notifier = notifier
+        self.telemetry = telemetry
+        self.legend = legend
+        self.preview = preview
+
+    def loop(self) -> None:
+        next_stats = time.monotonic() + self.config.stats_seconds
+        while not self.stop_event.wait(self.config.file_seconds):
+            try:
+                snap = self.status.write(self.state_dir)
+                if self.preview is not None:
+                    self.preview(preview_overlay((640, 480), self.legend, *self.status.overlay()))
+                degraded = "; DEGRADED: " + "; ".join(snap["degraded"]) if snap["degraded"] else ""
+                self.notifier.status(
+                    f"model {snap['model_version']}, {snap['fps']} fps, "
+                    f"spool {snap['spool_depth']}" + degraded
                 )
-            degraded = "; DEGRADED: " + "; ".join(snap["degraded"]) if snap["degraded"] else ""
-            daemon.notifier.status(
-                f"model {snap['model_version']}, {snap['fps']} fps, spool {snap['spool_depth']}"
-                + degraded
-            )
-            if time.monotonic() >= next_stats:
-                next_stats = time.monotonic() + status.stats_seconds
-                daemon.telemetry.stats(snap, snap["spool_depth"])
-        except Exception:
-            logger.exception("status update failed")
-
-
-def status_snapshot(daemon: "EdgeDaemon") -> dict[str, Any]:
-    """Everything status.json, the live view and the stats report, in one dict."""
-    items, size = daemon.spool.usage()
-    up, spool = daemon.uploader, daemon.spool
-    return daemon.state.snapshot(
-        degraded=degraded(daemon),
-        camera=daemon.watch.status(),
-        spool_writable=spool.problem is None,
-        spool_error=spool.problem,
-        spool_local_error=up.local_error,
-        spool_uploaded_not_deleted=len(spool.uploaded_left),
-        spool_held=sorted(spool.held),
-        store_missing=up.store_missing,
-        spool_depth=items,
-        spool_bytes=size,
-        spool_auto_depth=spool.usage(auto=True)[0],
-        capture=daemon.capturer.status(),
-        uploaded=daemon.uploader.uploaded,
-        upload_error=daemon.uploader.last_error,
-        mqtt_connected=daemon.telemetry.connected,
-        update_last_check=daemon.updater.last_check,
-        update_last_result=daemon.updater.last_result,
-        notices_ignored=daemon.updater.ignored,
-        notices_stale=daemon.updater.stale,
-        served_generation=daemon.repo.generation(),
-        runtime_guard=daemon.guard.status(),
-        camera_ended=daemon.camera_ended,
-        camera_errors=daemon.watch.failures,
-        live_view=daemon.live.url if daemon.live else None,
-    )
-
-
-def degraded(daemon: "EdgeDaemon") -> list[str]:
-    """Why the bin is not fully working, one short reason each (status, systemd STATUS)."""
-    reasons = []
-    if daemon.watch.down:
-        reasons.append(f"camera down: {daemon.watch.reason}")
-    if daemon.spool.problem:
-        reasons.append(f"gathers refused: {daemon.spool.problem}")
-    if daemon.uploader.store_missing:
-        reasons.append(f"uploads paused: {daemon.uploader.store_missing}")
-    return reasons
-
-
-def overlay_state(daemon: "EdgeDaemon") -> tuple[dict[str, Any] | None, bool, str | None]:
-    """(current prediction, flash on, note) for the live view and the preview."""
-    with daemon.state.lock:
-        note = "SPOOL FULL" if daemon.state.spool_full else None
-        if daemon.spool.problem:
-            note = "SPOOL NOT WRITABLE"
-        if daemon.state.model_version is None:
-            note = note or "no model yet"
-        return daemon.state.current, time.monotonic() < daemon.state.flash_until, note
+                if time.monotonic() >= next_stats:
+                    next_stats = time.monotonic() + self.config.stats_seconds
+                    self.telemetry.stats(snap, snap["spool_depth"])
+            except Exception:
+                logger.exception("status update failed")

@@ -1,6 +1,7 @@
 """Keypads: a GPIO matrix (gpiozero), a USB keypad (evdev), and the terminal (stdin).
 
-Each runs in its own thread and hands key names (strings) to one callback. gpiozero and
+Each is a worker (its own thread and stop event) and hands key names (strings) to one
+callback. gpiozero and
 evdev are imported only inside their adapters.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, TextIO
 
 from ..shared.config.edge import KeypadConfig
 from ..shared.errors import RecyclopsError
+from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -25,26 +27,13 @@ class KeypadError(RecyclopsError):
     """The keypad cannot be opened."""
 
 
-class Keypad:
-    def __init__(self, on_key: KeyHandler, stop: threading.Event) -> None:
+class Keypad(Worker):
+    """A worker that hands each key press to ``on_key``; a failing handler is logged and
+    the keypad goes on."""
+
+    def __init__(self, on_key: KeyHandler, stop: threading.Event | None = None) -> None:
+        super().__init__(type(self).__name__, stop)
         self.on_key = on_key
-        self.stop = stop
-        self.thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.loop()
-        except Exception:
-            logger.exception("%s stopped", type(self).__name__)
-
-    def loop(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release devices."""
 
     def emit(self, key: str) -> None:
         try:
@@ -58,7 +47,7 @@ class TerminalKeypad(Keypad):
     not the daemon. Words work too (``glass``), so scripts can be explicit."""
 
     def __init__(
-        self, on_key: KeyHandler, stop: threading.Event, stream: TextIO | None = None
+        self, on_key: KeyHandler, stop: threading.Event | None = None, stream: TextIO | None = None
     ) -> None:
         super().__init__(on_key, stop)
         self.stream = stream or sys.stdin
@@ -69,7 +58,7 @@ class TerminalKeypad(Keypad):
         except (AttributeError, OSError, ValueError):
             fd = None
         buffer = b""
-        while not self.stop.is_set():
+        while not self.stopping:
             if fd is None:
                 line = self.stream.readline()
                 if not line:
@@ -102,7 +91,7 @@ class MatrixKeypad(Keypad):
     def __init__(
         self,
         on_key: KeyHandler,
-        stop: threading.Event,
+        stop: threading.Event | None,
         config: KeypadConfig,
         pin_factory: Any = None,
     ) -> None:
@@ -134,7 +123,7 @@ class MatrixKeypad(Keypad):
         period = 1.0 / self.config.scan_hz
         debounce = self.config.debounce_ms / 1000
         pressed: set[str] = set()
-        while not self.stop.wait(period):
+        while not self.stop_event.wait(period):
             now = time.monotonic()
             down = self.scan()
             for key in down:
@@ -174,7 +163,9 @@ def _evdev_name(code: str) -> str | None:
 class EvdevKeypad(Keypad):
     """A USB number pad: key-down events from /dev/input (grabbed, so no console sees them)."""
 
-    def __init__(self, on_key: KeyHandler, stop: threading.Event, config: KeypadConfig) -> None:
+    def __init__(
+        self, on_key: KeyHandler, stop: threading.Event | None, config: KeypadConfig
+    ) -> None:
         super().__init__(on_key, stop)
         try:
             import evdev
@@ -196,7 +187,7 @@ class EvdevKeypad(Keypad):
     def loop(self) -> None:
         self.device.grab()
         try:
-            while not self.stop.is_set():
+            while not self.stopping:
                 ready, _, _ = select.select([self.device.fd], [], [], 0.2)
                 if not ready:
                     continue
@@ -214,11 +205,13 @@ class EvdevKeypad(Keypad):
         self.device.close()
 
 
-def open_keypad(config: KeypadConfig, on_key: KeyHandler, stop: threading.Event) -> Keypad | None:
+def open_keypad(config: KeypadConfig, on_key: KeyHandler, pin_factory: Any = None) -> Keypad | None:
+    """The configured keypad (not started), or None; ``pin_factory`` reaches the GPIO
+    matrix like every other gpiozero device of the daemon."""
     if config.kind == "terminal":
-        return TerminalKeypad(on_key, stop)
+        return TerminalKeypad(on_key)
     if config.kind == "gpio":
-        return MatrixKeypad(on_key, stop, config)
+        return MatrixKeypad(on_key, None, config, pin_factory)
     if config.kind == "evdev":
-        return EvdevKeypad(on_key, stop, config)
+        return EvdevKeypad(on_key, None, config)
     return None

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..shared.config.edge import LiveViewConfig
 from ..shared.mqtt import dumps_json
+from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LiveServer(ThreadingHTTPServer):
+    """The HTTP server (bound at construction); ``LiveView`` runs it."""
+
     daemon_threads = True
 
     def __init__(
@@ -180,9 +183,6 @@ class LiveServer(ThreadingHTTPServer):
         self.frames = frames
         self.status = status
         self.stopping = threading.Event()
-        self.thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="liveview", daemon=True
-        )
 
     @property
     def url(self) -> str:
@@ -190,12 +190,37 @@ class LiveServer(ThreadingHTTPServer):
         name = host.decode() if isinstance(host, bytes) else host
         return f"http://{name}:{port}/"
 
+
+class LiveView(Worker):
+    """The live view as a worker: serves until stopped; streams end with it."""
+
+    def __init__(
+        self, config: LiveViewConfig, frames: LiveFrames, status: Callable[[], dict[str, Any]]
+    ) -> None:
+        super().__init__("liveview")
+        self.server = LiveServer(config, frames, status)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def server_address(self) -> tuple[str | bytes | bytearray, int]:
+        address = self.server.server_address
+        return address[0], address[1]
+
     def start(self) -> None:
-        self.thread.start()
+        super().start()
         logger.info("live view on %s", self.url)
 
+    def loop(self) -> None:
+        self.server.serve_forever(poll_interval=0.2)
+
     def stop(self) -> None:
-        self.stopping.set()
-        self.shutdown()
-        self.server_close()
-        self.thread.join(5)
+        super().stop()
+        self.server.stopping.set()  # open streams end
+        if self.thread.is_alive():
+            self.server.shutdown()  # waits for serve_forever to return
+
+    def close(self) -> None:
+        self.server.server_close()

@@ -22,6 +22,7 @@ from ..shared.messages import ModelNotice
 from ..shared.store import ObjectStore
 from .classifier import Classifier
 from .models import ModelRepo, UpdateRejected
+from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +35,13 @@ class Withdrawal:
     reason: str
 
 
-class Updater:
+class Updater(Worker):
     def __init__(
         self,
         repo: ModelRepo,
         store: ObjectStore,
         channel: str,
-        stop: threading.Event,
+        stop: threading.Event | None = None,
         *,
         poll_seconds: float,
         poll_seconds_connected: float,
@@ -51,10 +52,10 @@ class Updater:
         on_withdrawn: Callable[[Classifier | None], None] = lambda c: None,
         on_stale: Callable[[ModelNotice, str, int], None] = lambda n, via, g: None,
     ) -> None:
+        super().__init__("updater", stop)
         self.repo = repo
         self.store = store
         self.channel = channel
-        self.stop = stop
         self.poll_seconds = poll_seconds
         self.poll_seconds_connected = poll_seconds_connected
         self.current = current
@@ -70,10 +71,6 @@ class Updater:
         self.last_check: float | None = None
         self.last_result: str | None = None
         self._last_wanted: str | None = None
-        self.thread = threading.Thread(target=self._loop, name="updater", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
 
     # ---- MQTT: validate everything, trust nothing
     def on_mqtt(self, topic: str, payload: bytes) -> None:
@@ -194,10 +191,10 @@ class Updater:
             logger.exception("model poll crashed; retrying later")
         return True
 
-    def _loop(self) -> None:
+    def loop(self) -> None:
         next_poll = 0.0
         owed = False  # a notice could not be fetched: poll at the short interval until done
-        while not self.stop.is_set():
+        while not self.stopping:
             if time.monotonic() >= next_poll:
                 failed = self._poll()
                 owed = failed or (owed and self._last_wanted not in (None, self.current()))

@@ -20,24 +20,25 @@ from ..shared.gathered import store_gathered, store_undo
 from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore
 from .spool import Entry, Spool, SpoolUnwritableError
+from .worker import Worker
 
 logger = logging.getLogger(__name__)
 
 
-class Uploader:
+class Uploader(Worker):
     def __init__(
         self,
         spool: Spool,
         store: ObjectStore,
-        stop: threading.Event,
+        stop: threading.Event | None = None,
         *,
         retry_min: float = 0.5,
         retry_max: float = 60.0,
         on_uploaded: Callable[[Entry], None] | None = None,
     ) -> None:
+        super().__init__("uploader", stop)
         self.spool = spool
         self.store = store
-        self.stop = stop
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.on_uploaded = on_uploaded
@@ -48,10 +49,10 @@ class Uploader:
         #: Why uploads are paused: the store itself is missing (a mistyped bucket or folder).
         self.store_missing: str | None = None
         self.store_checks = 0
-        self.thread = threading.Thread(target=self._loop, name="uploader", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
+    def stop(self) -> None:
+        super().stop()
+        self.spool.changed.set()  # wakes the loop from its idle wait
 
     def upload(self, entry: Entry, image: bytes | None = None) -> None:
         """Image then record (or the undo tombstone); retries land on the same keys."""
@@ -68,7 +69,7 @@ class Uploader:
         Local failures skip their entry (see the module docstring)."""
         count = 0
         for name in self.spool.pending():
-            if self.stop.is_set():
+            if self.stopping:
                 break
             entry = self.spool.claim(name)
             if entry is None:
@@ -116,14 +117,14 @@ class Uploader:
             self.store_missing = None
         return True
 
-    def _loop(self) -> None:
+    def loop(self) -> None:
         delay = self.retry_min
         while not self.check_store():  # rechecked with backoff: someone may create it
-            if self.stop.wait(delay * random.uniform(0.8, 1.2)):
+            if self.stop_event.wait(delay * random.uniform(0.8, 1.2)):
                 return
             delay = min(self.retry_max, delay * 2)
         delay = self.retry_min
-        while not self.stop.is_set():
+        while not self.stopping:
             self.spool.changed.clear()
             local_work = bool(self.spool.uploaded_left or self.spool.held or self.spool.problem)
             if local_work:
@@ -134,7 +135,7 @@ class Uploader:
                 self.drain_once()
             except Exception as exc:  # the store is down: keep everything, retry later
                 self._remote_failed(exc, delay)
-                self.stop.wait(delay * random.uniform(0.8, 1.2))
+                self.stop_event.wait(delay * random.uniform(0.8, 1.2))
                 delay = min(self.retry_max, delay * 2)
                 continue
             if self.last_error is not None:

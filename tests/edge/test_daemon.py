@@ -205,7 +205,7 @@ def test_spool_full_refuses_and_signals_the_operator(
         wait_for(long_pulse, timeout=5)
         assert snap["spool_full"] and snap["gathered"] == 1 and snap["spool_depth"] == 1
         assert snap["upload_error"]  # the store is unreachable and that is visible
-        assert daemon._overlay()[2] == "SPOOL FULL"
+        assert daemon.status.overlay()[2] == "SPOOL FULL"
         assert [e["label"] for e in events.of("spool_full")] == ["glass"]
     finally:
         daemon.stop.set()

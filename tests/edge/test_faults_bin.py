@@ -103,7 +103,7 @@ def test_read_only_spool_refuses_gathers_and_the_uploader_tells_local_from_remot
             wait_for(lambda: long_pulse(factory.pin(21)), timeout=5)
             snap = wait_for(lambda: (s := status(config)).get("refused") == 1 and s)
             assert snap["refusals"] == {"spool_unwritable": 1} and snap["gathered"] == 0
-            assert daemon._overlay()[2] == "SPOOL NOT WRITABLE"
+            assert daemon.status.overlay()[2] == "SPOOL NOT WRITABLE"
             seen = len(tidies)
             wait_for(lambda: len(tidies) >= seen + 3)  # the uploader went round three times
             assert daemon.uploader.uploaded == 2  # ...and uploaded nothing twice
