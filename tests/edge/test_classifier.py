@@ -98,7 +98,7 @@ def test_edge_never_imports_tensorflow() -> None:
         "import sys, importlib\n"
         "for m in ['cli','daemon','cameras','classifier','keypad','liveview','models','updater',"
         "'uploader','spool','outputs','telemetry','notify','state','gathering','smoothing',"
-        "'guard','housekeeping']:\n"
+        "'guard','housekeeping','frameloop','modelslot','events','keys','worker']:\n"
         "    importlib.import_module('recyclops.edge.' + m)\n"
         "from recyclops.edge.classifier import Classifier\n"
         f"Classifier({str(DATA)!r}, threads=1)\n"

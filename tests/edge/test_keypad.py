@@ -4,6 +4,7 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
@@ -94,6 +95,44 @@ def test_matrix_keypad_on_mock_pins_debounces_and_reports_once() -> None:
         stop.set()
         pad.thread.join(2)
         pad.close()
+
+
+def test_the_daemon_hands_its_pin_factory_to_the_matrix_keypad_and_the_led(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    """One injected factory reaches every gpiozero device: a key held on this factory's
+    wired pins is gathered, and the confirmation LED blinks on the same factory."""
+    from edge_helpers import Events, start, wait_for
+
+    from recyclops.edge.daemon import EdgeDaemon
+
+    config = make_config(
+        keypad={
+            "kind": "gpio",
+            "row_pins": [5, 6, 12],
+            "col_pins": [13, 19, 26],
+            "layout": ["123", "456", "u78"],
+            "debounce_ms": 20,
+            "scan_hz": 200,
+            "led_pin": 21,
+        }
+    )
+    factory = MockFactory(pin_class=WiredPin)
+    events = Events()
+    daemon = EdgeDaemon(config, events=events, pin_factory=factory)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: events.of("classification") or daemon.latest_frame())
+        MatrixWiring.held = (5, 19)  # row 0, column 1: "2", glass
+        gathered = wait_for(lambda: events.of("gathered"))
+        MatrixWiring.held = None
+        assert gathered[0]["label"] == "glass"
+        wait_for(lambda: any(s.state for s in factory.pin(21).states))  # the LED lit
+    finally:
+        MatrixWiring.held = None
+        daemon.stop.set()
+        thread.join(20)
+    assert not thread.is_alive() and len(events.of("gathered")) == 1
 
 
 def test_matrix_config_must_fit_the_layout() -> None:
