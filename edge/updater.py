@@ -1,6 +1,7 @@
 """Follow a model channel: the retained MQTT notice when a broker is up, the store's channel
 pointer by polling when it is not. The new model is prepared here, off the frame loop, and
-handed over; the frame loop switches between two frames.
+handed over (``on_ready``: the daemon's model slot); the frame loop switches between two
+frames. The updater is a worker: its own thread and stop event.
 
 Generations: a notice or pointer older than the generation this bin serves is a replay (or
 a stale pointer) and is ignored, logged and counted; rolling back is a higher generation
