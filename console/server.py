@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h11
 import uvicorn
@@ -54,8 +54,8 @@ def _idle_closing_protocol(idle_timeout: float) -> type[H11Protocol]:
             """True between requests, within a request's head, or within its body."""
             return self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(cast(asyncio.Transport, transport))
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -80,9 +80,14 @@ class _Uvicorn(uvicorn.Server):
     """Serves on sockets bound beforehand, with our TLS context and handshake timeout."""
 
     def __init__(
-        self, config: uvicorn.Config, tls: ssl.SSLContext | None, timeout: float
+        self,
+        config: uvicorn.Config,
+        protocol: type[H11Protocol],
+        tls: ssl.SSLContext | None,
+        timeout: float,
     ) -> None:
         super().__init__(config)
+        self.protocol = protocol
         self.tls = tls
         self.handshake_timeout = timeout
         self.ready = threading.Event()
@@ -92,7 +97,7 @@ class _Uvicorn(uvicorn.Server):
         config = self.config
 
         def protocol() -> asyncio.Protocol:
-            return config.http_protocol_class(  # type: ignore[call-arg]
+            return self.protocol(
                 config=config, server_state=self.server_state, app_state=self.lifespan.state
             )
 
@@ -133,10 +138,11 @@ class CleanServer:
             self.socket.close()
             raise
         self.server_address: tuple[Any, ...] = self.socket.getsockname()
+        protocol = _idle_closing_protocol(idle_timeout)
         config = uvicorn.Config(
             build(app),
             loop="asyncio",
-            http=_idle_closing_protocol(idle_timeout),
+            http=protocol,
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -145,7 +151,7 @@ class CleanServer:
             timeout_keep_alive=max(1, int(idle_timeout)),
             timeout_graceful_shutdown=5,
         )
-        self._uvicorn = _Uvicorn(config, tls, idle_timeout)
+        self._uvicorn = _Uvicorn(config, protocol, tls, idle_timeout)
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 

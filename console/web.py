@@ -6,7 +6,7 @@ state changes also need a same-origin JSON body of at most ``MAX_BODY`` bytes. H
 touch the session or the store run in Starlette's thread pool (the session is blocking and
 thread-safe); the checks themselves are in-memory and run on the event loop.
 
-GET  /                      the review page, or the login form (``/?token=…`` logs in, then redirects)
+GET  /                      the review page, or the login form (``/?token=…`` logs in)
 GET  /models                the models page (every version's blessing, each channel's history)
 GET  /static/<file>         the pages' scripts and style (a fixed list, no paths)
 GET  /healthz               {"ok": true} for the container's health check

@@ -63,9 +63,7 @@ def _manifest(
             },
         ),
         files=[
-            FileEntry(
-                name="model.tflite", size=len(body), sha256=hashlib.sha256(body).hexdigest()
-            )
+            FileEntry(name="model.tflite", size=len(body), sha256=hashlib.sha256(body).hexdigest())
         ],
         blessing=Blessing(**b),
     )
@@ -198,9 +196,9 @@ def test_models_need_the_token_like_the_rest(s3_store: ObjectStore) -> None:
 def test_models_page_in_chromium(s3_store: ObjectStore, browser: Any, artifacts_dir: Path) -> None:
     expect = pytest.importorskip("playwright.sync_api").expect
     seed_models(s3_store)
+    errors: list[str] = []
     for server, _ in _serve(s3_store):
         page = browser.new_page(viewport={"width": 1200, "height": 1400})
-        errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url)
         page.get_by_test_id("models-link").click()  # linked from the review page
@@ -238,3 +236,18 @@ def test_models_page_in_chromium(s3_store: ObjectStore, browser: Any, artifacts_
         expect(page.get_by_test_id("models")).to_contain_text("broken")  # shown, not hidden
         page.screenshot(path=str(artifacts_dir / "clean-models.png"), full_page=True)
         assert not errors, errors
+
+
+def test_login_form_returns_to_the_models_page(s3_store: ObjectStore, browser: Any) -> None:
+    expect = pytest.importorskip("playwright.sync_api").expect
+    seed_models(s3_store)
+    for _, base in _serve(s3_store, token=TOKEN):
+        page = browser.new_page()
+        page.goto(f"{base}/models")
+        expect(page.get_by_test_id("login")).to_be_visible()
+        page.fill("#token", TOKEN)
+        page.keyboard.press("Enter")
+        expect(page.get_by_test_id("models-status")).to_have_text("2 models · 2 channels")
+        expect(page).to_have_url(f"{base}/models")
+        page.get_by_test_id("review-link").click()
+        expect(page.get_by_test_id("progress")).to_contain_text("left")
