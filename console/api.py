@@ -20,6 +20,8 @@ STATIC_TYPES = {
     "app.css": "text/css; charset=utf-8",
     "login.html": "text/html; charset=utf-8",
     "login.js": "text/javascript; charset=utf-8",
+    "models.html": "text/html; charset=utf-8",
+    "models.js": "text/javascript; charset=utf-8",
 }
 
 logger = logging.getLogger(__name__)

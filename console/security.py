@@ -27,9 +27,9 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost
 
 
 class Headers(Protocol):
-    """Request headers: ``http.client.HTTPMessage`` or a plain dict."""
+    """Request headers: Starlette's (case-insensitive) or a plain dict."""
 
-    def get(self, name: str, default: None = None) -> str | None: ...
+    def get(self, name: str, /) -> str | None: ...
 
 
 def is_loopback(host: str) -> bool:

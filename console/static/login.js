@@ -1,5 +1,5 @@
 // The login form: trades the token once for an expiring session cookie (the token never goes
-// into a URL), then opens the page.
+// into a URL), then opens the page it was shown for (the review page or the models page).
 "use strict";
 
 document.getElementById("login").addEventListener("submit", async (event) => {
@@ -13,7 +13,7 @@ document.getElementById("login").addEventListener("submit", async (event) => {
     body: JSON.stringify({ token: document.getElementById("token").value }),
   });
   if (response.ok) {
-    window.location.replace("/");
+    window.location.replace(window.location.pathname);
     return;
   }
   const data = await response.json().catch(() => ({ error: response.statusText }));

@@ -132,6 +132,15 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(app: Running) -> None:
         )[0]
         == 413
     )
+    chunked = b"".join(b"400\r\n" + b"x" * 1024 + b"\r\n" for _ in range(5)) + b"0\r\n\r\n"
+    status, answer, headers = request(  # no Content-Length: the body is counted as it comes
+        app.base,
+        "POST",
+        "/api/decide",
+        raw=chunked,
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+    )
+    assert status == 413 and "4096" in answer["error"] and headers["connection"] == "close"
     assert request(app.base, "POST", "/api/back", {})[0] == 409  # nothing to go back to
     assert request(app.base, "POST", "/api/nowhere", {})[0] == 404
     assert app.session.decisions() == []

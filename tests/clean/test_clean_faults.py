@@ -2,6 +2,7 @@
 page, idle keep-alive connections are closed, and a token-protected page offers TLS, an
 expiring session cookie that is not the token, and a limit on wrong tokens."""
 
+import contextlib
 import http.client
 import io
 import json
@@ -215,7 +216,20 @@ def test_tls_session_cookie_and_wrong_token_limit(s3_store, cert):
         assert b"too many wrong tokens" in body
         right = {"X-Recyclops-Token": TOKEN}
         assert _https(port, cert_file, "GET", "/api/state", headers=right)[0] == 429
+        forwarded = {**right, "X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"}
+        assert _https(port, cert_file, "GET", "/api/state", headers=forwarded)[0] == 429
         assert _https(port, cert_file, "GET", "/api/state", headers={"Cookie": cookie})[0] == 200
+
+
+def test_stalled_tls_handshake_is_closed(s3_store, cert):
+    """A client that connects to the HTTPS port and never says hello gives the slot back."""
+    gather(s3_store, jpeg(5), "glass")
+    for server, _ in _serve(s3_store, tls_cert=cert[0], tls_key=cert[1], idle_timeout=1.0):
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as sock:
+            started = time.monotonic()
+            with contextlib.suppress(ConnectionResetError):  # an abort is a close too
+                assert sock.recv(4096) == b""  # closed by the server, not by our 10 s timeout
+            assert time.monotonic() - started < 5
 
 
 def test_session_cookie_expires_and_url_login_gives_a_cookie_not_the_token(s3_store):
