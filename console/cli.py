@@ -10,12 +10,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from pydantic import ValidationError
-
 from recyclops.shared.commands import AddCommon
-from recyclops.shared.config import CleanConfig, RecyclopsConfig, StoreConfig, load
-from recyclops.shared.config.root import format_validation_error
-from recyclops.shared.errors import ConfigError
+from recyclops.shared.config import Flag, RecyclopsConfig, from_args, load
 
 HELP = "review gathered labels in a browser"
 logger = logging.getLogger(__name__)
@@ -72,9 +68,10 @@ def default_rescue_dir() -> Path:
     return Path(state) / "recyclops" / "clean"
 
 
-def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsConfig:
-    given = {
-        name: getattr(args, name)
+#: What each flag sets; unset flags leave the file's and the environment's values.
+FLAGS = (
+    *(
+        Flag(name, f"clean.{name}", "--" + name.replace("_", "-"))
         for name in (
             "host",
             "port",
@@ -85,19 +82,10 @@ def _apply_args(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsC
             "tls_cert",
             "tls_key",
         )
-        if getattr(args, name, None) is not None
-    }
-    store = config.store.model_dump()
-    if args.store:
-        store["url"] = args.store
-    if args.endpoint_url:
-        store["endpoint_url"] = args.endpoint_url
-    try:
-        clean = CleanConfig.model_validate({**config.clean.model_dump(), **given})
-        store_config = StoreConfig.model_validate(store)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error("command line", exc)) from None
-    return config.model_copy(update={"clean": clean, "store": store_config})
+    ),
+    Flag("store", "store.url", "--store"),
+    Flag("endpoint_url", "store.endpoint_url", "--endpoint-url"),
+)
 
 
 def _reviewer(config: RecyclopsConfig) -> str:
@@ -116,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from .server import serve
     from .session import ReviewSession
 
-    config = _apply_args(load(args.config), args)
+    config = load(args.config, flags=from_args(args, FLAGS))
     unknown = [x for x in args.label if x not in [*config.category_names, "invalid"]]
     if unknown:
         logger.warning(

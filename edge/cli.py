@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from ..shared.commands import AddCommon
-from ..shared.config import RecyclopsConfig, load
-from ..shared.errors import ConfigError, ImageError, RecyclopsError
+from ..shared.config import Flag, RecyclopsConfig, apply_flags, from_args, load
+from ..shared.errors import ImageError, RecyclopsError
 
 logger = logging.getLogger(__name__)
 
@@ -73,34 +73,25 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     cls_p.set_defaults(func=classify)
 
 
+#: What each ``edge run`` flag sets; unset flags leave the file's and the environment's values.
+RUN_FLAGS = (
+    Flag("camera_folder", "edge.camera.kind", "--camera-folder", const="replay"),
+    Flag("camera_folder", "edge.camera.source", "--camera-folder"),
+    Flag("fps", "edge.camera.fps", "--fps"),
+    Flag("at_end", "edge.camera.at_end", "--at-end"),
+    Flag("keypad", "edge.keypad.kind", "--keypad"),
+    Flag("store", "store.url", "--store"),
+    Flag("model_dir", "edge.model_dir", "--model-dir"),
+    Flag("spool_dir", "edge.spool_dir", "--spool-dir"),
+    Flag("state_dir", "edge.state_dir", "--state-dir"),
+    Flag("live_port", "edge.live_view.port", "--live-port"),
+    Flag("no_live_view", "edge.live_view.enabled", "--no-live-view", const=False),
+)
+
+
 def apply_overrides(config: RecyclopsConfig, args: argparse.Namespace) -> RecyclopsConfig:
-    edge = config.edge
-    try:
-        if args.camera_folder:
-            edge.camera.kind = "replay"
-            edge.camera.source = args.camera_folder
-        if args.fps:
-            edge.camera.fps = args.fps
-        if args.at_end:
-            edge.camera.at_end = args.at_end
-        if args.keypad:
-            edge.keypad.kind = args.keypad
-        if args.store:
-            config.store.url = args.store
-        for flag, attr in (
-            ("model_dir", "model_dir"),
-            ("spool_dir", "spool_dir"),
-            ("state_dir", "state_dir"),
-        ):
-            if getattr(args, flag):
-                setattr(edge, attr, getattr(args, flag))
-        if args.live_port is not None:
-            edge.live_view.port = args.live_port
-        if args.no_live_view:
-            edge.live_view.enabled = False
-    except ValueError as exc:
-        raise ConfigError(f"command-line override: {exc}") from None
-    return config
+    """The flags as the configuration pipeline's top layer (errors name the flag)."""
+    return apply_flags(config, from_args(args, RUN_FLAGS))
 
 
 def run(args: argparse.Namespace) -> int:

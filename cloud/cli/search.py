@@ -5,9 +5,14 @@ import logging
 from pathlib import Path
 
 from ...shared.commands import AddCommon
-from ...shared.config import SearchConfig
-from ...shared.errors import ConfigError
-from .common import add_store, add_train_flags, load_config, store_from, train_config
+from .common import (
+    add_store,
+    add_train_flags,
+    load_config,
+    search_config,
+    store_from,
+    train_config,
+)
 
 HELP = "hyperparameter grid search, logged to TensorBoard"
 logger = logging.getLogger(__name__)
@@ -58,27 +63,6 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     parser.set_defaults(func=run)
 
 
-def search_config(args: argparse.Namespace, base: SearchConfig) -> SearchConfig:
-    if args.grid:
-        from ...shared.config import load
-
-        base = load(args.grid).search
-    updates = {
-        "batch_size": args.batch_sizes,
-        "dropout": args.dropouts,
-        "optimizer": args.optimizers,
-        "learning_rate": args.learning_rates,
-        "fine_tune": args.fine_tunes,
-        "epochs": args.trial_epochs,
-    }
-    try:
-        return SearchConfig.model_validate(
-            {**base.model_dump(), **{k: v for k, v in updates.items() if v}}
-        )
-    except Exception as exc:
-        raise ConfigError(f"search grid: {exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -87,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     base = train_config(args, config)
-    grid_cfg = search_config(args, config.search)
+    grid_cfg = search_config(args, config)
     store = store_from(args, config) if (args.upload or args.report) else None
     if not args.report:
         print(f"grid of {grid_cfg.size} trials; this shard: {args.shard}")

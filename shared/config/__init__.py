@@ -1,11 +1,14 @@
-"""Configuration models and the one ``load()``."""
+"""Configuration models and the one pipeline that fills them (``load``)."""
 
 from .base import SafeName, StrictModel, is_safe_segment
 from .categories import Category
 from .clean import CleanConfig
 from .edge import EdgeConfig
+from .flags import Flag, add_model_flags, from_args, model_flags
 from .mqtt import MqttConfig
-from .root import RecyclopsConfig, env_overrides, load, validate_config
+from .pipeline import Resolved, apply_flags, load, read_secrets, resolve
+from .root import RecyclopsConfig, validate_config
+from .sources import Overrides
 from .store import StoreConfig
 from .training import SearchConfig, TrainConfig
 
@@ -13,15 +16,23 @@ __all__ = [
     "Category",
     "CleanConfig",
     "EdgeConfig",
+    "Flag",
     "MqttConfig",
+    "Overrides",
     "RecyclopsConfig",
+    "Resolved",
     "SafeName",
     "SearchConfig",
     "StoreConfig",
     "StrictModel",
     "TrainConfig",
-    "env_overrides",
+    "add_model_flags",
+    "apply_flags",
+    "from_args",
     "is_safe_segment",
     "load",
+    "model_flags",
+    "read_secrets",
+    "resolve",
     "validate_config",
 ]
