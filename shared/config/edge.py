@@ -213,8 +213,10 @@ class StatusConfig(StrictModel):
 
 
 class TelemetryConfig(StrictModel):
-    """Quality telemetry: what the bin saw and how sure it was, per period, over MQTT and
-    (through the spool, so nothing is lost offline) to the store as daily per-bin records."""
+    """Quality telemetry per period: on MQTT, and through the spool to the store.
+
+    What the bin saw and how sure it was; stored as daily per-bin records, so nothing is
+    lost while the store is away."""
 
     enabled: bool = Field(True, title="Report quality telemetry")
     period_seconds: float = Field(
