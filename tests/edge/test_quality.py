@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from edge_helpers import Events, install_fixture, start, status, wait_for
 from support import devservers
@@ -266,3 +267,50 @@ def test_telemetry_reaches_the_store_exactly_once_through_a_store_outage(
     assert summarise(reports).frames == final["frames_classified"]
     errors: Any = summarise(reports).errors
     assert errors["upload_failed"] >= 1  # the outage is in the telemetry too
+
+
+def test_telemetry_has_its_own_share_of_the_spool_and_a_full_share_is_counted(
+    tmp_path: Path, local_store: Any
+) -> None:
+    from recyclops.edge.gathering import encode_jpeg
+    from recyclops.edge.qualityreport import Gauges, QualityReporter
+    from recyclops.edge.spool import Spool
+    from recyclops.edge.telemetry import Telemetry
+    from recyclops.edge.uploader import Uploader
+    from recyclops.shared.config.edge import TelemetryConfig
+    from recyclops.shared.hashing import sha256_bytes
+    from recyclops.shared.records import GatheredRecord
+
+    spool = Spool(tmp_path / "spool", 10**8, 1, 10**8, 1, telemetry_max_items=2)
+    reporter = QualityReporter(
+        QualityCounter("bin-01", "r1", 0.5),
+        TelemetryConfig(period_seconds=60),
+        spool,
+        Telemetry(RecyclopsConfig()),  # no broker: MQTT is a no-op
+        lambda: Gauges(spool_depth=spool.usage("gathers")[0]),
+        started=T0.timestamp(),
+    )
+    for minute in range(3):  # the share holds two: the third period is dropped, counted
+        start = T0.timestamp() + 60 * minute
+        assert reporter.flush(start, start + 60, 60.0) is not None
+    assert (reporter.spooled, reporter.dropped, reporter.dropped_total) == (2, 1, 1)
+    # telemetry never takes the operator's room: one gather still fits its bound of one
+    jpeg = encode_jpeg(np.zeros((8, 8, 3), np.uint8), 90)
+    record = GatheredRecord(
+        sha256=sha256_bytes(jpeg), label="glass", device="bin-01", captured_at=T0
+    )
+    spool.add_gather(jpeg, record)
+    assert spool.usage("operator")[0] == 1 and spool.usage("telemetry")[0] == 2
+    assert spool.pending()[0].startswith("0")  # the operator's entry uploads first
+    uploader = Uploader(spool, local_store)
+    assert uploader.drain_once() == 3
+    assert (uploader.uploaded, uploader.telemetry_uploaded) == (1, 2)
+    # the next record says one period before it was lost
+    reporter.flush(T0.timestamp() + 180, T0.timestamp() + 240, 60.0)
+    assert reporter.last is not None and reporter.last.records_dropped == 1
+    assert reporter.dropped == 0 and spool.usage("telemetry")[0] == 1
+    assert uploader.drain_once() == 1
+    stored = load_quality(local_store, "bin-01", T0.date())
+    assert [r.period_start for r in stored] == [
+        datetime.fromtimestamp(T0.timestamp() + 60 * m, UTC) for m in (0, 1, 3)
+    ]
