@@ -24,6 +24,7 @@ ERROR_EVENTS = {
     "camera_down": "camera_down",
     "camera_gave_up": "camera_gave_up",
     "spool_unwritable": "spool_unwritable",
+    "classification_failed": "classification_failed",
 }
 MAX_VERSIONS = 32
 

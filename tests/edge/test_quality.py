@@ -58,6 +58,7 @@ def test_counter_figures_on_a_known_sequence() -> None:
     q.observe("gather_refused", {"reason": "spool_full"})
     q.observe("model_rejected", {"version": "v9", "reason": "golden"})
     q.observe("camera_down", {"reason": "unplugged"})
+    q.observe("classification_failed", {"frame": 3, "error": "boom"})
     q.observe("notice_ignored", {"version": "v0"})  # not a fault
     q.observe("model", {"version": "v2", "via": "poll"})
 
@@ -90,6 +91,7 @@ def test_counter_figures_on_a_known_sequence() -> None:
         "refused_spool_full": 1,
         "model_rejected": 1,
         "camera_down": 1,
+        "classification_failed": 1,
         "upload_failed": 3,
     }
     assert r.items == {"glass": 2}
@@ -314,3 +316,35 @@ def test_telemetry_has_its_own_share_of_the_spool_and_a_full_share_is_counted(
     assert [r.period_start for r in stored] == [
         datetime.fromtimestamp(T0.timestamp() + 60 * m, UTC) for m in (0, 1, 3)
     ]
+
+
+def test_a_classifier_that_raises_is_counted_as_an_error(
+    make_config: Callable[..., RecyclopsConfig],
+) -> None:
+    config = make_config(telemetry={"period_seconds": 1})
+    install_fixture(Path(config.edge.model_dir))
+    events = Events()
+    daemon = EdgeDaemon(config, events=events)
+    thread = start(daemon)
+    try:
+        wait_for(lambda: events.of("classification"))
+
+        def broken(_frame: Any) -> Any:
+            raise RuntimeError("interpreter fell over")
+
+        assert daemon.loop.classifier is not None
+        daemon.loop.classifier.classify = broken  # type: ignore[method-assign]
+        failed = wait_for(lambda: events.of("classification_failed"))
+        assert failed[0]["error"] == "interpreter fell over"
+        last = wait_for(
+            lambda: (
+                ((status(config).get("telemetry") or {}).get("last") or {})
+                .get("errors", {})
+                .get("classification_failed")
+            )
+        )
+        assert last >= 1
+    finally:
+        daemon.stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
