@@ -2,11 +2,12 @@
 and stops everything in order on its one stop event (set by SIGTERM/SIGINT, or by the frame
 loop's own end).
 
-Workers (each its own thread and stop event, see ``worker.py``): uploader, updater, keypad,
-housekeeper, live view. Start order keeps the spool draining: the uploader first (a dead
-camera, a read-only spool or a missing bucket must not hold it back), then the camera
-through its watch (a failure to open is a degraded state, not an exit). Stop order: the
-keypad (no gather after the drain), the spool drain, then the rest, every join bounded.
+Workers (each its own thread and stop event, see ``worker.py``): uploader, quality
+reporter, updater, keypad, housekeeper, live view. Start order keeps the spool draining:
+the uploader first (a dead camera, a read-only spool or a missing bucket must not hold it
+back), then the camera through its watch (a failure to open is a degraded state, not an
+exit). Stop order: the keypad (no gather after the drain), the last telemetry period, the
+spool drain, then the rest, every join bounded.
 """
 
 import logging
@@ -36,6 +37,8 @@ from .models import ModelRepo
 from .modelslot import ModelSlot
 from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
+from .quality import QualityCounter
+from .qualityreport import QualityReporter, gauges_of, new_run_id
 from .smoothing import ItemGate, Smoother
 from .spool import Spool
 from .state import EdgeState
@@ -81,6 +84,7 @@ class EdgeDaemon:
             edge.spool.max_items,
             int(edge.capture.max_mb * 1e6),
             edge.capture.max_items,
+            edge.telemetry.max_items,
         )
         self.gatherer = Gatherer(config, self.spool)
         self.capturer = Capturer(
@@ -118,6 +122,14 @@ class EdgeDaemon:
             else None
         )
         self.confirm = Confirm(edge.keypad, pin_factory)
+        self.quality: QualityReporter | None = None
+        if edge.telemetry.enabled:  # counts every event the parts emit, reports per period
+            counter = QualityCounter(edge.device_id, new_run_id(), edge.classifier.threshold)
+            self.events.listen(counter.observe)
+            gauges = gauges_of(self.state, self.uploader, self.capturer, self.spool, self.repo)
+            self.quality = QualityReporter(
+                counter, edge.telemetry, self.spool, self.telemetry, gauges, self.state.started
+            )
         self.live: LiveView | None = None
         live_frames: LiveFrames | None = None
         if edge.live_view.enabled:
@@ -134,6 +146,7 @@ class EdgeDaemon:
             self.repo,
             self.guard,
             self.live.url if self.live else None,
+            self.quality,
         )
         self.loop = FrameLoop(
             stop=self.stop,
@@ -220,6 +233,8 @@ class EdgeDaemon:
         edge = self.config.edge
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.uploader.start()  # before the camera: a dead camera must not hold the spool back
+        if self.quality:
+            self.quality.start()
         if problem := self.spool.probe():  # logged by the spool; gathers will be refused
             self.events.emit("spool_unwritable", reason=problem)
         self.capturer.start()
@@ -262,6 +277,9 @@ class EdgeDaemon:
             if self.keypad:  # no gather after the drain
                 self.keypad.stop()
                 self.keypad.join(2)
+            if self.quality:  # the last (partial) period goes into the spool before the drain
+                self.quality.stop()
+                self.quality.join(2)
             self._drain(drain_seconds)
             return code
         finally:
@@ -283,6 +301,7 @@ class EdgeDaemon:
             for w, t in (
                 (self.keypad, 2),
                 (self.uploader, 10),
+                (self.quality, 2),
                 (self.updater, 10),
                 (self.housekeeper, 10),
                 (self.live, 5),

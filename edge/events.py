@@ -2,12 +2,14 @@
 for scripts and the demo) and the reports that go both there and to MQTT.
 
 The log is written from several threads (frame loop, keypad, updater, capture), one whole
-line at a time; a closed or broken stream ends the log, never the daemon.
+line at a time; a closed or broken stream ends the log, never the daemon. Listeners (the
+quality counter) see every event, with or without a stream.
 """
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
 from ..shared.messages import ModelNotice
@@ -25,12 +27,26 @@ class Emit(Protocol):
     def emit(self, event: str, **fields: Any) -> None: ...
 
 
+Listener = Callable[[str, Mapping[str, Any]], None]
+
+
 class EventLog:
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener(event, fields)`` for every event (on the emitting thread: it must
+        be quick, and whatever it raises is logged, never passed to the emitter)."""
+        self._listeners.append(listener)
 
     def emit(self, event: str, **fields: Any) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event, fields)
+            except Exception:
+                logger.exception("event listener failed on %s", event)
         if self._stream is None:
             return
         line = dumps_json({"event": event, "time": time.time(), **fields})

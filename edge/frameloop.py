@@ -142,8 +142,9 @@ class FrameLoop:
         if self.classifier is not None:
             try:
                 self._classify(self.classifier, frame)
-            except Exception:
+            except Exception as exc:
                 logger.exception("classification of frame %d failed", frame.index)
+                self.events.emit("classification_failed", frame=frame.index, error=str(exc)[:300])
         if self.live_frames is not None:
             self.live_frames.push(frame.full)
         return not (self.max_frames and frames >= self.max_frames)

@@ -20,6 +20,7 @@ from .guard import RuntimeGuard
 from .liveview import preview_overlay
 from .models import ModelRepo
 from .notify import SystemdNotifier
+from .qualityreport import QualityReporter
 from .spool import Spool
 from .state import EdgeState, write_status
 from .telemetry import Telemetry
@@ -47,7 +48,9 @@ class Status:
         repo: ModelRepo,
         guard: RuntimeGuard,
         live_url: str | None,
+        quality: QualityReporter | None = None,
     ) -> None:
+        self.quality = quality
         self.state = state
         self.spool = spool
         self.uploader = uploader
@@ -60,7 +63,7 @@ class Status:
         self.live_url = live_url
 
     def snapshot(self) -> dict[str, Any]:
-        items, size = self.spool.usage()
+        items, size = self.spool.usage("gathers")
         up, spool = self.uploader, self.spool
         return self.state.snapshot(
             degraded=self.degraded(),
@@ -73,7 +76,13 @@ class Status:
             store_missing=up.store_missing,
             spool_depth=items,
             spool_bytes=size,
-            spool_auto_depth=spool.usage(auto=True)[0],
+            spool_auto_depth=spool.usage("auto")[0],
+            spool_telemetry_depth=spool.usage("telemetry")[0],
+            telemetry=(
+                {**self.quality.status(), "uploaded": up.telemetry_uploaded}
+                if self.quality
+                else None
+            ),
             capture=self.capturer.status(),
             uploaded=up.uploaded,
             upload_error=up.last_error,

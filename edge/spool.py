@@ -9,6 +9,9 @@ Automatic captures (frames the model was unsure of, no key press) are ``auto-<se
 entries with a share of their own: they never count against the operator's bound, so they
 can never make a key press be refused, and they sort after every operator entry, so the
 uploader always sends what an operator pressed first.
+
+Quality telemetry records (one per period, no image) are ``telemetry-<seq>-period``
+entries with a share of their own too (counted in items only), uploaded after the rest.
 """
 
 import contextlib
@@ -19,10 +22,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..shared.atomic import atomic_write_bytes, fsync_dir
 from ..shared.errors import RecyclopsError
+from ..shared.messages import DeviceQuality
 from ..shared.records import GatheredRecord, GatheredUndo
 
 logger = logging.getLogger(__name__)
@@ -50,12 +54,32 @@ class SpoolUnwritableError(SpoolRefusedError):
 @dataclass(frozen=True)
 class Entry:
     name: str  # "<seq>-<sha>"
-    kind: str  # "gather" or "undo"
-    record: GatheredRecord | GatheredUndo
+    kind: str  # "gather", "undo" or "telemetry"
+    record: GatheredRecord | GatheredUndo | DeviceQuality
     image: Path | None
 
 
 AUTO_PREFIX = "auto-"
+TELEMETRY_PREFIX = "telemetry-"
+#: whose entries: the operator's (gathers, undos), automatic captures, telemetry; "gathers"
+#: is the first two, "all" every entry
+Share = Literal["all", "gathers", "operator", "auto", "telemetry"]
+
+
+def share_of(name: str) -> Share:
+    if name.startswith(AUTO_PREFIX):
+        return "auto"
+    if name.startswith(TELEMETRY_PREFIX):
+        return "telemetry"
+    return "operator"
+
+
+def _in_share(name: str, share: Share) -> bool:
+    if share == "all":
+        return True
+    if share == "gathers":
+        return share_of(name) != "telemetry"
+    return share_of(name) == share
 
 
 class Spool:
@@ -66,12 +90,14 @@ class Spool:
         max_items: int,
         auto_max_bytes: int = 0,
         auto_max_items: int = 0,
+        telemetry_max_items: int = 0,
     ) -> None:
         self.folder = Path(folder)
         self.max_bytes = max_bytes
         self.max_items = max_items
         self.auto_max_bytes = auto_max_bytes
         self.auto_max_items = auto_max_items
+        self.telemetry_max_items = telemetry_max_items
         self.lock = threading.Lock()
         self.in_flight: set[str] = set()
         self.changed = threading.Event()
@@ -146,9 +172,9 @@ class Spool:
         self._seq = max(self._seq + 1, time.time_ns())
         return f"{self._seq:020d}-{sha}"
 
-    def usage(self, auto: bool | None = None) -> tuple[int, int]:
+    def usage(self, share: Share = "all") -> tuple[int, int]:
         """(entries, bytes) waiting for upload (uploaded leftovers are not waiting): every
-        entry, or only automatic captures (``auto=True``), or only the operator's (False)."""
+        entry, or only one share's (``operator``, ``auto``, ``telemetry``)."""
         items = 0
         size = 0
         try:
@@ -156,9 +182,7 @@ class Spool:
         except OSError:
             return 0, 0
         for path in paths:
-            if path.name.startswith(".") or (
-                auto is not None and path.name.startswith(AUTO_PREFIX) != auto
-            ):
+            if path.name.startswith(".") or not _in_share(path.name, share):
                 continue
             with contextlib.suppress(OSError):
                 size += path.stat().st_size
@@ -172,7 +196,7 @@ class Spool:
         """Write image then record, durably; SpoolFullError at the bound."""
         with self.lock:
             self._writable()
-            items, size = self.usage(auto=False)  # automatic captures never count here
+            items, size = self.usage("operator")  # captures, telemetry never count here
             if items + 1 > self.max_items or size + len(jpeg) > self.max_bytes:
                 raise SpoolFullError(
                     f"spool full ({items} items, {size / 1e6:.1f} MB): gather refused, "
@@ -188,7 +212,7 @@ class Spool:
         with self.lock:
             if self.problem is not None:
                 raise SpoolUnwritableError(f"capture refused: {self.problem}")
-            items, size = self.usage(auto=True)
+            items, size = self.usage("auto")
             if items + 1 > self.auto_max_items or size + len(jpeg) > self.auto_max_bytes:
                 raise SpoolFullError(f"capture share full ({items} items, {size / 1e6:.1f} MB)")
             name = self._write_entry(AUTO_PREFIX + self._next_name(record.sha256), jpeg, record)
@@ -204,6 +228,23 @@ class Spool:
             atomic_write_bytes(meta, json.dumps(body).encode())
         except OSError as exc:
             raise self._write_failed(exc, meta, image) from None
+        return name
+
+    def add_telemetry(self, report: DeviceQuality) -> str:
+        """One period's quality record, in its own share; SpoolFullError when that is full."""
+        with self.lock:
+            if self.problem is not None:
+                raise SpoolUnwritableError(f"telemetry refused: {self.problem}")
+            items = self.usage("telemetry")[0]
+            if items + 1 > self.telemetry_max_items:
+                raise SpoolFullError(f"telemetry share full ({items} records)")
+            name = TELEMETRY_PREFIX + self._next_name("period")
+            body = {"kind": "telemetry", "record": json.loads(report.model_dump_json())}
+            try:
+                atomic_write_bytes(self.folder / f"{name}.json", json.dumps(body).encode())
+            except OSError as exc:
+                raise self._write_failed(exc) from None
+        self.changed.set()
         return name
 
     def add_undo(self, undo: GatheredUndo) -> str:
@@ -237,7 +278,7 @@ class Spool:
 
     def pending(self) -> list[str]:
         """Entries to upload, in order (operator entries first: ``auto-`` sorts after the
-        digits); never one already uploaded or held aside."""
+        digits, ``telemetry-`` after that); never one already uploaded or held aside."""
         try:
             names = [p.stem for p in self.folder.glob("*.json") if not p.name.startswith(".")]
         except OSError:
@@ -309,6 +350,8 @@ class Spool:
     def _entry(self, name: str, body: dict[str, Any]) -> Entry:
         if body.get("kind") == "undo":
             return Entry(name, "undo", GatheredUndo.model_validate(body["record"]), None)
+        if body.get("kind") == "telemetry":
+            return Entry(name, "telemetry", DeviceQuality.model_validate(body["record"]), None)
         record = GatheredRecord.model_validate(body["record"])
         return Entry(name, "gather", record, self.folder / f"{name}.jpg")
 

@@ -1,5 +1,5 @@
-"""MQTT for the edge: retained status (last will "offline"), periodic stats, events, and the
-model notice subscription. Without a broker every call here is a no-op."""
+"""MQTT for the edge: retained status (last will "offline"), periodic stats, events, quality
+reports, and the model notice subscription. Without a broker every call here is a no-op."""
 
 import logging
 from collections.abc import Callable
@@ -9,7 +9,7 @@ from typing import Any
 from ..shared import messages
 from ..shared.config import RecyclopsConfig
 from ..shared.errors import RecyclopsError
-from ..shared.messages import DeviceEvent, DeviceStats, DeviceStatus
+from ..shared.messages import DeviceEvent, DeviceQuality, DeviceStats, DeviceStatus
 from ..shared.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,12 @@ class Telemetry:
             rss_mb=snapshot["rss_mb"],
         )
         self.client.publish(messages.stats_topic(self.fleet, self.device), msg)
+
+    def quality(self, report: DeviceQuality) -> None:
+        """One telemetry period (the same record the store gets, through the spool)."""
+        if not self.client:
+            return
+        self.client.publish(messages.quality_topic(self.fleet, self.device), report)
 
     def event(self, kind: str, **fields: Any) -> None:
         if not self.client:

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from ..shared.errors import StoreError, StoreNotFoundError
 from ..shared.gathered import store_gathered, store_undo
+from ..shared.messages import DeviceQuality
+from ..shared.quality import store_quality
 from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore
 from .spool import Entry, Spool, SpoolUnwritableError
@@ -42,7 +44,8 @@ class Uploader(Worker):
         self.retry_min = retry_min
         self.retry_max = retry_max
         self.on_uploaded = on_uploaded
-        self.uploaded = 0
+        self.uploaded = 0  # gathers, captures, undos
+        self.telemetry_uploaded = 0  # quality records, counted apart
         self.failures = 0
         self.last_error: str | None = None  # remote: the store
         self.local_error: str | None = None  # local: the spool folder
@@ -55,9 +58,12 @@ class Uploader(Worker):
         self.spool.changed.set()  # wakes the loop from its idle wait
 
     def upload(self, entry: Entry, image: bytes | None = None) -> None:
-        """Image then record (or the undo tombstone); retries land on the same keys."""
+        """Image then record (or the undo tombstone, or a telemetry record); retries land on
+        the same keys."""
         record = entry.record
-        if isinstance(record, GatheredRecord):
+        if isinstance(record, DeviceQuality):
+            store_quality(self.store, record)
+        elif isinstance(record, GatheredRecord):
             if image is None:
                 image = self.spool.read_image(entry)
             store_gathered(self.store, record, image)
@@ -85,8 +91,12 @@ class Uploader(Worker):
                 self.spool.release(name, False)
                 raise
             count += 1
-            self.uploaded += 1
-            logger.info("uploaded %s %s", entry.kind, entry.record.sha256[:12])
+            if isinstance(entry.record, DeviceQuality):
+                self.telemetry_uploaded += 1
+                logger.debug("uploaded telemetry of %s", entry.record.period_start)
+            else:
+                self.uploaded += 1
+                logger.info("uploaded %s %s", entry.kind, entry.record.sha256[:12])
             try:
                 self.spool.release(name, True)
             except SpoolUnwritableError as exc:  # uploaded; remembered, never uploaded again

@@ -7,7 +7,7 @@ immutable folders and a channel pointer, written last, says which one is current
 """
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 from .config.base import is_safe_segment
@@ -20,6 +20,7 @@ LABELS = "labels/"
 MODELS = "models/"
 CHANNELS = "models/channels/"
 RUNS = "runs/"
+TELEMETRY = "telemetry/"
 
 MODEL_FILE = "model.tflite"
 KERAS_FILE = "model.keras"
@@ -137,3 +138,38 @@ AUDIT_LATEST = "audit/latest.json"
 def audit_key(run_id: str) -> str:
     """One ``recyclops audit`` run's report (``audit/latest.json`` is a copy of the newest)."""
     return f"{AUDIT}{_segment('audit run id', run_id)}.json"
+
+
+_TELEMETRY_RE = re.compile(
+    r"^telemetry/(?P<device>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/"
+    r"(?P<start>\d{8}T\d{6}Z)-(?P<run>[^/]+)\.json$"
+)
+
+
+class TelemetryKey(NamedTuple):
+    device: str
+    day: str
+    start: datetime  # the period's start, to the second (UTC)
+    run: str
+
+
+def telemetry_day_prefix(device: str, day: date) -> str:
+    """Every telemetry record of one bin for one UTC day."""
+    return f"{TELEMETRY}{_segment('device', device)}/{day.isoformat()}/"
+
+
+def telemetry_key(device: str, period_start: datetime, run: str) -> str:
+    """One period's quality record, under the UTC day of its start. ``run`` (one daemon
+    process) keeps two processes' periods apart even if the clock jumps back."""
+    start = period_start.astimezone(UTC)
+    stamp = start.strftime("%Y%m%dT%H%M%SZ")
+    return f"{telemetry_day_prefix(device, start.date())}{stamp}-{_segment('run', run)}.json"
+
+
+def parse_telemetry_key(key: str) -> TelemetryKey | None:
+    """The parts of a telemetry key, None for anything else."""
+    match = _TELEMETRY_RE.match(key)
+    if not match or not is_safe_segment(match["run"]):
+        return None
+    start = datetime.strptime(match["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return TelemetryKey(match["device"], match["day"], start, match["run"])

@@ -2,7 +2,7 @@
 
 Topics: ``recyclops/<fleet>/models/<channel>`` (retained model notice),
 ``recyclops/<fleet>/devices/<id>/status`` (retained; last will "offline"),
-``recyclops/<fleet>/devices/<id>/stats`` and ``…/events`` (not retained).
+``recyclops/<fleet>/devices/<id>/stats``, ``…/events`` and ``…/quality`` (not retained).
 """
 
 import json
@@ -39,6 +39,10 @@ def stats_topic(fleet: str, device: str) -> str:
 
 def events_topic(fleet: str, device: str) -> str:
     return _topic(fleet, "devices", device, "events")
+
+
+def quality_topic(fleet: str, device: str) -> str:
+    return _topic(fleet, "devices", device, "quality")
 
 
 class ModelNotice(StrictModel):
@@ -111,6 +115,59 @@ class DeviceEvent(StrictModel):
     score: float | None = None
     model_version: str | None = None
     detail: str | None = Field(None, max_length=1024)
+
+
+#: Bins of the top-1 score histogram: ``HISTOGRAM_BINS`` equal bins over [0, 1] (the last
+#: one includes 1.0).
+HISTOGRAM_BINS = 10
+
+
+class DeviceQuality(StrictModel):
+    """One period of a bin's quality telemetry: on MQTT (``…/quality``) at the end of each
+    period, and in the store as ``telemetry/<device>/<day>/<start>-<run>.json``.
+
+    Counts are for the period only, so a reader sums a day's records (``shared.quality``);
+    ``spool_depth``, ``uptime_seconds`` and the model are as at the period's end."""
+
+    schema_version: Literal[1] = 1
+    device: SafeName
+    run: SafeName = Field(title="This daemon process (keys never collide across restarts)")
+    software_version: str | None = None
+    period_start: datetime
+    period_end: datetime
+    period_seconds: float = Field(ge=0, title="Length of the period (monotonic clock)")
+    uptime_seconds: float = Field(ge=0)
+    model_version: str | None = Field(None, title="Serving at the period's end")
+    model_generation: int | None = Field(None, ge=0, title="The channel generation served")
+    model_versions: list[str] = Field(
+        default_factory=list, max_length=32, title="Every version served during the period"
+    )
+    frames: int = Field(0, ge=0, title="Frames classified")
+    frames_by_class: dict[str, int] = Field(default_factory=dict, title="Frames per raw top-1")
+    items: dict[str, int] = Field(default_factory=dict, title="Items per class (sorter counts)")
+    top1_histogram: list[int] = Field(
+        default_factory=lambda: [0] * HISTOGRAM_BINS,
+        min_length=HISTOGRAM_BINS,
+        max_length=HISTOGRAM_BINS,
+        title="Frames per top-1 score bin (10 equal bins over [0, 1])",
+    )
+    nonfinite: int = Field(0, ge=0, title="Frames whose top-1 was not a number")
+    low_confidence: int = Field(0, ge=0, title="Frames whose top-1 was below the threshold")
+    low_confidence_threshold: float = Field(ge=0, le=1)
+    low_confidence_rate: float | None = Field(None, ge=0, le=1)
+    captures: int = Field(0, ge=0, title="Automatic captures")
+    capture_reasons: dict[str, int] = Field(default_factory=dict)
+    presses: int = Field(0, ge=0, title="Operator key presses kept")
+    presses_agreed: int = Field(0, ge=0, title="Pressed the label the model predicted")
+    presses_disagreed: int = Field(0, ge=0, title="Pressed another label: a correction")
+    presses_unpredicted: int = Field(0, ge=0, title="Pressed while no model or 'unsure'")
+    correction_rate: float | None = Field(None, ge=0, le=1, title="Disagreed / predicted")
+    undos: int = Field(0, ge=0)
+    errors: dict[str, int] = Field(default_factory=dict, title="Count per kind of fault")
+    spool_depth: int = Field(0, ge=0, title="Entries waiting for upload")
+    records_dropped: int = Field(
+        0, ge=0, title="Earlier periods this process could not spool (telemetry share full)"
+    )
 
 
 def parse_message(model: type[T], payload: bytes | str, topic: str = "message") -> T:

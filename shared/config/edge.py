@@ -212,6 +212,29 @@ class StatusConfig(StrictModel):
     publish_classifications: bool = Field(True, title="Publish an event per item classified")
 
 
+class TelemetryConfig(StrictModel):
+    """Quality telemetry per period: on MQTT, and through the spool to the store.
+
+    What the bin saw and how sure it was; stored as daily per-bin records, so nothing is
+    lost while the store is away."""
+
+    enabled: bool = Field(True, title="Report quality telemetry")
+    period_seconds: float = Field(
+        60.0,
+        ge=1,
+        le=86400,
+        title="Length of one telemetry period (s)",
+        description="Periods are aligned on the UTC clock and never span midnight",
+    )
+    max_items: int = Field(
+        10_080,
+        ge=1,
+        le=1_000_000,
+        title="Telemetry records waiting in the spool at most (a week at 60 s)",
+        description="Beyond it a period's record is dropped and counted; gathers never are",
+    )
+
+
 class EdgeConfig(StrictModel):
     device_id: SafeName = Field("bin-01", title="Device id", description="Names this bin.")
     channel: SafeName = Field("stable", title="Model channel to follow")
@@ -227,6 +250,7 @@ class EdgeConfig(StrictModel):
     updates: UpdatesConfig = Field(default_factory=UpdatesConfig)
     live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
 
 #: Key names a USB keypad or keyboard can send (recyclops.edge.keypad._evdev_name).
