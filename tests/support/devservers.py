@@ -224,11 +224,14 @@ class TcpProxy:
     (``stop``) and bring it back on the same port (``start``): a store that dies mid-sync.
 
     ``cut_after_requests`` stops it by itself once that many HTTP requests (counted by their
-    request line) went through, which makes "killed mid-sync" deterministic."""
+    request line) went through, which makes "killed mid-sync" deterministic. ``delay``
+    (settable while running) holds each chunk that long before it travels upstream: a slow
+    uplink, so an upload is still running when a test interrupts it."""
 
-    def __init__(self, target_port: int, port: int | None = None) -> None:
+    def __init__(self, target_port: int, port: int | None = None, delay: float = 0.0) -> None:
         self.target_port = target_port
         self.port = port or free_port()
+        self.delay = delay
         self.requests = 0
         self.cut_after_requests: int | None = None
         self._lock = threading.Lock()
@@ -292,6 +295,8 @@ class TcpProxy:
                     if cut:
                         self.stop()
                         return
+                    if self.delay:
+                        time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
