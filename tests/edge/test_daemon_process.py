@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +162,9 @@ def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
         first.wait_event("classification")  # frames are flowing
         for i in range(6):
             first.key(str(1 + i % 6))
-            time.sleep(0.15)  # a new frame for each press
+            first.wait_event("gathered", i + 1)
+            seen = len(first.of("classification"))  # a new frame for each press:
+            wait_until(lambda n=seen: len(first.of("classification")) > n, 10, "a new frame")
         gathered = first.wait_event("gathered", 6)
         wait_until(lambda: list(direct.list("images/")), 20, "an upload started (an image in S3)")
     finally:

@@ -18,12 +18,17 @@ MAX_STEP = 0.1  # and a slow one is still looked at ten times a second
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 15.0, what: str | None = None
+    predicate: Callable[[], T],
+    timeout: float = 15.0,
+    what: str | None = None,
+    *,
+    max_step: float = MAX_STEP,
 ) -> T:
     """Call ``predicate`` until it returns something truthy and return that; after
     ``timeout`` seconds fail the test with ``what`` (default: the predicate's source) and the
     last value seen. Exceptions from the predicate propagate: a broken check is a failure,
-    not something to wait out."""
+    not something to wait out. A smaller ``max_step`` is for acting on the moment the
+    condition starts to hold (a kill that must land mid-way)."""
     deadline = time.monotonic() + timeout
     step = FIRST_STEP
     while True:
@@ -34,7 +39,7 @@ def wait_until(
         if left <= 0:
             break
         time.sleep(min(step, left))
-        step = min(MAX_STEP, step * 2)
+        step = min(max_step, step * 2)
     raise AssertionError(
         f"timed out after {timeout:g}s waiting for {what or describe(predicate)}; "
         f"last value: {value!r:.500}"
