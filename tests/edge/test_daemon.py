@@ -50,7 +50,7 @@ def test_daemon_updates_by_polling_classifies_and_gathers_once(
         daemon.on_key("2")  # glass
         # on_key gathered synchronously: once the uploader has uploaded one entry and the
         # spool is empty, the store holds everything there will be
-        wait_for(lambda: daemon.uploader.uploaded and not daemon.spool.depth(), what="upload")
+        wait_for(lambda: daemon.uploader.uploaded and not daemon.spool.depth(), what="upload done")
         keys = list(store.list("gathered/"))
         assert len(keys) == 1 and len(list(store.list("images/"))) == 1
         record = GatheredRecord.model_validate_json(store.get(keys[0]))
