@@ -151,6 +151,7 @@ def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(
     )
 
 
+@pytest.mark.slow  # 100 s of CPU (feature extraction for three searches)
 def test_new_data_redoes_trials_and_best_toml_is_what_was_scored(tmp_path, monkeypatch):
     """A finished trial counts only on the data it was scored on; best.toml reproduces the
     trial (its epochs, not the base config's)."""
