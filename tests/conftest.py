@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from support import devservers
+from support.browser import playwright_api
 
 from recyclops.shared.config import MqttConfig
 from recyclops.shared.store import LocalStore, S3Store
@@ -92,7 +93,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture
 def browser() -> Iterator[object]:
     """Debian's Chromium driven by Playwright (``playwright install`` cannot download here)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = playwright_api()
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs Debian's chromium")
     with sync_api.sync_playwright() as pw:

@@ -1,11 +1,12 @@
 """End to end in a real browser: Chromium presses keys, the journal in S3 has every decision."""
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clean_helpers import gather, jpeg
+from support.browser import playwright_api
+from support.waiting import wait_until
 
 from recyclops.console import ReviewSession
 from recyclops.console.server import serve
@@ -38,7 +39,7 @@ NAMES = [
 @pytest.fixture(autouse=True)
 def _expect() -> None:
     global expect
-    expect = pytest.importorskip("playwright.sync_api").expect
+    expect = playwright_api().expect
 
 
 def test_keys_in_the_browser_reach_the_journal(
@@ -62,10 +63,8 @@ def test_keys_in_the_browser_reach_the_journal(
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(server.url)
         expect(page.locator("#image")).to_have_attribute("data-sha", a)
-        deadline = time.monotonic() + 10  # the page's CSP forbids eval: poll from here
-        while not page.evaluate("() => document.getElementById('image').naturalWidth > 0"):
-            assert time.monotonic() < deadline, "the image never loaded"
-            time.sleep(0.05)
+        loaded = "() => document.getElementById('image').naturalWidth > 0"
+        wait_until(lambda: page.evaluate(loaded), 10, "the image loaded")  # CSP forbids eval
         legend = page.locator("#legend li")
         assert legend.count() == 16 + 3  # every category, invalid, skip, back
         assert page.get_by_test_id("gathered-label").inner_text() == "glass"

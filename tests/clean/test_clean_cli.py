@@ -4,13 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from clean_helpers import request, seed_simple
 from support.devservers import S3Server
+from support.waiting import wait_until
 
 from recyclops.shared.records import parse_journal
 from recyclops.shared.store import ObjectStore
@@ -56,10 +56,7 @@ def clean_process(
             proc.stderr.read() if proc.poll() is not None else "",
         )
         base = line.split("serving ", 1)[1].split()[0].rstrip("/")
-        deadline = time.monotonic() + 10
-        while request(base, "GET", "/healthz")[0] != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, 10, "/healthz")
         yield proc, base
     finally:
         if proc.poll() is None:
@@ -82,7 +79,12 @@ def test_killed_mid_session_keeps_decisions(
         for sha, label in ((a, "glass"), (b, "metal"), (c, "paper")):
             assert request(base, "POST", "/api/decide", {"sha256": sha, "label": label})[0] == 200
         assert request(base, "POST", "/api/back", {})[0] == 200  # withdraw c
-        time.sleep(1.5)  # one flush interval
+
+        def saved() -> bool:  # the flusher wrote all four decisions (every 1 s)
+            saving = request(base, "GET", "/api/state")[1]["saving"]
+            return bool(saving["decisions"] == 4 and not saving["unsaved"])
+
+        wait_until(saved, 10, "a flush of all four decisions")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL

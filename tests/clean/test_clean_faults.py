@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from clean_helpers import T0, gather, jpeg, request
 from PIL import Image
+from support.browser import playwright_api
+from support.waiting import wait_until
 
 from recyclops.console import ReviewSession
 from recyclops.console.server import CleanServer, serve
@@ -101,7 +103,7 @@ def test_undecodable_images_are_flagged_and_served_pixels_match_training(s3_stor
 
 
 def test_undecodable_image_flag_on_the_page(s3_store, browser, artifacts_dir: Path) -> None:
-    expect = pytest.importorskip("playwright.sync_api").expect
+    expect = playwright_api().expect
     sha = gather(s3_store, b"\xff\xd8\xff\xe0 a JPEG header and nothing else", "glass")
     for server, session in _serve(s3_store):
         page = browser.new_page()  # type: ignore[attr-defined]
@@ -241,9 +243,13 @@ def test_session_cookie_expires_and_url_login_gives_a_cookie_not_the_token(s3_st
         assert TOKEN not in headers["set-cookie"] and "Secure" not in headers["set-cookie"]
         cookie = headers["set-cookie"].split(";")[0]
         assert request(base, "GET", "/api/state", headers={"Cookie": cookie})[0] == 200
-        time.sleep(1.3)
-        status, answer, _ = request(base, "GET", "/api/state", headers={"Cookie": cookie})
-        assert status == 401 and "log in" in answer["error"]
+
+        def refused(base: str = base, cookie: str = cookie) -> Any:
+            answer = request(base, "GET", "/api/state", headers={"Cookie": cookie})
+            return answer[0] == 401 and answer
+
+        status, answer, _ = wait_until(refused, 5, "the cookie expiring (session_ttl 1 s)")
+        assert "log in" in answer["error"]
 
 
 def test_tls_needs_both_files(s3_store, cert):

@@ -3,13 +3,13 @@ disagreements, the audit's likely label errors and near-duplicate conflicts, and
 conflicts come first, each with its ``reasons`` in the API and on the page (Chromium)."""
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from clean_helpers import T0, gather, jpeg, request
+from support.browser import playwright_api
+from support.waiting import wait_until
 
 from recyclops.console import ReviewSession
 from recyclops.console.server import serve
@@ -188,7 +188,7 @@ def test_a_decision_after_the_audit_ends_its_second_look(s3_store: ObjectStore) 
 def test_reasons_on_the_page_auto_capture_and_label_error(
     s3_store: ObjectStore, browser: object, artifacts_dir: Path
 ) -> None:
-    expect = pytest.importorskip("playwright.sync_api").expect
+    expect = playwright_api().expect
     s = seed(s3_store)
     session = ReviewSession(
         s3_store,
@@ -226,9 +226,7 @@ def test_reasons_on_the_page_auto_capture_and_label_error(
         expect(page.locator('#conflict-list li[data-kind="import"]')).to_contain_text(
             "glass (glass/g9.jpg); metal (metal/m9.jpg)"
         )
-        deadline = time.monotonic() + 10
-        while session.saving()["unsaved"] and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not session.saving()["unsaved"], 10, "every decision saved")
     finally:
         server.stop()
         session.close()

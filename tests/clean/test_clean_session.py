@@ -1,10 +1,10 @@
 """ReviewSession: the logic the page and the demo share, against real stores."""
 
-import time
 from pathlib import Path
 
 import pytest
 from clean_helpers import gather, jpeg, seed_simple, undo
+from support.waiting import wait_until
 
 from recyclops.console import QueueFilter, ReviewSession, UnknownImageError, new_session_id
 from recyclops.console.session import NothingToUndoError
@@ -161,14 +161,10 @@ def test_flusher_saves_without_being_asked(s3_store: ObjectStore) -> None:
     s = open_session(s3_store, flush_seconds=1.0, flush_min_seconds=0.1)
     try:
         s.decide(a, "glass")
-        deadline = time.monotonic() + 5
-        while not s3_store.exists(s.journal_key) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: s3_store.exists(s.journal_key), 5, "the journal in the store")
         assert journal(s3_store, s) == [(a, "label", "glass")]
         s.withdraw(a)
-        deadline = time.monotonic() + 5
-        while len(journal(s3_store, s)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(journal(s3_store, s)) == 2, 5, "the withdrawal saved")
         assert journal(s3_store, s)[-1] == (a, "withdraw", None)
         assert s.current().sha256 == a  # type: ignore[union-attr]
     finally:
@@ -236,13 +232,10 @@ def test_flusher_retries_until_the_store_is_back(tmp_path: Path) -> None:
     s = ReviewSession(store, CATS, flush_seconds=0.3, flush_min_seconds=0.05)
     try:
         s.decide(a, "glass")
-        deadline = time.monotonic() + 5
-        while s.saving()["error"] is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: s.saving()["error"], 5, "a failed flush")
         assert s.saving()["error"] == "store is down" and s.saving()["unsaved"] == 1
         store.broken = False
-        while s.dirty and time.monotonic() < deadline + 5:
-            time.sleep(0.02)
+        wait_until(lambda: not s.dirty, 5, "a flush after the store is back")
         assert s.saving()["error"] is None and s.saving()["unsaved"] == 0
         assert journal(store, s) == [(a, "label", "glass")]
     finally:

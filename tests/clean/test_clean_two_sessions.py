@@ -1,11 +1,11 @@
 """Two reviewers at once on the same images: both journals survive, conflicts are visible."""
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from clean_helpers import request, seed_simple
+from support.waiting import wait_until
 
 from recyclops.console import QueueFilter, ReviewSession
 from recyclops.console.server import CleanServer, serve
@@ -113,9 +113,7 @@ def test_a_running_session_drops_what_another_just_decided(s3_store: ObjectStore
         with ReviewSession(s3_store, default_categories(), reviewer="ann") as ann:
             ann.decide(shas[0], "glass")  # the image on Bob's screen: it stays there
             ann.decide(shas[2], "metal")
-        deadline = time.monotonic() + 10
-        while bob.item(shas[2]).prior is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: bob.item(shas[2]).prior, 10, "Bob's session seeing Ann's decision")
         assert bob._remaining == [shas[0], shas[1], shas[3]]
         assert bob.item(shas[0]).to_json()["prior"]["label"] == "glass"
         bob.decide(shas[0], "paper")  # deciding anyway makes a visible conflict

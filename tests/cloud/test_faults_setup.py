@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from support import devservers
 from support.synthetic import shapes
+from support.waiting import wait_until
 
 from recyclops.app.cli import main
 from recyclops.cloud.dataset import IncompleteDatasetError, load_dataset
@@ -139,11 +140,12 @@ def test_interrupted_first_sync_resumes(s3_server, s3_store, store_env, tmp_path
     out = tmp_path / "data"
     proc = _setup_proc(s3_store.url, out, s3_server.endpoint_url)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(out.glob("*/*.jpg"))) < 3:
+
+        def synced_three() -> bool:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+            return len(list(out.glob("*/*.jpg"))) >= 3
+
+        wait_until(synced_three, 60, "three images synced", max_step=0.01)
         proc.send_signal(sig)
         proc.wait(30)
     finally:

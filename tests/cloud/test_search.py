@@ -5,11 +5,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 
 import pytest
 from support.synthetic import shapes
+from support.waiting import wait_until
 
 from recyclops.cloud import search as search_mod
 from recyclops.cloud.dataset import Dataset
@@ -74,11 +74,13 @@ def test_search_resumes_after_a_killed_run(tmp_path):
         "-q",
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
+
+    def one_trial_done() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+        return bool(list(out.glob("trials/*/result.json")))
+
     try:
-        while time.monotonic() < deadline and not list(out.glob("trials/*/result.json")):
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            time.sleep(0.05)
+        wait_until(one_trial_done, 240, "a finished trial", max_step=0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -149,6 +151,7 @@ def test_failing_trial_does_not_stop_the_others_and_results_reach_the_store(
     )
 
 
+@pytest.mark.slow  # 100 s of CPU (feature extraction for three searches)
 def test_new_data_redoes_trials_and_best_toml_is_what_was_scored(tmp_path, monkeypatch):
     """A finished trial counts only on the data it was scored on; best.toml reproduces the
     trial (its epochs, not the base config's)."""

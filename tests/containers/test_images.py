@@ -7,11 +7,12 @@ tool and the jobs reach the tests' SeaweedFS and mosquitto on 127.0.0.1.
 """
 
 import json
-import time
 import urllib.request
+from typing import Any
 
 import pytest
 from support.devservers import S3Server, free_port
+from support.waiting import wait_until
 
 from .engine import Engine
 
@@ -30,15 +31,15 @@ def s3_env(server: S3Server, url: str) -> dict[str, str]:
 
 
 def wait_healthy(engine: Engine, cid: str, timeout: float = 90) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = engine.inspect(cid)["State"]
-        if state.get("Health", {}).get("Status") == "healthy":
-            return state  # type: ignore[no-any-return]
-        if not state["Running"]:
-            break
-        time.sleep(1)
-    raise AssertionError(f"container not healthy: {state}\n{engine.logs_of(cid)[-3000:]}")
+    def healthy() -> dict[str, Any] | None:
+        state: dict[str, Any] = engine.inspect(cid)["State"]
+        assert state["Running"], f"container stopped: {state}"
+        return state if state.get("Health", {}).get("Status") == "healthy" else None
+
+    try:
+        return wait_until(healthy, timeout, "the container healthy")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{engine.logs_of(cid)[-3000:]}") from None
 
 
 def test_clean_container_answers_its_health_check(

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from support.devservers import MqttBroker, S3Server, free_port
 from support.synthetic import shapes
+from support.waiting import wait_until
 
 from recyclops.shared import layout
 from recyclops.shared.config import MqttConfig, RecyclopsConfig, StoreConfig, load
@@ -272,15 +273,16 @@ def test_tensorboard_in_the_job_image_serves_the_runs_volume(
         str(port),
         options=("--entrypoint", "tensorboard", *published.mounts),
     )
-    deadline = time.monotonic() + 90
-    runs: list[str] = []
-    while time.monotonic() < deadline:
+
+    def listed() -> list[str] | None:  # TensorBoard's run list, once it holds the version
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as resp:
-                runs = json.loads(resp.read())
-            if any(r.startswith(version) for r in runs):
-                return
+                runs: list[str] = json.loads(resp.read())
         except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"TensorBoard lists {runs}, not {version}:\n{engine.logs_of(cid)[-3000:]}")
+            return None
+        return runs if any(r.startswith(version) for r in runs) else None
+
+    try:
+        wait_until(listed, 90, f"TensorBoard listing {version}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{engine.logs_of(cid)[-3000:]}") from None

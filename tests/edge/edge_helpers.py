@@ -1,13 +1,11 @@
 """Helpers for the edge tests and the edge benchmark: publish a model the way the cloud does,
-write replay frames, and a TCP proxy that can be switched off to simulate an S3 outage."""
+write replay frames, wait for the daemon (``wait_for``), read its status and events."""
 
 import contextlib
 import io
 import json
 import shutil
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
+from support.waiting import wait_until
 
 from recyclops.edge.classifier import Classifier
 from recyclops.shared import layout, messages
@@ -194,12 +193,10 @@ class Harness:
         self.ready.set()
 
     def wait_version(self, version: str, timeout: float = 10) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.serving and self.serving.version == version:
-                return True
-            time.sleep(0.05)
-        return False
+        def served() -> bool:
+            return self.serving is not None and self.serving.version == version
+
+        return wait_until(served, timeout, f"model {version} handed over")
 
 
 def strict_json(text: str | bytes) -> Any:
@@ -221,14 +218,9 @@ class Events(io.StringIO):
         return [e for e in self.lines() if e["event"] == kind]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str | None = None) -> Any:
+    """The edge tests' name for ``support.waiting.wait_until``."""
+    return wait_until(predicate, timeout, what)
 
 
 def start(daemon: "EdgeDaemon") -> threading.Thread:
@@ -242,75 +234,6 @@ def status(config: "RecyclopsConfig") -> dict[str, Any]:
         return strict_json((Path(config.edge.state_dir) / "status.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-class TcpProxy:
-    """127.0.0.1:<port> → target. ``down()`` closes the listener (connections refused),
-    ``up()`` opens it again on the same port."""
-
-    def __init__(self, target_host: str, target_port: int, delay: float = 0.0) -> None:
-        self.target = (target_host, target_port)
-        self.delay = delay  # seconds before each chunk travels upstream: slow uploads
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def up(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def down(self) -> None:
-        with self._lock:
-            if self._listener is not None:
-                with contextlib.suppress(OSError):
-                    self._listener.shutdown(socket.SHUT_RDWR)
-                self._listener.close()
-                self._listener = None
-            for conn in self._conns:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b, delay in ((client, upstream, self.delay), (upstream, client, 0.0)):
-                threading.Thread(target=self._pipe, args=(a, b, delay), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket, delay: float) -> None:
-        try:
-            while data := src.recv(65536):
-                if delay:
-                    time.sleep(delay)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                dst.shutdown(socket.SHUT_WR)
 
 
 @contextlib.contextmanager

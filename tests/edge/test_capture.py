@@ -11,7 +11,6 @@ import pytest
 from edge_helpers import (
     RED,
     Events,
-    TcpProxy,
     install_fixture,
     start,
     status,
@@ -150,8 +149,7 @@ def test_running_bin_captures_uncertain_frames_within_limits_on_s3(
         capture={"per_hour": 0, "burst": 2, "per_class_per_hour": 1, "max_items": 5},
     )
     install_fixture(Path(config.edge.model_dir))
-    host, port = s3_server.endpoint_url.removeprefix("http://").split(":")
-    proxy = TcpProxy(host, int(port))
+    proxy = devservers.TcpProxy(int(s3_server.endpoint_url.rsplit(":", 1)[1]))
     bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
     store = S3Store(
         bucket,
@@ -180,12 +178,12 @@ def test_running_bin_captures_uncertain_frames_within_limits_on_s3(
             daemon.on_key("3")  # metal
         assert len(events.of("gathered")) == 2
         assert [e["reason"] for e in events.of("gather_refused")] == ["spool_full"]
-        proxy.up()
+        proxy.start()
         wait_for(lambda: status(config).get("spool_depth") == 0, 30)
     finally:
         daemon.stop.set()
         thread.join(30)
-        proxy.down()
+        proxy.stop()
     assert not thread.is_alive()
     direct = S3Store(bucket, prefix, endpoint_url=s3_server.endpoint_url, region="us-east-1")
     records = [GatheredRecord.model_validate_json(direct.get(k)) for k in direct.list("gathered/")]

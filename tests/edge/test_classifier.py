@@ -125,6 +125,7 @@ def test_fast_int8_path_equals_the_table() -> None:
     assert not clf._xor and clf._table is None  # the fixture's uint8 pixels go in as they are
 
 
+@pytest.mark.slow  # imports TensorFlow in a subprocess: ~20 s of CPU
 def test_fallback_chain_reaches_tensorflow_only_when_nothing_lighter_exists() -> None:
     """With ai-edge-litert hidden: TensorFlow's interpreter if installed, else a clear error."""
     code = (

@@ -8,13 +8,14 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
-from edge_helpers import BLUE, GREEN, RED, TcpProxy, install_fixture, publish_model, write_frames
+from edge_helpers import BLUE, GREEN, RED, install_fixture, publish_model, write_frames
+from support.devservers import TcpProxy
+from support.waiting import wait_until
 
 from recyclops.shared.store import LocalStore, S3Store
 
@@ -59,14 +60,15 @@ class Daemon:
         return [e for e in list(self.events) if e["event"] == kind]
 
     def wait_event(self, kind: str, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.of(kind)) >= count:
-                return self.of(kind)
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no {count} {kind} event(s); stderr:\n{''.join(self.stderr)[-3000:]}")
+        def seen() -> list[dict[str, Any]]:
+            if len(self.of(kind)) < count and self.proc.poll() is not None:
+                raise AssertionError(f"the daemon exited ({self.proc.returncode})")
+            return self.of(kind) if len(self.of(kind)) >= count else []
+
+        try:
+            return wait_until(seen, timeout, f"{count} {kind} event(s)")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; stderr:\n{''.join(self.stderr)[-3000:]}") from None
 
     def key(self, key: str) -> None:
         assert self.proc.stdin is not None
@@ -114,9 +116,7 @@ def test_run_with_terminal_keys_and_sigterm(tmp_path: Path) -> None:
         daemon.key("3")  # metal
         gathered = daemon.wait_event("gathered")[0]
         assert gathered["label"] == "metal"
-        deadline = time.monotonic() + 10
-        while not list(store.list("gathered/")) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: list(store.list("gathered/")), 10, "the gather uploaded")
         daemon.proc.send_signal(signal.SIGTERM)
         assert daemon.proc.wait(15) == 0
     finally:
@@ -133,9 +133,8 @@ def test_run_with_terminal_keys_and_sigterm(tmp_path: Path) -> None:
 def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
     tmp_path: Path, s3_server: Any, s3_url: str
 ) -> None:
-    host, port = s3_server.endpoint_url.removeprefix("http://").split(":")
-    proxy = TcpProxy(host, int(port), delay=0.4)  # every upload is slow: the kill lands mid-upload
-    proxy.up()
+    port = int(s3_server.endpoint_url.rsplit(":", 1)[1])
+    proxy = TcpProxy(port, delay=0.4).start()  # every upload is slow: the kill lands mid-upload
     colours = [(i * 9 % 256, 255 - i * 7 % 256, i * 13 % 256) for i in range(30)]
     frames = write_frames(tmp_path / "frames", colours)
     install_fixture(tmp_path / "models")
@@ -163,12 +162,11 @@ def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
         first.wait_event("classification")  # frames are flowing
         for i in range(6):
             first.key(str(1 + i % 6))
-            time.sleep(0.15)  # a new frame for each press
+            first.wait_event("gathered", i + 1)
+            seen = len(first.of("classification"))  # a new frame for each press:
+            wait_until(lambda n=seen: len(first.of("classification")) > n, 10, "a new frame")
         gathered = first.wait_event("gathered", 6)
-        deadline = time.monotonic() + 20
-        while not list(direct.list("images/")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert list(direct.list("images/")), "no upload started"
+        wait_until(lambda: list(direct.list("images/")), 20, "an upload started (an image in S3)")
     finally:
         first.kill()  # SIGKILL
     pending = sorted(p.name for p in (tmp_path / "spool").glob("*.json"))
@@ -177,15 +175,12 @@ def test_sigkill_mid_upload_then_restart_loses_and_doubles_nothing(
     second = Daemon(config)
     try:
         second.wait_event("ready")
-        deadline = time.monotonic() + 30
-        while list((tmp_path / "spool").glob("*.json")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not list((tmp_path / "spool").glob("*.json"))
+        wait_until(lambda: not list((tmp_path / "spool").glob("*.json")), 30, "the spool drained")
         second.proc.send_signal(signal.SIGTERM)
         assert second.proc.wait(15) == 0
     finally:
         second.kill()
-        proxy.down()
+        proxy.stop()
     pressed = {e["sha256"] for e in gathered}
     records = {json.loads(direct.get(k))["sha256"] for k in direct.list("gathered/")}
     assert len(list(direct.list("gathered/"))) == len(pressed)  # nothing doubled

@@ -3,12 +3,12 @@
 import io
 import os
 import threading
-import time
 from collections.abc import Callable
 from typing import ClassVar
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
+from support.waiting import wait_until
 
 from recyclops.edge.gathering import key_map, legend
 from recyclops.edge.keypad import MatrixKeypad, TerminalKeypad, _evdev_name
@@ -16,15 +16,6 @@ from recyclops.shared.config import RecyclopsConfig
 from recyclops.shared.config.edge import KeypadConfig
 
 pytestmark = pytest.mark.edge_numpy1
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_terminal_keypad_reads_lines_from_a_pipe() -> None:
@@ -35,7 +26,7 @@ def test_terminal_keypad_reads_lines_from_a_pipe() -> None:
         pad = TerminalKeypad(keys.append, stop, stream=reader)
         pad.start()
         os.write(write_fd, b"1\n  glass \n\n")
-        assert wait_for(lambda: len(keys) == 2)
+        wait_until(lambda: len(keys) == 2, 5, "two keys read")
         os.write(write_fd, b"u")  # no newline: delivered at EOF
         os.close(write_fd)
         pad.thread.join(3)
@@ -66,7 +57,9 @@ class WiredPin(MockPin):
         return super()._get_state()
 
 
-def test_matrix_keypad_on_mock_pins_debounces_and_reports_once() -> None:
+def test_matrix_keypad_on_mock_pins_debounces_and_reports_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     factory = MockFactory(pin_class=WiredPin)
     config = KeypadConfig(
         kind="gpio",
@@ -83,12 +76,20 @@ def test_matrix_keypad_on_mock_pins_debounces_and_reports_once() -> None:
         assert pad.scan() == set()
         MatrixWiring.held = (6, 13)  # row 1, column 0: "3"
         assert pad.scan() == {"3"}
+        scans: list[set[str]] = []
+        real_scan = pad.scan
+
+        def counted() -> set[str]:
+            scans.append(real_scan())
+            return scans[-1]
+
+        monkeypatch.setattr(pad, "scan", counted)
         pad.start()
-        time.sleep(0.2)  # held for many scans: one key press
+        wait_until(lambda: len(scans) >= 40, 5, "40 scans")  # held for many scans: one press
         MatrixWiring.held = None
-        time.sleep(0.05)
+        wait_until(lambda: scans[-10:] == [set()] * 10, 5, "10 scans of the released pad")
         MatrixWiring.held = (5, 19)  # "2"
-        assert wait_for(lambda: keys == ["3", "2"])
+        wait_until(lambda: keys == ["3", "2"], 5, "keys 3 then 2")
         MatrixWiring.held = None
     finally:
         MatrixWiring.held = None
@@ -224,7 +225,7 @@ def test_evdev_keypad_maps_key_down_events(monkeypatch: pytest.MonkeyPatch) -> N
             evdev.ecodes.KEY_F1,
         ):
             device.press(code)
-        assert wait_for(lambda: len(keys) == 3)
+        wait_until(lambda: len(keys) == 3, 5, "three keys read")
         assert device.grabbed  # no console sees the keypad while the daemon reads it
     finally:
         stop.set()

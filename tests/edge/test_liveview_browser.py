@@ -1,12 +1,12 @@
 """The live view in a real browser (Playwright driving Debian's chromium, headless)."""
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge_helpers import install_fixture
+from support.waiting import wait_until
 
 from recyclops.edge.daemon import EdgeDaemon
 from recyclops.shared.config import RecyclopsConfig
@@ -21,12 +21,9 @@ def test_operator_page_shows_stream_and_prediction(
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while daemon.live is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert daemon.live is not None
+        live = wait_until(lambda: daemon.live, 15, "the live view started")
         page = browser.new_page()
-        page.goto(daemon.live.url)
+        page.goto(live.url)
         page.wait_for_function(
             "document.getElementById('model').textContent === 'fixture-1'", timeout=15000
         )
@@ -70,12 +67,9 @@ def test_status_panel_keeps_working_when_the_model_answers_nan(
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while daemon.live is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert daemon.live is not None
+        live = wait_until(lambda: daemon.live, 15, "the live view started")
         page = browser.new_page()
-        page.goto(daemon.live.url)
+        page.goto(live.url)
         page.wait_for_function(
             "document.getElementById('model').textContent === 'v-nan'", timeout=15000
         )

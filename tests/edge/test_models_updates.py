@@ -3,7 +3,6 @@ are refused while the old model keeps serving; polling takes over when the broke
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from edge_helpers import (
     notify,
     publish_model,
 )
+from support.waiting import wait_until
 
 from recyclops.edge.classifier import Classifier
 from recyclops.edge.telemetry import Telemetry
@@ -167,7 +167,7 @@ def test_update_arrives_by_mqtt_then_by_polling_when_the_broker_stops(
     assert publisher.start(wait=5)
     h.updater.start()
     try:
-        time.sleep(0.5)
+        wait_until(lambda: h.updater.last_check, 10, "the updater's first poll")
         publisher.publish(
             messages.model_topic("ftest", "stable"), b"{hostile", retain=False, wait=5
         )
@@ -175,10 +175,7 @@ def test_update_arrives_by_mqtt_then_by_polling_when_the_broker_stops(
         assert h.wait_version("m1") and h.via == "mqtt"
         publisher.stop()
         private_broker.stop()
-        deadline = time.monotonic() + 10
-        while telemetry.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not telemetry.connected
+        wait_until(lambda: not telemetry.connected, 10, "telemetry noticing the broker gone")
         publish_model(local_store, "m2")  # pointer only: no broker to announce it
         assert h.wait_version("m2", timeout=10) and h.via == "poll"
         assert h.updater.ignored == 1
@@ -198,10 +195,10 @@ def test_notice_that_arrives_before_its_files_is_retried_by_polling(
     local_store.delete("models/early/model.tflite")  # the notice outran the upload
     h.updater.start()
     try:
-        time.sleep(0.3)
+        wait_until(lambda: h.updater.last_check, 10, "the updater's first poll")
         h.updater.on_mqtt("recyclops/f/models/stable", notice.model_dump_json().encode())
-        time.sleep(0.5)
-        assert h.serving is None and "fetch failed" in (h.updater.last_result or "")
+        wait_until(lambda: "fetch failed" in (h.updater.last_result or ""), 10, "fetch failed")
+        assert h.serving is None
         publish_model(local_store, "early")  # the upload completes, pointer written last
         assert h.wait_version("early", timeout=5)
     finally:

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 from edge_helpers import BLUE, DATA, GREEN, RED, install_fixture
 from PIL import Image
+from support.waiting import wait_until
 
 from recyclops.edge.daemon import EdgeDaemon
 from recyclops.shared import messages
@@ -37,16 +37,16 @@ def test_status_stats_and_events_over_mqtt(
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (got["stats"] and got["events"]):
-            time.sleep(0.1)
+        wait_until(lambda: got["stats"] and got["events"], 15, "stats and events")
         daemon.on_key("1")
-        time.sleep(0.5)
+        wait_until(lambda: any(e["kind"] == "gathered" for e in got["events"]), 10, "gathered")
     finally:
         daemon.stop.set()
         thread.join(20)
-        time.sleep(0.5)
-        listener.stop()
+        try:
+            wait_until(lambda: got["status"][-1:] and got["status"][-1]["state"] == "offline")
+        finally:
+            listener.stop()
     status = [messages.DeviceStatus.model_validate(s) for s in got["status"]]
     assert status[0].state == "online" and status[-1].state == "offline"
     assert any(s.model_version == "fixture-1" for s in status)

@@ -2,13 +2,13 @@
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from edge_helpers import TcpProxy
+from support.devservers import TcpProxy
+from support.waiting import wait_until
 
 from recyclops.edge.gathering import Gatherer
 from recyclops.edge.spool import Spool, SpoolFullError
@@ -128,8 +128,8 @@ def test_spool_recovers_after_a_crash_mid_gather(tmp_path: Path) -> None:
 
 def test_s3_outage_spool_holds_then_drains(tmp_path: Path, s3_server, s3_url: str) -> None:  # type: ignore[no-untyped-def]
     """The store is unreachable (nothing listening) for a while, then comes back."""
-    host, port = s3_server.endpoint_url.removeprefix("http://").split(":")
-    proxy = TcpProxy(host, int(port))
+    port = s3_server.endpoint_url.rsplit(":", 1)[1]
+    proxy = TcpProxy(int(port))
     bucket, _, prefix = s3_url.removeprefix("s3://").partition("/")
     store = S3Store(
         bucket,
@@ -146,25 +146,22 @@ def test_s3_outage_spool_holds_then_drains(tmp_path: Path, s3_server, s3_url: st
     up.start()
     try:
         items = [g.gather(frame(i), "glass", None, None, None) for i in range(4)]
-        time.sleep(1.0)
-        assert up.failures >= 1 and g.spool.depth() == 4  # down: everything still spooled
-        proxy.up()
-        deadline = time.monotonic() + 20
-        while g.spool.depth() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert g.spool.depth() == 0
-        proxy.down()  # and down again mid-run: new gathers wait again
+        failed = up.failures
+        wait_until(lambda: up.failures > failed, 10, "an upload attempt failing (store down)")
+        assert g.spool.depth() == 4  # down: everything still spooled
+        proxy.start()
+        wait_until(lambda: g.spool.depth() == 0, 20, "the spool drained")
+        proxy.stop()  # and down again mid-run: new gathers wait again
+        failed = up.failures
         late = g.gather(frame(99), "metal", None, None, None)
-        time.sleep(0.6)
+        wait_until(lambda: up.failures > failed, 10, "the late gather's upload failing")
         assert g.spool.depth() == 1
-        proxy.up()
-        deadline = time.monotonic() + 20
-        while g.spool.depth() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        proxy.start()
+        wait_until(lambda: g.spool.depth() == 0, 20, "the late gather drained")
     finally:
         stop.set()
         up.thread.join(10)
-        proxy.down()
+        proxy.stop()
     direct = S3Store(bucket, prefix, endpoint_url=s3_server.endpoint_url, region="us-east-1")
     records = [json.loads(direct.get(k)) for k in gathered_keys(direct)]
     assert sorted(r["sha256"] for r in records) == sorted(i.sha256 for i in [*items, late])

@@ -1,8 +1,7 @@
 """After a network drop the broker publishes the bin's last will ("offline"); when the bin
 reconnects it must say "online" again, not stay offline until the next model switch."""
 
-import threading
-import time
+from support.waiting import wait_until
 
 from recyclops.edge.telemetry import Telemetry
 from recyclops.shared.config import MqttConfig, RecyclopsConfig
@@ -13,11 +12,9 @@ from recyclops.shared.mqtt import MqttClient
 def test_status_is_restated_online_after_a_drop(mqtt_config: MqttConfig) -> None:
     config = RecyclopsConfig(mqtt=mqtt_config, edge={"device_id": "bin-rc"})  # type: ignore[arg-type]
     seen: list[str] = []
-    changed = threading.Event()
 
     def watch(_topic: str, payload: bytes) -> None:
         seen.append(parse_message(DeviceStatus, payload).state)
-        changed.set()
 
     watcher = MqttClient(mqtt_config)
     watcher.subscribe(status_topic(mqtt_config.fleet, "bin-rc"), watch)
@@ -26,19 +23,10 @@ def test_status_is_restated_online_after_a_drop(mqtt_config: MqttConfig) -> None
     telemetry.start(lambda _t, _p: None)
     try:
         telemetry.status("online", "v7")
-        deadline = time.monotonic() + 10
-        while seen[-1:] != ["online"] and time.monotonic() < deadline:
-            changed.wait(0.5)
-        assert seen[-1:] == ["online"]
+        wait_until(lambda: seen[-1:] == ["online"], 10, "online")
         telemetry.client._client._sock.close()  # the network goes away under the bin
-        deadline = time.monotonic() + 30
-        while "offline" not in seen and time.monotonic() < deadline:
-            changed.wait(0.5)
-        assert "offline" in seen  # the broker published the last will
-        deadline = time.monotonic() + 40
-        while seen[-1] != "online" and time.monotonic() < deadline:
-            changed.wait(0.5)
-        assert seen[-1] == "online", seen
+        wait_until(lambda: "offline" in seen, 30, "the last will (offline)")
+        wait_until(lambda: seen[-1] == "online", 40, "online again after the drop")
     finally:
         telemetry.stop("v7")
         watcher.stop()

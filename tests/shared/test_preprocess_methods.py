@@ -178,6 +178,7 @@ def scorer_agreement(folder: Path, frames: Iterable[np.ndarray]) -> tuple[int, i
     return same, total, worst, len(labels)
 
 
+@pytest.mark.slow  # two models on 1800+ frames: 8-12 s of CPU per method
 @pytest.mark.parametrize("method", ["bilinear", "area_linear"])
 def test_edge_and_an_independent_scorer_agree_on_real_photos(tmp_path: Path, method: str) -> None:
     """Every demo photo, three frame sizes: the edge Classifier and the cloud's TfliteModel

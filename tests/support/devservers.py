@@ -21,6 +21,8 @@ from pathlib import Path
 
 from recyclops.shared.errors import RecyclopsError
 
+from .waiting import wait_until
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,14 +33,19 @@ def free_port() -> int:
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RecyclopsError(f"server exited early ({proc.returncode}); see {log}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.1)
-    raise RecyclopsError(f"server did not open port {port} within {timeout}s; see {log}")
+            return True
+        return False
+
+    try:
+        wait_until(listening, timeout, f"port {port}")
+    except AssertionError:
+        raise RecyclopsError(
+            f"server did not open port {port} within {timeout}s; see {log}"
+        ) from None
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -163,9 +170,9 @@ def _wait_bucket(
         region_name="us-east-1",
         config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=5),
     )
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    last: list[Exception] = []
+
+    def writable() -> bool:
         if proc.poll() is not None:
             raise RecyclopsError(f"weed exited early ({proc.returncode}); see {log}")
         try:
@@ -173,11 +180,17 @@ def _wait_bucket(
                 client.create_bucket(Bucket=server.bucket)
             client.put_object(Bucket=server.bucket, Key=".ready", Body=b"1")
             client.delete_object(Bucket=server.bucket, Key=".ready")
-            return
         except Exception as exc:  # the filer is still starting
-            last = exc
-            time.sleep(0.3)
-    raise RecyclopsError(f"SeaweedFS S3 not ready within {timeout}s: {last}; see {log}")
+            last[:] = [exc]
+            return False
+        return True
+
+    try:
+        wait_until(writable, timeout, "a put to SeaweedFS", max_step=0.3)
+    except AssertionError:
+        raise RecyclopsError(
+            f"SeaweedFS S3 not ready within {timeout}s: {last[0] if last else None}; see {log}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -224,11 +237,14 @@ class TcpProxy:
     (``stop``) and bring it back on the same port (``start``): a store that dies mid-sync.
 
     ``cut_after_requests`` stops it by itself once that many HTTP requests (counted by their
-    request line) went through, which makes "killed mid-sync" deterministic."""
+    request line) went through, which makes "killed mid-sync" deterministic. ``delay``
+    (settable while running) holds each chunk that long before it travels upstream: a slow
+    uplink, so an upload is still running when a test interrupts it."""
 
-    def __init__(self, target_port: int, port: int | None = None) -> None:
+    def __init__(self, target_port: int, port: int | None = None, delay: float = 0.0) -> None:
         self.target_port = target_port
         self.port = port or free_port()
+        self.delay = delay
         self.requests = 0
         self.cut_after_requests: int | None = None
         self._lock = threading.Lock()
@@ -292,6 +308,8 @@ class TcpProxy:
                     if cut:
                         self.stop()
                         return
+                    if self.delay:
+                        time.sleep(self.delay)
                 dst.sendall(data)
         except OSError:
             pass
