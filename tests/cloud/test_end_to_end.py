@@ -54,15 +54,18 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     assert again.fingerprint == summary.fingerprint
 
     config = TrainConfig(**tomllib.loads(TINY_TOML.read_text())["train"])
-    run_dir = train(config, data, tmp_path / "runs", store=s3_store)
-    model_dir = run_dir / "model"
-    manifest = parse_manifest((model_dir / "manifest.json").read_bytes())
+    result = train(config, data, tmp_path / "runs", store=s3_store)
+    run_dir, model_dir = result.run_dir, result.model_dir
+    manifest = parse_manifest(result.manifest_path.read_bytes())
+    assert manifest == result.manifest and result.model_path == model_dir / "model.tflite"
     manifest.verify_folder(model_dir)
     assert manifest.categories == CATS
     assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md", "golden.npz"} <= {
         f.name for f in manifest.files
     }
     verdict = json.loads((run_dir / "gate.json").read_text())
+    assert verdict == json.loads(json.dumps(result.verdict.gate()))
+    assert result.blessed == verdict["blessed"]
     assert verdict["model_sha256"] == sha256_bytes((model_dir / "model.tflite").read_bytes())
     assert verdict["champion"] is None and "first model of this channel" in verdict["summary"]
     assert manifest.golden is not None and manifest.blessing is not None
@@ -126,7 +129,7 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     import keras
 
     from recyclops.cloud.blessing import Champion, bless
-    from recyclops.cloud.convert import representative, to_int8_tflite
+    from recyclops.cloud.convert import export_int8, representative
     from recyclops.cloud.dataset import load_dataset
     from recyclops.cloud.train import prepare_arrays
 
@@ -139,8 +142,7 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     forced[CATS.index(worst)] = 10.0
     dense.set_weights([np.zeros_like(kernel), forced])
     prep = prepare_arrays(config, load_dataset(data))
-    degraded = TfliteModel(to_int8_tflite(model, representative(prep.data.x_train, 16, 0)))
-    bad = degraded.predict(prep.x_test)
+    bad = export_int8(model, representative(prep.data.x_train, 16, 0), prep.x_test).scores
     good = int8.predict(prep.x_test)
     champ = Champion(manifest.version, CATS, np.arange(len(prep.y_test)), good)
     refused = bless(
