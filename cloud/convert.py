@@ -138,6 +138,7 @@ class TfliteModel:
 def write_tflite(data: bytes, path: Path) -> Path:
     from ..shared.atomic import atomic_write_bytes
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return path
 

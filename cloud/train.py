@@ -1,9 +1,9 @@
 """``recyclops train``: data set folder in, a run folder out, with a judged int8 model.
 
-``train`` returns a ``TrainResult``. Run folder: ``config.json`` (resolved), ``history.csv``, ``tensorboard/``, ``metrics.json``,
+Run folder: ``config.json`` (resolved), ``history.csv``, ``tensorboard/``, ``metrics.json``,
 ``gate.json`` (the blessing, ``blessing.py``) and ``model/`` (model.tflite = int8,
 model_float.tflite, model.keras, golden.npz, MODEL_CARD.md, confusion_matrix.png,
-manifest.json): ``model/`` is what gets published.
+manifest.json): ``model/`` is what gets published. ``train`` returns it as a ``TrainResult``.
 """
 
 import hashlib
