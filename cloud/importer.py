@@ -27,19 +27,19 @@ from PIL import Image
 from pydantic import ValidationError
 
 from ..shared import layout
-from ..shared.config.base import is_safe_segment
 from ..shared.errors import ImageError, ObjectNotFoundError, RecyclopsError, StoreError
 from ..shared.hashing import sha256_bytes
-from ..shared.preprocess import decode_rgb
-from ..shared.records import (
+from ..shared.journals import (
     Decision,
-    GatheredRecord,
     Resolution,
     dump_journal,
-    parse_journal,
+    read_journals,
     resolve_labels,
     utcnow,
 )
+from ..shared.preprocess import decode_rgb
+from ..shared.primitives import is_safe_segment
+from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore, validate_key
 from ..shared.version import __version__
 
@@ -242,21 +242,18 @@ def _store_state(
 ) -> tuple[dict[str, Resolution], set[str], list[str]]:
     """Resolved labels of every journal, the sessions that were imports (they have a report),
     and the image shas earlier import reports already listed as conflicts."""
-    keys = list(store.list(layout.LABELS))
-    reports = [k for k in keys if k.endswith(REPORT_SUFFIX)]
-    bodies = _get_all(store, [k for k in keys if k.endswith(".jsonl")] + reports, workers)
-    decisions: list[Decision] = []
+    journals = read_journals(store, workers=workers)
+    if journals.failures:  # labels not fully known: an import now could contradict them
+        raise StoreError(journals.failures[0])
+    reports = [k for k in store.list(layout.LABELS) if k.endswith(REPORT_SUFFIX)]
     recorded: list[str] = []
-    for key, body in bodies.items():
-        if key.endswith(".jsonl"):
-            decisions += parse_journal(body.decode("utf-8", "replace"), key)[0]
-            continue
+    for key, body in _get_all(store, reports, workers).items():
         try:
             recorded += [c["sha256"] for c in json.loads(body).get("conflicts", [])]
         except (ValueError, TypeError, KeyError, AttributeError):
             logger.warning("%s: unreadable import report, ignored", key)
     sessions = {k[len(layout.LABELS) : -len(REPORT_SUFFIX)] for k in reports}
-    return resolve_labels(decisions), sessions, recorded
+    return resolve_labels(journals.decisions), sessions, recorded
 
 
 def new_session_id(who: str, now: datetime | None = None) -> str:

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from recyclops.shared import layout
 from recyclops.shared.errors import ObjectNotFoundError, RecyclopsError, StoreError
-from recyclops.shared.records import UnknownLabelError
+from recyclops.shared.journals import UnknownLabelError
 
 from .api import STATIC_TYPES, CleanApp, HttpError, state_json
 from .auth import SESSION_COOKIE

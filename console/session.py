@@ -19,15 +19,21 @@ from typing import Any, Literal
 
 from recyclops.shared.config import Category
 from recyclops.shared.errors import RecyclopsError, StoreError
-from recyclops.shared.hashing import is_sha256
-from recyclops.shared.records import INVALID, Decision, UnknownLabelError, resolve_labels
+from recyclops.shared.journals import (
+    INVALID,
+    Decision,
+    UnknownLabelError,
+    read_journals,
+    resolve_labels,
+)
+from recyclops.shared.primitives import is_sha256
 from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
 from .images import ImageView, ImageViews
 from .insights import load_insights
 from .journal import Journal, recover_journals
-from .queue import QueueFilter, QueueItem, load_decisions, load_queue
+from .queue import QueueFilter, QueueItem, load_queue
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +319,7 @@ class ReviewSession:
         """Read the other sessions' journals again: update every image's votes and, unless
         decided images are wanted, take newly decided ones out of the queue (never the one
         on screen). Returns how many left the queue."""
-        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        others = read_journals(self.store, exclude=self.journal_key).decisions
         resolved = resolve_labels(others)
         with self._lock:
             for sha, item in self.items.items():
@@ -333,7 +339,7 @@ class ReviewSession:
         """Images on which sessions (this one included) disagree (``kind: "review"``), and
         the import reports' conflicts (``kind: "import"``: the same bytes claimed under
         several labels, or relabelled by a later import), read fresh from the store."""
-        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        others = read_journals(self.store, exclude=self.journal_key).decisions
         resolved = resolve_labels([*others, *self.decisions()])
         out: list[dict[str, Any]] = []
         for sha, res in sorted(resolved.items()):

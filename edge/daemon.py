@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from ..shared.config import RecyclopsConfig
 from ..shared.errors import ConfigError
-from ..shared.messages import ModelNotice
+from ..shared.manifest import ModelRef
 from ..shared.mqtt import dumps_json
 from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore, open_store
@@ -170,7 +170,7 @@ class EdgeDaemon:
             "online", self.state.model_version, detail=f"rejected {version}: {reason}"
         )
 
-    def _notice_stale(self, notice: ModelNotice, via: str, served: int) -> None:
+    def _notice_stale(self, notice: ModelRef, via: str, served: int) -> None:
         self.emit(
             "notice_ignored",
             version=notice.version,

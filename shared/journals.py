@@ -21,7 +21,6 @@ from .errors import ObjectNotFoundError, RecyclopsError, StoreError
 from .primitives import SafeName, Sha256Hex
 from .store import ObjectStore
 
-
 INVALID = "invalid"
 JOURNAL_SUFFIX = ".jsonl"
 
@@ -54,19 +53,24 @@ class UnknownLabelError(RecyclopsError):
     """A decision names a category that is not configured."""
 
 
+def _lines(text: str | bytes, source: str, problems: list[str]) -> list[tuple[int, str]]:
+    if isinstance(text, str):
+        return list(enumerate(text.splitlines(), 1))
+    out = []
+    for number, raw in enumerate(text.split(b"\n"), 1):
+        try:
+            out.append((number, raw.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            problems.append(f"{source}:{number}: not UTF-8: {exc.reason}")
+    return out
+
+
 def parse_journal(text: str | bytes, source: str = "journal") -> tuple[list[Decision], list[str]]:
     """Decisions in a session's JSONL; bad lines (not UTF-8, not a decision) are reported,
     not fatal: one damaged line costs that line, not the session's other decisions."""
     out: list[Decision] = []
     problems: list[str] = []
-    lines = text.splitlines() if isinstance(text, str) else text.split(b"\n")
-    for number, line in enumerate(lines, 1):
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                problems.append(f"{source}:{number}: not UTF-8: {exc.reason}")
-                continue
+    for number, line in _lines(text, source, problems):
         if not line.strip():
             continue
         try:
@@ -91,9 +95,7 @@ class Journals:
     failures: list[str] = field(default_factory=list)
 
 
-def read_journals(
-    store: ObjectStore, *, exclude: str | None = None, workers: int = 16
-) -> Journals:
+def read_journals(store: ObjectStore, *, exclude: str | None = None, workers: int = 16) -> Journals:
     """Read every journal under ``labels/`` (but ``exclude``, a session's own key) in parallel."""
     keys = [k for k in store.list(layout.LABELS) if k.endswith(JOURNAL_SUFFIX) and k != exclude]
 

@@ -1,6 +1,6 @@
 """Configuration models and the one ``load()``."""
 
-from .base import SafeName, StrictModel, is_safe_segment
+from .base import StrictModel
 from .categories import Category
 from .clean import CleanConfig
 from .edge import EdgeConfig
@@ -15,13 +15,11 @@ __all__ = [
     "EdgeConfig",
     "MqttConfig",
     "RecyclopsConfig",
-    "SafeName",
     "SearchConfig",
     "StoreConfig",
     "StrictModel",
     "TrainConfig",
     "env_overrides",
-    "is_safe_segment",
     "load",
     "validate_config",
 ]

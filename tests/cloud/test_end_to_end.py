@@ -15,9 +15,9 @@ from recyclops.cloud.train import train
 from recyclops.shared import layout, messages
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import parse_manifest, parse_pointer
+from recyclops.shared.journals import dump_journal
+from recyclops.shared.manifest import ModelRef, parse_manifest, parse_pointer
 from recyclops.shared.mqtt import MqttClient
-from recyclops.shared.records import dump_journal
 
 from .helpers import TINY_TOML, decision, seed_images
 
@@ -89,12 +89,12 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     int8 = TfliteModel(model_dir / "model.tflite")
     assert int8.input_dtype == "uint8" and int8.input_quant == (1.0, 0)
 
-    received: list[messages.ModelNotice] = []
+    received: list[ModelRef] = []
     got = threading.Event()
     listener = MqttClient(mqtt_config)
 
     def on_notice(topic: str, payload: bytes) -> None:
-        received.append(messages.parse_message(messages.ModelNotice, payload, topic))
+        received.append(messages.parse_message(ModelRef, payload, topic))
         got.set()
 
     listener.subscribe(messages.model_topic(mqtt_config.fleet, "canary"), on_notice)

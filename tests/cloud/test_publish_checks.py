@@ -20,7 +20,7 @@ from recyclops.cloud.publish import PublishError, publish, rollback
 from recyclops.shared import layout, messages
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import parse_manifest
+from recyclops.shared.manifest import ModelRef, parse_manifest
 from recyclops.shared.mqtt import MqttClient
 from recyclops.shared.store import LocalStore
 
@@ -234,10 +234,10 @@ def test_rollback_is_a_new_generation_and_announced(trained, tmp_path, s3_store,
     with pytest.raises(ChannelError, match="never served"):
         rollback(s3_store, "stable", "v9")
     got = threading.Event()
-    notices: list[messages.ModelNotice] = []
+    notices: list[ModelRef] = []
 
     def on_notice(topic: str, payload: bytes) -> None:
-        notices.append(messages.parse_message(messages.ModelNotice, payload, topic))
+        notices.append(messages.parse_message(ModelRef, payload, topic))
         if notices[-1].version == "v1":
             got.set()
 
