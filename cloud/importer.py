@@ -12,8 +12,6 @@ claimed under two labels are left unlabelled and reported. No TensorFlow: see do
 import io
 import json
 import logging
-import re
-import secrets
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +31,7 @@ from ..shared.journals import (
     Decision,
     Resolution,
     dump_journal,
+    new_session_id,
     read_journals,
     resolve_labels,
     utcnow,
@@ -256,15 +255,6 @@ def _store_state(
     return resolve_labels(journals.decisions), sessions, recorded
 
 
-def new_session_id(who: str, now: datetime | None = None) -> str:
-    """``import-<who>-<utc time>-<random>``: unique, sortable, says what wrote it."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", who)[:24].strip("_-")
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    session = f"import-{name or 'someone'}-{stamp}-{secrets.token_hex(4)}"
-    assert is_safe_segment(session)
-    return session
-
-
 def report_key(session: str) -> str:
     """Beside the journal, not a ``.jsonl``: journal readers never mistake it for decisions."""
     return validate_key(f"{layout.LABELS}{session}{REPORT_SUFFIX}")
@@ -294,7 +284,7 @@ def import_images(
     skips = [*skipped, *unknown]
     if not known and not skips:
         raise DataImportError(f"{source}: no files to import")
-    session = new_session_id(who, started)
+    session = new_session_id(who, kind="import", anonymous="someone", now=started)
     summary = ImportSummary(source, session, files=len(known) + len(skips), skipped=skips)
     summary.per_class = dict.fromkeys(cats, 0)
     claims: dict[str, dict[str, list[_Prepared]]] = defaultdict(lambda: defaultdict(list))

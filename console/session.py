@@ -7,12 +7,9 @@ on each flush (an S3 put is atomic), so nobody overwrites anybody.
 """
 
 import logging
-import re
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -23,6 +20,7 @@ from recyclops.shared.journals import (
     INVALID,
     Decision,
     UnknownLabelError,
+    new_session_id,
     read_journals,
     resolve_labels,
 )
@@ -46,13 +44,6 @@ class UnknownImageError(RecyclopsError):
 
 class NothingToUndoError(RecyclopsError):
     """``back`` with nothing decided or skipped yet in this session."""
-
-
-def new_session_id(reviewer: str = "", now: datetime | None = None) -> str:
-    """``<reviewer>-<utc time>-<random>``: unique, sortable by start, safe as a key segment."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", reviewer)[:24].strip("_-") or "reviewer"
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{name}-{stamp}-{secrets.token_hex(4)}"
 
 
 class ReviewSession:

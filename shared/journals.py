@@ -6,6 +6,8 @@ docs/store-layout.md). The data set sync, the review tool's queue and the import
 every journal the same way, here.
 """
 
+import re
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from . import layout
 from .config.base import StrictModel
 from .errors import ObjectNotFoundError, RecyclopsError, StoreError
-from .primitives import SafeName, Sha256Hex
+from .primitives import SafeName, Sha256Hex, is_safe_segment
 from .store import ObjectStore
 
 INVALID = "invalid"
@@ -47,6 +49,19 @@ class Decision(StrictModel):
         if value is not None and not value:
             raise ValueError("label must not be empty")
         return value
+
+
+def new_session_id(
+    who: str = "", *, kind: str = "", anonymous: str = "reviewer", now: datetime | None = None
+) -> str:
+    """``[<kind>-]<who>-<utc time>-<random>``: unique, sortable by start, says who wrote the
+    journal, safe as a key segment (``who`` is cut to 24 safe characters, else ``anonymous``)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", who)[:24].strip("_-") or anonymous
+    stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%SZ")
+    session = f"{kind}-{name}" if kind else name
+    session = f"{session}-{stamp}-{secrets.token_hex(4)}"
+    assert is_safe_segment(session)
+    return session
 
 
 class UnknownLabelError(RecyclopsError):
