@@ -51,10 +51,14 @@ class Verdict:
     reasons: list[str]
     record: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, run_dir: Path) -> None:
+    def gate(self) -> dict[str, Any]:
+        """The verdict as gate.json holds it (what ``load_verdict`` returns)."""
         data = {"blessed": self.blessed, "reasons": self.reasons, **self.record}
         data["summary"] = self.summary
-        atomic_write_text(run_dir / GATE_FILE, json.dumps(data, indent=1) + "\n")
+        return data
+
+    def save(self, run_dir: Path) -> None:
+        atomic_write_text(run_dir / GATE_FILE, json.dumps(self.gate(), indent=1) + "\n")
 
 
 def _pct(x: float) -> str:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from ..shared import layout
 from ..shared.errors import ObjectNotFoundError, RecyclopsError
-from ..shared.manifest import ChannelPointer, parse_pointer
+from ..shared.manifest import ModelRef, parse_pointer
 from ..shared.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class ChannelError(RecyclopsError):
     """The channel could not be moved (another publisher won, or the target is unknown)."""
 
 
-def read_pointer(store: ObjectStore, channel: str) -> ChannelPointer | None:
+def read_pointer(store: ObjectStore, channel: str) -> ModelRef | None:
     """The channel's current pointer, None for a channel never published to."""
     key = layout.channel_key(channel)
     try:
@@ -38,7 +38,7 @@ def read_pointer(store: ObjectStore, channel: str) -> ChannelPointer | None:
     return pointer
 
 
-def history(store: ObjectStore, channel: str) -> list[ChannelPointer]:
+def history(store: ObjectStore, channel: str) -> list[ModelRef]:
     """Every generation the channel had, oldest first."""
     out = []
     for key in store.list(layout.channel_history_prefix(channel)):
@@ -48,7 +48,7 @@ def history(store: ObjectStore, channel: str) -> list[ChannelPointer]:
     return sorted(out, key=lambda p: p.generation)
 
 
-def latest(store: ObjectStore, channel: str) -> ChannelPointer | None:
+def latest(store: ObjectStore, channel: str) -> ModelRef | None:
     """The highest generation claimed, from the history (the pointer for older channels)."""
     gens = [
         (g, key)
@@ -73,7 +73,7 @@ def advance(
     note: str | None = None,
     expect_version: str | None = None,
     check_expected: bool = False,
-) -> ChannelPointer:
+) -> ModelRef:
     """Claim the next generation for ``version`` and point the channel at it.
 
     With ``check_expected``, the channel's latest generation must still name
@@ -88,7 +88,7 @@ def advance(
             "(re-run training) before publishing"
         )
     generation = (last.generation if last else 0) + 1
-    pointer = ChannelPointer(
+    pointer = ModelRef(
         channel=channel,
         version=version,
         manifest_key=layout.manifest_key(version),
@@ -98,7 +98,7 @@ def advance(
         action=action,
         note=note,
     )
-    data = pointer.model_dump_json(indent=1).encode()
+    data = pointer.pointer_json()
     if not store.put(layout.channel_generation_key(channel, generation), data, if_absent=True):
         raise ChannelError(
             f"channel {channel!r}: another publisher claimed generation {generation} first; "
@@ -107,7 +107,7 @@ def advance(
     store.put(layout.channel_key(channel), data)
     newest = latest(store, channel)
     if newest is not None and newest.generation > generation:  # a later claim landed meanwhile
-        store.put(layout.channel_key(channel), newest.model_dump_json(indent=1).encode())
+        store.put(layout.channel_key(channel), newest.pointer_json())
         logger.warning(
             "channel %s: generation %d superseded ours at once", channel, newest.generation
         )

@@ -311,7 +311,7 @@ def _one_fold(
     verbose: int,
 ) -> dict[str, Any]:
     """Train the top on this fold's share of the cached activations, convert, score."""
-    from .convert import TfliteModel, check_int8_io, representative, to_int8_tflite
+    from .convert import export_int8, representative
     from .fit import CachedFeatures, SplitArrays, fit_cached
 
     t0 = time.monotonic()
@@ -330,10 +330,9 @@ def _one_fold(
     t_fit = time.monotonic() - t0
     float_probs = _float_probs(parts, cut[0, held] if cut is not None else pooled[0, held], tune)
     calibration = representative(images[tr], config.representative_images, config.seed)
-    int8 = TfliteModel(to_int8_tflite(parts.full(), calibration))
-    check_int8_io(int8)
-    t_convert = time.monotonic() - t0 - t_fit
-    int8_probs = int8.predict(images[held])
+    exported = export_int8(parts.full(), calibration, images[held])
+    t_convert = exported.convert_seconds
+    int8_probs = exported.scores
     q = Scores.of(int8_probs, y[held], ds.categories)
     fl = Scores.of(float_probs, y[held], ds.categories)
     return {

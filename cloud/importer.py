@@ -12,8 +12,6 @@ claimed under two labels are left unlabelled and reported. No TensorFlow: see do
 import io
 import json
 import logging
-import re
-import secrets
 import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -27,19 +25,20 @@ from PIL import Image
 from pydantic import ValidationError
 
 from ..shared import layout
-from ..shared.config.base import is_safe_segment
 from ..shared.errors import ImageError, ObjectNotFoundError, RecyclopsError, StoreError
 from ..shared.hashing import sha256_bytes
-from ..shared.preprocess import decode_rgb
-from ..shared.records import (
+from ..shared.journals import (
     Decision,
-    GatheredRecord,
     Resolution,
     dump_journal,
-    parse_journal,
+    new_session_id,
+    read_journals,
     resolve_labels,
     utcnow,
 )
+from ..shared.preprocess import decode_rgb
+from ..shared.primitives import is_safe_segment
+from ..shared.records import GatheredRecord
 from ..shared.store import ObjectStore, validate_key
 from ..shared.version import __version__
 
@@ -242,30 +241,18 @@ def _store_state(
 ) -> tuple[dict[str, Resolution], set[str], list[str]]:
     """Resolved labels of every journal, the sessions that were imports (they have a report),
     and the image shas earlier import reports already listed as conflicts."""
-    keys = list(store.list(layout.LABELS))
-    reports = [k for k in keys if k.endswith(REPORT_SUFFIX)]
-    bodies = _get_all(store, [k for k in keys if k.endswith(".jsonl")] + reports, workers)
-    decisions: list[Decision] = []
+    journals = read_journals(store, workers=workers)
+    if journals.failures:  # labels not fully known: an import now could contradict them
+        raise StoreError(journals.failures[0])
+    reports = [k for k in store.list(layout.LABELS) if k.endswith(REPORT_SUFFIX)]
     recorded: list[str] = []
-    for key, body in bodies.items():
-        if key.endswith(".jsonl"):
-            decisions += parse_journal(body.decode("utf-8", "replace"), key)[0]
-            continue
+    for key, body in _get_all(store, reports, workers).items():
         try:
             recorded += [c["sha256"] for c in json.loads(body).get("conflicts", [])]
         except (ValueError, TypeError, KeyError, AttributeError):
             logger.warning("%s: unreadable import report, ignored", key)
     sessions = {k[len(layout.LABELS) : -len(REPORT_SUFFIX)] for k in reports}
-    return resolve_labels(decisions), sessions, recorded
-
-
-def new_session_id(who: str, now: datetime | None = None) -> str:
-    """``import-<who>-<utc time>-<random>``: unique, sortable, says what wrote it."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", who)[:24].strip("_-")
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    session = f"import-{name or 'someone'}-{stamp}-{secrets.token_hex(4)}"
-    assert is_safe_segment(session)
-    return session
+    return resolve_labels(journals.decisions), sessions, recorded
 
 
 def report_key(session: str) -> str:
@@ -297,7 +284,7 @@ def import_images(
     skips = [*skipped, *unknown]
     if not known and not skips:
         raise DataImportError(f"{source}: no files to import")
-    session = new_session_id(who, started)
+    session = new_session_id(who, kind="import", anonymous="someone", now=started)
     summary = ImportSummary(source, session, files=len(known) + len(skips), skipped=skips)
     summary.per_class = dict.fromkeys(cats, 0)
     claims: dict[str, dict[str, list[_Prepared]]] = defaultdict(lambda: defaultdict(list))

@@ -17,7 +17,7 @@ from ..shared.atomic import atomic_write_bytes
 from ..shared.config import MqttConfig
 from ..shared.errors import RecyclopsError, StoreError
 from ..shared.hashing import sha256_bytes, sha256_file
-from ..shared.manifest import Blessing, ChannelPointer, ModelManifest, parse_manifest
+from ..shared.manifest import Blessing, ModelManifest, ModelRef, parse_manifest
 from ..shared.store import ObjectStore
 from .artefact import check_folder
 from .blessing import GATE_FILE, load_verdict
@@ -147,18 +147,10 @@ def publish(
     return manifest
 
 
-def notify(config: MqttConfig, pointer: ChannelPointer, timeout: float = 10.0) -> None:
+def notify(config: MqttConfig, pointer: ModelRef, timeout: float = 10.0) -> None:
     """The retained notice; a broker that is down is a warning (devices also poll)."""
     from ..shared.mqtt import MqttClient, MqttError
 
-    notice = messages.ModelNotice(
-        channel=pointer.channel,
-        version=pointer.version,
-        manifest_key=pointer.manifest_key,
-        manifest_sha256=pointer.manifest_sha256,
-        published_at=pointer.published_at,
-        generation=pointer.generation,
-    )
     topic = messages.model_topic(config.fleet, pointer.channel)
     try:
         client = MqttClient(config)
@@ -170,7 +162,7 @@ def notify(config: MqttConfig, pointer: ChannelPointer, timeout: float = 10.0) -
                     config.port,
                 )
                 return
-            if not client.publish(topic, notice, retain=True, wait=timeout):
+            if not client.publish(topic, pointer.notice_payload(), retain=True, wait=timeout):
                 logger.warning("MQTT notice on %s not acknowledged; devices will poll", topic)
                 return
         finally:
@@ -189,7 +181,7 @@ def rollback(
     *,
     note: str | None = None,
     notify_timeout: float = 10.0,
-) -> ChannelPointer:
+) -> ModelRef:
     """Point ``channel`` back at ``to_version`` with a new, higher generation (bins refuse
     anything older than what they serve, so going back is a deliberate, recorded act).
 

@@ -24,10 +24,11 @@ from pathlib import Path
 from ..shared import layout
 from ..shared.atomic import atomic_write_bytes
 from ..shared.errors import ImageError, ObjectNotFoundError, RecyclopsError, StoreError
-from ..shared.hashing import is_sha256, sha256_bytes, sha256_file
+from ..shared.hashing import sha256_bytes, sha256_file
+from ..shared.journals import read_journals, resolve_labels
 from ..shared.manifest import ModelManifest, parse_manifest, parse_pointer
 from ..shared.preprocess import decode_rgb
-from ..shared.records import Decision, parse_journal, resolve_labels
+from ..shared.primitives import is_sha256
 from ..shared.store import ObjectStore
 from .dataset import Dataset
 
@@ -104,34 +105,6 @@ class SyncSummary:
             if len(self.problems) > 50:
                 out.append(f"  … and {len(self.problems) - 50} more (see dataset.json)")
         return out
-
-
-def read_decisions(
-    store: ObjectStore, problems: list[str], failures: list[str] | None = None
-) -> list[Decision]:
-    """Every decision in every review journal. A malformed journal is a problem; a journal the
-    store failed to hand over goes to ``failures`` (the labels are then not fully known)."""
-    decisions: list[Decision] = []
-    for key in store.list(layout.LABELS):
-        if not key.endswith(".jsonl"):
-            continue
-        try:
-            text = store.get(key).decode("utf-8")
-        except ObjectNotFoundError as exc:  # deleted since the listing
-            problems.append(f"{key}: cannot read journal: {exc}")
-            continue
-        except StoreError as exc:
-            (failures if failures is not None else problems).append(
-                f"{key}: cannot read journal: {exc}"
-            )
-            continue
-        except UnicodeDecodeError as exc:
-            problems.append(f"{key}: cannot read journal: {exc}")
-            continue
-        found, bad = parse_journal(text, key)
-        decisions += found
-        problems += bad
-    return decisions
 
 
 def _fetch(store: ObjectStore, sha: str, dest: Path) -> tuple[str, str, int]:
@@ -217,8 +190,10 @@ def sync_dataset(
     cats = list(categories)
     _mark_started(out, cats)
     summary = SyncSummary(out, per_class=dict.fromkeys(cats, 0))
-    decisions = read_decisions(store, summary.problems, summary.transport_failures)
-    resolved = resolve_labels(decisions)
+    journals = read_journals(store, workers=workers)
+    summary.problems += journals.problems
+    summary.transport_failures += journals.failures
+    resolved = resolve_labels(journals.decisions)
     wanted: dict[str, str] = {}
     for sha, res in sorted(resolved.items()):
         summary.conflicts += res.conflict

@@ -3,7 +3,7 @@
 Run folder: ``config.json`` (resolved), ``history.csv``, ``tensorboard/``, ``metrics.json``,
 ``gate.json`` (the blessing, ``blessing.py``) and ``model/`` (model.tflite = int8,
 model_float.tflite, model.keras, golden.npz, MODEL_CARD.md, confusion_matrix.png,
-manifest.json): ``model/`` is what gets published.
+manifest.json): ``model/`` is what gets published. ``train`` returns it as a ``TrainResult``.
 """
 
 import hashlib
@@ -53,6 +53,27 @@ def seed_everything(seed: int) -> None:
 def run_id_for(config: TrainConfig, ds: Dataset) -> str:
     digest = hashlib.sha256((config.model_dump_json() + ds.fingerprint).encode()).hexdigest()[:8]
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{digest}"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced: callers need not read gate.json or find the manifest."""
+
+    run_dir: Path
+    manifest_path: Path
+    manifest: ModelManifest
+    #: the int8 model (``model/model.tflite``)
+    model_path: Path
+    #: the blessing, as saved in the run's gate.json
+    verdict: Verdict
+
+    @property
+    def model_dir(self) -> Path:
+        return self.manifest_path.parent
+
+    @property
+    def blessed(self) -> bool:
+        return self.verdict.blessed
 
 
 @dataclass
@@ -148,9 +169,9 @@ def train(
     verbose: int = 0,
     store: ObjectStore | None = None,
     allow_incomplete: bool = False,
-) -> Path:
-    """Train, convert, judge and package; returns the run folder (the verdict is in
-    ``gate.json``: ``blessing.load_verdict``; ``publish`` refuses a run not blessed).
+) -> TrainResult:
+    """Train, convert, judge and package; returns the run with its manifest and verdict
+    (also written to ``gate.json``; ``publish`` refuses a run not blessed).
 
     ``store``: where the channel's champion is fetched from, to judge against it. Without
     one the verdict records that no champion was looked up, and publish refuses the run
@@ -158,7 +179,7 @@ def train(
     """
     from .audit import load_groups
     from .champion import score_champion
-    from .convert import TfliteModel, check_int8_io, representative, to_float_tflite, to_int8_tflite
+    from .convert import export_int8, representative, to_float_tflite
     from .fit import fit_cached, fit_pixels
     from .golden_set import build as build_golden
     from .model import build_parts
@@ -188,17 +209,11 @@ def train(
     t_fit = time.monotonic() - t0
     model = parts.full()
     model.save(model_dir / layout.KERAS_FILE)
-    float_bytes = to_float_tflite(model)
-    int8_bytes = to_int8_tflite(
-        model, representative(data.x_train, config.representative_images, config.seed)
-    )
-
-    atomic_write_bytes(model_dir / FLOAT_FILE, float_bytes)
-    atomic_write_bytes(model_dir / layout.MODEL_FILE, int8_bytes)
-    int8 = TfliteModel(int8_bytes)
-    check_int8_io(int8)
+    atomic_write_bytes(model_dir / FLOAT_FILE, to_float_tflite(model))
+    calibration = representative(data.x_train, config.representative_images, config.seed)
+    exported = export_int8(model, calibration, x_test, path=model_dir / layout.MODEL_FILE)
+    int8, int8_bytes, int8_probs = exported.model, exported.data, exported.scores
     keras_probs = _predict_keras(model, x_test)
-    int8_probs = int8.predict(x_test)
     fl = Scores.of(keras_probs, y_test, ds.categories)
     q = Scores.of(int8_probs, y_test, ds.categories)
     scale, zero = int8.input_quant
@@ -248,7 +263,7 @@ def train(
         atomic_write_bytes(model_dir / layout.GOLDEN_FILE, golden.to_bytes())
     verdict.summary = summarise(verdict.blessed, verdict.record, verdict.reasons)
     elapsed = time.monotonic() - t0
-    _package(
+    manifest = _package(
         run_dir,
         config,
         ds,
@@ -273,7 +288,13 @@ def train(
     verdict.save(run_dir)  # last: a run with gate.json is a finished run (recyclops-job)
     logger.info("%s", verdict.summary)
     logger.info("run written to %s (%.0f s)", run_dir, elapsed)
-    return run_dir
+    return TrainResult(
+        run_dir=run_dir,
+        manifest_path=model_dir / layout.MANIFEST_FILE,
+        manifest=manifest,
+        model_path=model_dir / layout.MODEL_FILE,
+        verdict=verdict,
+    )
 
 
 def _package(

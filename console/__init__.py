@@ -3,8 +3,10 @@
 ``ReviewSession`` (session.py) is the logic the HTTP server (server.py) and the demo share.
 """
 
+from recyclops.shared.journals import new_session_id
+
 from .queue import QueueFilter, QueueItem, load_queue
-from .session import NothingToUndoError, ReviewSession, UnknownImageError, new_session_id
+from .session import NothingToUndoError, ReviewSession, UnknownImageError
 
 __all__ = [
     "NothingToUndoError",

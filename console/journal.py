@@ -21,7 +21,7 @@ from typing import Any, Literal
 from recyclops.shared import layout
 from recyclops.shared.atomic import atomic_write_bytes
 from recyclops.shared.errors import StoreError
-from recyclops.shared.records import Decision, dump_journal, parse_journal, utcnow
+from recyclops.shared.journals import Decision, dump_journal, parse_journal, utcnow
 from recyclops.shared.store import ObjectStore
 
 logger = logging.getLogger(__name__)

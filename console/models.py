@@ -8,7 +8,7 @@ from typing import Any
 
 from recyclops.shared import channels_read
 from recyclops.shared.errors import ManifestError, ObjectNotFoundError
-from recyclops.shared.manifest import ChannelPointer, ModelManifest
+from recyclops.shared.manifest import ModelManifest, ModelRef
 from recyclops.shared.store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _model(m: ModelManifest, serving: dict[str, list[str]]) -> dict[str, Any]:
     }
 
 
-def _generation(p: ChannelPointer) -> dict[str, Any]:
+def _generation(p: ModelRef) -> dict[str, Any]:
     return {
         "generation": p.generation,
         "version": p.version,

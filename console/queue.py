@@ -15,13 +15,8 @@ from pydantic import ValidationError
 
 from recyclops.shared import layout
 from recyclops.shared.errors import StoreError
-from recyclops.shared.records import (
-    Decision,
-    GatheredRecord,
-    Resolution,
-    parse_journal,
-    resolve_labels,
-)
+from recyclops.shared.journals import Resolution, read_journals, resolve_labels
+from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import ObjectStore
 
 from .insights import Insights, load_insights
@@ -319,23 +314,6 @@ def load_gathered(
     return dict(by_sha), problems
 
 
-def load_decisions(
-    store: ObjectStore, exclude: str | None = None, workers: int = 16
-) -> tuple[list[Decision], list[str]]:
-    """Every journal under ``labels/`` except ``exclude`` (a session's own key)."""
-    keys = [k for k in store.list(layout.LABELS) if k.endswith(".jsonl") and k != exclude]
-    decisions: list[Decision] = []
-    problems: list[str] = []
-    for key, result in _parallel(store.get, keys, workers):
-        if isinstance(result, Exception):
-            problems.append(f"{key}: {result}")
-            continue
-        found, bad = parse_journal(result.decode("utf-8", "replace"), key)
-        decisions += found
-        problems += bad
-    return decisions, problems
-
-
 def load_queue(
     store: ObjectStore,
     qfilter: QueueFilter | None = None,
@@ -346,9 +324,9 @@ def load_queue(
     """Build the queue: gathered images, other sessions' resolutions, filter, order."""
     qfilter = qfilter or QueueFilter()
     gathered, problems = load_gathered(store, workers)
-    decisions, more = load_decisions(store, exclude_journal, workers)
-    problems += more
-    resolved = resolve_labels(decisions)
+    journals = read_journals(store, exclude=exclude_journal, workers=workers)
+    problems += journals.problems + journals.failures
+    resolved = resolve_labels(journals.decisions)
     insights, more = load_insights(store)
     problems += more
     items = {

@@ -7,27 +7,31 @@ on each flush (an S3 put is atomic), so nobody overwrites anybody.
 """
 
 import logging
-import re
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from recyclops.shared.config import Category
 from recyclops.shared.errors import RecyclopsError, StoreError
-from recyclops.shared.hashing import is_sha256
-from recyclops.shared.records import INVALID, Decision, UnknownLabelError, resolve_labels
+from recyclops.shared.journals import (
+    INVALID,
+    Decision,
+    UnknownLabelError,
+    new_session_id,
+    read_journals,
+    resolve_labels,
+)
+from recyclops.shared.primitives import is_sha256
 from recyclops.shared.store import ObjectStore
 
 from .flusher import Flusher
 from .images import ImageView, ImageViews
 from .insights import load_insights
 from .journal import Journal, recover_journals
-from .queue import QueueFilter, QueueItem, load_decisions, load_queue
+from .queue import QueueFilter, QueueItem, load_queue
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +44,6 @@ class UnknownImageError(RecyclopsError):
 
 class NothingToUndoError(RecyclopsError):
     """``back`` with nothing decided or skipped yet in this session."""
-
-
-def new_session_id(reviewer: str = "", now: datetime | None = None) -> str:
-    """``<reviewer>-<utc time>-<random>``: unique, sortable by start, safe as a key segment."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", reviewer)[:24].strip("_-") or "reviewer"
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"{name}-{stamp}-{secrets.token_hex(4)}"
 
 
 class ReviewSession:
@@ -313,7 +310,7 @@ class ReviewSession:
         """Read the other sessions' journals again: update every image's votes and, unless
         decided images are wanted, take newly decided ones out of the queue (never the one
         on screen). Returns how many left the queue."""
-        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        others = read_journals(self.store, exclude=self.journal_key).decisions
         resolved = resolve_labels(others)
         with self._lock:
             for sha, item in self.items.items():
@@ -333,7 +330,7 @@ class ReviewSession:
         """Images on which sessions (this one included) disagree (``kind: "review"``), and
         the import reports' conflicts (``kind: "import"``: the same bytes claimed under
         several labels, or relabelled by a later import), read fresh from the store."""
-        others, _ = load_decisions(self.store, exclude=self.journal_key)
+        others = read_journals(self.store, exclude=self.journal_key).decisions
         resolved = resolve_labels([*others, *self.decisions()])
         out: list[dict[str, Any]] = []
         for sha, res in sorted(resolved.items()):

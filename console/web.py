@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recyclops.shared import layout
 from recyclops.shared.errors import ObjectNotFoundError, RecyclopsError, StoreError
-from recyclops.shared.records import UnknownLabelError
+from recyclops.shared.journals import UnknownLabelError
 
 from .api import STATIC_TYPES, CleanApp, HttpError, state_json
 from .auth import SESSION_COOKIE

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TextIO
 
-from ..shared.messages import ModelNotice
+from ..shared.manifest import ModelRef
 from ..shared.mqtt import dumps_json
 from ..shared.records import GatheredRecord
 from .state import EdgeState
@@ -77,7 +77,7 @@ class Reports:
             "online", self.state.model_version, detail=f"rejected {version}: {reason}"
         )
 
-    def notice_stale(self, notice: ModelNotice, via: str, served: int) -> None:
+    def notice_stale(self, notice: ModelRef, via: str, served: int) -> None:
         self.events.emit(
             "notice_ignored",
             version=notice.version,

@@ -24,8 +24,7 @@ from ..shared.config.edge import ClassifierConfig, UpdatesConfig
 from ..shared.errors import ManifestError, RecyclopsError
 from ..shared.golden import GoldenSet, verify
 from ..shared.hashing import sha256_bytes
-from ..shared.manifest import ModelManifest, parse_manifest
-from ..shared.messages import ModelNotice
+from ..shared.manifest import ModelManifest, ModelRef, parse_manifest
 from ..shared.preprocess import decode_rgb, load_rgb
 from ..shared.store import ObjectStore
 from ..shared.version import __version__, parse_version
@@ -155,7 +154,7 @@ class ModelRepo:
         )
 
     # ---- the update
-    def wanted(self, notice: ModelNotice, current: str | None) -> bool:
+    def wanted(self, notice: ModelRef, current: str | None) -> bool:
         if notice.version == current:
             return False
         return notice.manifest_sha256 not in self.rejected()
@@ -179,7 +178,7 @@ class ModelRepo:
         shutil.rmtree(folder, ignore_errors=True)
         return classifier
 
-    def install(self, notice: ModelNotice, store: ObjectStore) -> Classifier:
+    def install(self, notice: ModelRef, store: ObjectStore) -> Classifier:
         """Fetch, verify, self-test, and switch; UpdateRejected (recorded) on any failure."""
         try:
             return self._install(notice, store)
@@ -187,7 +186,7 @@ class ModelRepo:
             self._reject(notice.manifest_sha256, str(exc))
             raise
 
-    def _install(self, notice: ModelNotice, store: ObjectStore) -> Classifier:
+    def _install(self, notice: ModelRef, store: ObjectStore) -> Classifier:
         expected_key = layout.manifest_key(notice.version)
         if notice.manifest_key != expected_key:
             raise UpdateRejected(
@@ -253,7 +252,7 @@ class ModelRepo:
             "golden check",
         )
 
-    def _check_manifest(self, manifest: ModelManifest, notice: ModelNotice) -> None:
+    def _check_manifest(self, manifest: ModelManifest, notice: ModelRef) -> None:
         if manifest.version != notice.version:
             raise UpdateRejected(
                 f"manifest says version {manifest.version}, notice {notice.version}"

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 from ..shared import layout, messages
 from ..shared.errors import ManifestError, MessageError, ObjectNotFoundError, RecyclopsError
-from ..shared.manifest import parse_pointer
-from ..shared.messages import ModelNotice
+from ..shared.manifest import ModelRef, parse_pointer
 from ..shared.store import ObjectStore
 from .classifier import Classifier
 from .models import ModelRepo, UpdateRejected
@@ -51,7 +50,7 @@ class Updater(Worker):
         on_rejected: Callable[[str, str], None],
         mqtt_connected: Callable[[], bool] = lambda: False,
         on_withdrawn: Callable[[Classifier | None], None] = lambda c: None,
-        on_stale: Callable[[ModelNotice, str, int], None] = lambda n, via, g: None,
+        on_stale: Callable[[ModelRef, str, int], None] = lambda n, via, g: None,
     ) -> None:
         super().__init__("updater", stop)
         self.repo = repo
@@ -65,7 +64,7 @@ class Updater(Worker):
         self.mqtt_connected = mqtt_connected
         self.on_withdrawn = on_withdrawn
         self.on_stale = on_stale
-        self.notices: queue.Queue[tuple[ModelNotice | Withdrawal, str]] = queue.Queue()
+        self.notices: queue.Queue[tuple[ModelRef | Withdrawal, str]] = queue.Queue()
         self.ignored = 0
         self.stale = 0  # notices/pointers older than the served generation
         self._stale_seen: set[tuple[int, str, str]] = set()
@@ -78,7 +77,7 @@ class Updater(Worker):
         if not payload:
             return  # a cleared retained message
         try:
-            notice = messages.parse_message(ModelNotice, payload, topic)
+            notice = messages.parse_message(ModelRef, payload, topic)
             if notice.channel != self.channel:
                 raise MessageError(
                     f"{topic}: notice for channel {notice.channel!r}, following {self.channel!r}"
@@ -95,7 +94,7 @@ class Updater(Worker):
         self.notices.put((notice, "mqtt"))
 
     # ---- polling
-    def poll_pointer(self) -> ModelNotice | None:
+    def poll_pointer(self) -> ModelRef | None:
         key = layout.channel_key(self.channel)
         try:
             pointer = parse_pointer(self.store.get(key), key)
@@ -103,14 +102,7 @@ class Updater(Worker):
             return None
         if pointer.channel != self.channel:
             raise ManifestError(f"{key}: names channel {pointer.channel!r}")
-        return ModelNotice(
-            channel=pointer.channel,
-            version=pointer.version,
-            manifest_key=pointer.manifest_key,
-            manifest_sha256=pointer.manifest_sha256,
-            published_at=pointer.published_at,
-            generation=pointer.generation,
-        )
+        return pointer
 
     def withdraw(self, version: str, reason: str) -> None:
         """From the frame loop: roll back off ``version`` (done on this updater's thread)."""
@@ -125,7 +117,7 @@ class Updater(Worker):
         if serving:  # else a newer model already replaced it: nothing to switch
             self.on_withdrawn(classifier)
 
-    def _is_stale(self, notice: ModelNotice, via: str) -> bool:
+    def _is_stale(self, notice: ModelRef, via: str) -> bool:
         """Older than the generation served (a replayed notice, a stale pointer), or a second
         version claiming the served generation: log and count it once, never install it."""
         served = self.repo.generation()
@@ -149,7 +141,7 @@ class Updater(Worker):
             self.on_stale(notice, via, served)
         return True
 
-    def handle(self, notice: ModelNotice, via: str) -> bool:
+    def handle(self, notice: ModelRef, via: str) -> bool:
         """Install if new; True when a new model was handed over."""
         if notice.version != self.current() and notice.manifest_sha256 in self.repo.rejected():
             return False  # refused once, logged then: silence, whatever its generation

@@ -8,9 +8,9 @@ object per generation, never rewritten).
 """
 
 from . import layout
-from .config.base import is_safe_segment
 from .errors import ManifestError, ObjectNotFoundError
-from .manifest import ChannelPointer, ModelManifest, parse_manifest, parse_pointer
+from .manifest import ModelManifest, ModelRef, parse_manifest, parse_pointer
+from .primitives import is_safe_segment
 from .store import ObjectStore
 
 
@@ -43,7 +43,7 @@ def channel_names(store: ObjectStore) -> list[str]:
     return sorted(names)
 
 
-def read_pointer(store: ObjectStore, channel: str) -> ChannelPointer | None:
+def read_pointer(store: ObjectStore, channel: str) -> ModelRef | None:
     """The channel's current pointer, None for a channel never published to."""
     key = layout.channel_key(channel)
     try:
@@ -56,7 +56,7 @@ def read_pointer(store: ObjectStore, channel: str) -> ChannelPointer | None:
     return pointer
 
 
-def history(store: ObjectStore, channel: str) -> list[ChannelPointer]:
+def history(store: ObjectStore, channel: str) -> list[ModelRef]:
     """Every generation the channel had, oldest first."""
     out = []
     for key in store.list(layout.channel_history_prefix(channel)):

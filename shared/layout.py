@@ -10,9 +10,8 @@ import re
 from datetime import UTC, date, datetime
 from typing import NamedTuple
 
-from .config.base import is_safe_segment
 from .errors import InvalidKeyError
-from .hashing import is_sha256
+from .primitives import is_safe_segment, is_sha256
 
 IMAGES = "images/"
 GATHERED = "gathered/"

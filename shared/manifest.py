@@ -1,15 +1,17 @@
-"""The model manifest (what a model is and how to feed it) and the channel pointer."""
+"""The model manifest (what a model is and how to feed it) and the reference to one version
+of a channel's model (``ModelRef``: the channel pointer and the MQTT notice)."""
 
 import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .config.base import SafeName, Sha256Hex, StrictModel
+from .config.base import StrictModel
 from .errors import ManifestError
 from .hashing import sha256_file
+from .primitives import SafeName, Sha256Hex
 
 MANIFEST_SCHEMA = 1  # bump with a migration when the manifest changes incompatibly
 
@@ -145,24 +147,52 @@ class ModelManifest(StrictModel):
         return self.model_dump_json(indent=2).encode("utf-8")
 
 
-class ChannelPointer(StrictModel):
-    """``models/channels/<channel>.json``: written last, so it only names complete versions.
+#: pointer-only fields, left out of the MQTT notice (bins that predate ``ModelRef`` parse
+#: notices strictly and would refuse them)
+_POINTER_ONLY = frozenset({"action", "note"})
+
+
+class ModelRef(StrictModel):
+    """One version of a channel's model, and where its manifest is: the channel pointer
+    ``models/channels/<channel>.json`` (written last, so it only names complete versions)
+    and, without ``action`` and ``note``, the retained MQTT notice (``notice_payload``).
 
     ``generation`` only grows: each publish or rollback claims the next one with a
     conditional put of ``models/channels/<channel>/<generation>.json`` (the channel's
     history), so two publishers cannot both win and a bin can refuse anything older than
-    what it serves. Pointers written before generations existed read as generation 0.
+    what it serves. Pointers and notices from before generations existed read as 0.
     """
 
     schema_version: Literal[1] = 1
     channel: SafeName
     version: SafeName
-    manifest_key: str
+    manifest_key: str = Field(max_length=512)
     manifest_sha256: Sha256Hex
     published_at: datetime
     generation: int = Field(0, ge=0)
     action: Literal["publish", "rollback"] = "publish"
     note: str | None = Field(None, max_length=1000)
+
+    @field_validator("manifest_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        from .store.base import validate_key
+
+        try:
+            validate_key(value)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+        if not value.startswith("models/") or not value.endswith("/manifest.json"):
+            raise ValueError("must be models/<version>/manifest.json")
+        return value
+
+    def pointer_json(self) -> bytes:
+        """The channel pointer object as stored (and its history entries)."""
+        return self.model_dump_json(indent=1).encode()
+
+    def notice_payload(self) -> bytes:
+        """The retained MQTT notice: the pointer's fields a bin needs, nothing more."""
+        return json.dumps(self.model_dump(mode="json", exclude=set(_POINTER_ONLY))).encode()
 
 
 def _describe(error: ValidationError) -> str:
@@ -185,9 +215,9 @@ def parse_manifest(data: bytes | str, source: str = "manifest") -> ModelManifest
         raise ManifestError(f"{source}: {_describe(exc)}") from None
 
 
-def parse_pointer(data: bytes | str, source: str = "channel pointer") -> ChannelPointer:
+def parse_pointer(data: bytes | str, source: str = "channel pointer") -> ModelRef:
     try:
-        return ChannelPointer.model_validate_json(data)
+        return ModelRef.model_validate_json(data)
     except ValidationError as exc:
         raise ManifestError(f"{source}: {_describe(exc)}") from None
 

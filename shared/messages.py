@@ -1,6 +1,7 @@
 """MQTT topics and payloads, as pydantic models both sides validate.
 
-Topics: ``recyclops/<fleet>/models/<channel>`` (retained model notice),
+Topics: ``recyclops/<fleet>/models/<channel>`` (retained model notice: a ``ModelRef`` from
+``shared/manifest.py``, the same object as the channel pointer, sent as ``notice_payload()``),
 ``recyclops/<fleet>/devices/<id>/status`` (retained; last will "offline"),
 ``recyclops/<fleet>/devices/<id>/stats``, ``…/events`` and ``…/quality`` (not retained).
 """
@@ -9,10 +10,11 @@ import json
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
-from .config.base import SafeName, Sha256Hex, StrictModel, is_safe_segment
+from .config.base import StrictModel
 from .errors import MessageError
+from .primitives import SafeName, is_safe_segment
 
 MAX_PAYLOAD = 64 * 1024
 T = TypeVar("T", bound=BaseModel)
@@ -43,32 +45,6 @@ def events_topic(fleet: str, device: str) -> str:
 
 def quality_topic(fleet: str, device: str) -> str:
     return _topic(fleet, "devices", device, "quality")
-
-
-class ModelNotice(StrictModel):
-    """Retained on the channel's topic: a new version is published; fetch and verify it."""
-
-    schema_version: Literal[1] = 1
-    channel: SafeName
-    version: SafeName
-    manifest_key: str = Field(max_length=512)
-    manifest_sha256: Sha256Hex
-    published_at: datetime
-    #: the channel pointer's generation; a bin ignores a notice older than what it serves
-    generation: int = Field(0, ge=0)
-
-    @field_validator("manifest_key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        from .store.base import validate_key
-
-        try:
-            validate_key(value)
-        except Exception as exc:
-            raise ValueError(str(exc)) from None
-        if not value.startswith("models/") or not value.endswith("/manifest.json"):
-            raise ValueError("must be models/<version>/manifest.json")
-        return value
 
 
 class DeviceStatus(StrictModel):

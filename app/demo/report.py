@@ -6,12 +6,11 @@ the run the process's stderr goes to a log file in the work folder; the demo say
 """
 
 import contextlib
-import json
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,10 +65,9 @@ def interval(iv: tuple[float, float] | None) -> str:
     return "" if iv is None else f"95% interval {pct(iv[0])}–{pct(iv[1])}"
 
 
-def read_verdict(run_dir: Path, summary: DemoSummary) -> None:
-    """Fill the summary from the run's gate.json (``blessed``; older runs said ``passed``)."""
-    gate: dict[str, Any] = json.loads((run_dir / "gate.json").read_text(encoding="utf-8"))
-    summary.blessed = bool(gate["blessed"] if "blessed" in gate else gate.get("passed"))
+def read_verdict(gate: Mapping[str, Any], summary: DemoSummary) -> None:
+    """Fill the summary from a run's verdict (as gate.json holds it: ``Verdict.gate()``)."""
+    summary.blessed = bool(gate["blessed"])
     summary.reasons = [str(r) for r in gate.get("reasons", [])]
     summary.verdict = str(gate.get("summary", ""))
     int8 = gate.get("int8") or {}

@@ -12,7 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
@@ -34,6 +34,9 @@ from .report import (
     say,
 )
 from .seed import Seeded, seed_store
+
+if TYPE_CHECKING:
+    from recyclops.cloud.train import TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +197,9 @@ def _run(opts: DemoOptions, work: Path, summary: DemoSummary) -> None:
     )
     from recyclops.cloud.train import train
 
-    run_dir = train(train_cfg, work / "data", work / "runs", store=store)
-    summary.run_dir = run_dir
-    _read_run(run_dir, train_cfg, summary)
+    result = train(train_cfg, work / "data", work / "runs", store=store)
+    run_dir = summary.run_dir = result.run_dir
+    _read_run(result, train_cfg, summary)
     say(f"  run {run_dir.name}: {summary.split}")
     say(
         f"  int8 model: {pct(summary.int8_accuracy)} right on the {summary.test_images} test "
@@ -243,18 +246,12 @@ def _run(opts: DemoOptions, work: Path, summary: DemoSummary) -> None:
     lap("edge", t)
 
 
-def _read_run(run_dir: Path, config: TrainConfig, summary: DemoSummary) -> None:
-    """The verdict (gate.json), the version (manifest) and the split sizes of a run."""
+def _read_run(result: "TrainResult", config: TrainConfig, summary: DemoSummary) -> None:
+    """The verdict, the version and the split sizes of a run."""
     from recyclops.cloud.dataset import load_dataset
 
-    read_verdict(run_dir, summary)
-    manifest = json.loads((run_dir / "model" / "manifest.json").read_text(encoding="utf-8"))
-    summary.version = manifest["version"]
-    metrics = manifest.get("metrics", {})
-    if summary.int8_accuracy is None:  # a gate.json from before the blessing
-        summary.int8_accuracy = metrics.get("int8_accuracy")
-        summary.float_accuracy = metrics.get("float_accuracy")
-        summary.test_images = int(metrics.get("test_images") or 0)
+    read_verdict(result.verdict.gate(), summary)
+    summary.version = result.manifest.version
     splits = load_dataset(summary.workdir / "data").split(
         config.validation_split, config.test_split
     )

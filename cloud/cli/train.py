@@ -39,13 +39,12 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    from ..blessing import load_verdict
     from ..train import train
 
     config = load_config(args)
     tc = train_config(args, config)
     store = store_from(args, config)
-    run_dir = train(
+    result = train(
         tc,
         args.data,
         args.runs,
@@ -54,11 +53,10 @@ def run(args: argparse.Namespace) -> int:
         store=store,
         allow_incomplete=args.allow_incomplete,
     )
-    verdict = load_verdict(run_dir)
-    print(f"run: {run_dir}")
-    print(verdict["summary"])
-    if not verdict["blessed"]:
+    print(f"run: {result.run_dir}")
+    print(result.verdict.summary)
+    if not result.blessed:
         print("this run will not be published (exit 3)")
         return EXIT_NOT_BLESSED
-    print(f"publish with: recyclops publish {run_dir} --channel {tc.channel}")
+    print(f"publish with: recyclops publish {result.run_dir} --channel {tc.channel}")
     return 0

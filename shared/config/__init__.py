@@ -1,6 +1,6 @@
 """Configuration models and the one pipeline that fills them (``load``)."""
 
-from .base import SafeName, StrictModel, is_safe_segment
+from .base import StrictModel
 from .categories import Category
 from .clean import CleanConfig
 from .edge import EdgeConfig
@@ -21,7 +21,6 @@ __all__ = [
     "Overrides",
     "RecyclopsConfig",
     "Resolved",
-    "SafeName",
     "SearchConfig",
     "StoreConfig",
     "StrictModel",
@@ -29,7 +28,6 @@ __all__ = [
     "add_model_flags",
     "apply_flags",
     "from_args",
-    "is_safe_segment",
     "load",
     "model_flags",
     "read_secrets",

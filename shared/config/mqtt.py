@@ -2,7 +2,8 @@
 
 from pydantic import Field
 
-from .base import SafeName, StrictModel
+from ..primitives import SafeName
+from .base import StrictModel
 
 
 class MqttConfig(StrictModel):

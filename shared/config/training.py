@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import SafeName, StrictModel
+from ..primitives import SafeName
+from .base import StrictModel
 
 
 class TrainConfig(StrictModel):

@@ -56,7 +56,6 @@ def sample_images(count: int) -> list[np.ndarray]:
 def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     """A MobileNetV2 classifier (Rescaling inside), its int8 and float TFLite files."""
     import keras
-    import tensorflow as tf
 
     cache = Path.home() / ".keras" / "models"
     weights = "random"
@@ -85,27 +84,13 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     float_path = out / "float" / "model.tflite"
     if int8_path.exists() and float_path.exists():  # --keep: converted by an earlier run
         return orig_model, int8_path, float_path, weights
+    from recyclops.cloud.convert import export_int8, representative, to_float_tflite
     from recyclops.shared.preprocess import preprocess
 
-    reps = [
-        preprocess(img, SIZE, SIZE).astype(np.float32)[None]
-        for img in sample_images(16 if quick else 64)
-    ]
-
-    def representative():  # type: ignore[no-untyped-def]
-        for r in reps:
-            yield [r]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(edge_model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_path.parent.mkdir(parents=True, exist_ok=True)
-    int8_path.write_bytes(conv.convert())
+    images = np.stack([preprocess(img, SIZE, SIZE) for img in sample_images(16 if quick else 64)])
+    export_int8(edge_model, representative(images, len(images) + 2, 0), path=int8_path)
     float_path.parent.mkdir(parents=True, exist_ok=True)
-    float_path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(edge_model).convert())
+    float_path.write_bytes(to_float_tflite(edge_model))
     return orig_model, int8_path, float_path, weights
 
 
@@ -287,7 +272,7 @@ def main() -> int:
             folder = work / "models" / f"int8-{method}"
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy(int8_path, folder / "model.tflite")
-            write_manifest(folder, f"bench-int8-{method}", "int8", method)
+            write_manifest(folder, f"bench-int8-{method}", "uint8", method)
             int8_dirs[method] = folder
         write_manifest(float_path.parent, "bench-float", "float32", "area_linear")
         resize = bench_resize(int8_dirs["area_linear"], args.quick)

@@ -16,7 +16,7 @@ from pathlib import Path
 from recyclops.cloud.setup import sync_dataset
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import Decision, dump_journal
+from recyclops.shared.journals import Decision, dump_journal
 from recyclops.shared.store import S3Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the test support package

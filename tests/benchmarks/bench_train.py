@@ -42,7 +42,7 @@ def accuracy_run(
     t0 = time.monotonic()
     run_dir = train(
         config, ds, work / "runs", run_id=f"trashnet-{pipeline}{'-quick' if quick else ''}"
-    )
+    ).run_dir
     import json
 
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -11,7 +11,7 @@ from recyclops.console.server import CleanServer, serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.errors import ConfigError
-from recyclops.shared.records import parse_journal
+from recyclops.shared.journals import parse_journal
 from recyclops.shared.store import ObjectStore
 
 TOKEN = "t0ken-for-the-tests-0123456789"

@@ -12,7 +12,7 @@ from recyclops.console import ReviewSession
 from recyclops.console.server import serve
 from recyclops.shared.config import Category
 from recyclops.shared.config.categories import auto_keys
-from recyclops.shared.records import parse_journal
+from recyclops.shared.journals import parse_journal
 from recyclops.shared.store import ObjectStore
 
 expect: Any = None  # playwright.sync_api.expect, imported by the fixture

@@ -12,7 +12,7 @@ from clean_helpers import request, seed_simple
 from support.devservers import S3Server
 from support.waiting import wait_until
 
-from recyclops.shared.records import parse_journal
+from recyclops.shared.journals import parse_journal
 from recyclops.shared.store import ObjectStore
 
 

@@ -16,7 +16,8 @@ from recyclops.console.server import serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import AutoCapture, Decision, GatheredRecord, parse_journal
+from recyclops.shared.journals import Decision, parse_journal
+from recyclops.shared.records import AutoCapture, GatheredRecord
 from recyclops.shared.store import ObjectStore
 
 

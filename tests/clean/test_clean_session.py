@@ -12,7 +12,7 @@ from recyclops.shared import layout
 from recyclops.shared.config import Category
 from recyclops.shared.config.categories import auto_keys, default_categories
 from recyclops.shared.errors import StoreError
-from recyclops.shared.records import UnknownLabelError, parse_journal, resolve_labels
+from recyclops.shared.journals import UnknownLabelError, parse_journal, resolve_labels
 from recyclops.shared.store import LocalStore, ObjectStore
 
 CATS = default_categories()

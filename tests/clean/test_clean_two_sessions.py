@@ -11,7 +11,7 @@ from recyclops.console import QueueFilter, ReviewSession
 from recyclops.console.server import CleanServer, serve
 from recyclops.shared import layout
 from recyclops.shared.config.categories import default_categories
-from recyclops.shared.records import parse_journal, resolve_labels
+from recyclops.shared.journals import parse_journal, resolve_labels
 from recyclops.shared.store import ObjectStore
 
 

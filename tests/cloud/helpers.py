@@ -8,7 +8,7 @@ from support.synthetic import shapes
 
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import Decision, dump_journal
+from recyclops.shared.journals import Decision, dump_journal
 from recyclops.shared.store import ObjectStore
 
 TINY_TOML = Path(__file__).resolve().parents[2] / "cloud" / "configs" / "tiny.toml"

@@ -15,9 +15,9 @@ from recyclops.cloud.train import train
 from recyclops.shared import layout, messages
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import parse_manifest, parse_pointer
+from recyclops.shared.journals import dump_journal
+from recyclops.shared.manifest import ModelRef, parse_manifest, parse_pointer
 from recyclops.shared.mqtt import MqttClient
-from recyclops.shared.records import dump_journal
 
 from .helpers import TINY_TOML, decision, seed_images
 
@@ -54,15 +54,18 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     assert again.fingerprint == summary.fingerprint
 
     config = TrainConfig(**tomllib.loads(TINY_TOML.read_text())["train"])
-    run_dir = train(config, data, tmp_path / "runs", store=s3_store)
-    model_dir = run_dir / "model"
-    manifest = parse_manifest((model_dir / "manifest.json").read_bytes())
+    result = train(config, data, tmp_path / "runs", store=s3_store)
+    run_dir, model_dir = result.run_dir, result.model_dir
+    manifest = parse_manifest(result.manifest_path.read_bytes())
+    assert manifest == result.manifest and result.model_path == model_dir / "model.tflite"
     manifest.verify_folder(model_dir)
     assert manifest.categories == CATS
     assert {"model.tflite", "model_float.tflite", "model.keras", "MODEL_CARD.md", "golden.npz"} <= {
         f.name for f in manifest.files
     }
     verdict = json.loads((run_dir / "gate.json").read_text())
+    assert verdict == json.loads(json.dumps(result.verdict.gate()))
+    assert result.blessed == verdict["blessed"]
     assert verdict["model_sha256"] == sha256_bytes((model_dir / "model.tflite").read_bytes())
     assert verdict["champion"] is None and "first model of this channel" in verdict["summary"]
     assert manifest.golden is not None and manifest.blessing is not None
@@ -86,12 +89,12 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     int8 = TfliteModel(model_dir / "model.tflite")
     assert int8.input_dtype == "uint8" and int8.input_quant == (1.0, 0)
 
-    received: list[messages.ModelNotice] = []
+    received: list[ModelRef] = []
     got = threading.Event()
     listener = MqttClient(mqtt_config)
 
     def on_notice(topic: str, payload: bytes) -> None:
-        received.append(messages.parse_message(messages.ModelNotice, payload, topic))
+        received.append(messages.parse_message(ModelRef, payload, topic))
         got.set()
 
     listener.subscribe(messages.model_topic(mqtt_config.fleet, "canary"), on_notice)
@@ -126,7 +129,7 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     import keras
 
     from recyclops.cloud.blessing import Champion, bless
-    from recyclops.cloud.convert import representative, to_int8_tflite
+    from recyclops.cloud.convert import export_int8, representative
     from recyclops.cloud.dataset import load_dataset
     from recyclops.cloud.train import prepare_arrays
 
@@ -139,8 +142,7 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
     forced[CATS.index(worst)] = 10.0
     dense.set_weights([np.zeros_like(kernel), forced])
     prep = prepare_arrays(config, load_dataset(data))
-    degraded = TfliteModel(to_int8_tflite(model, representative(prep.data.x_train, 16, 0)))
-    bad = degraded.predict(prep.x_test)
+    bad = export_int8(model, representative(prep.data.x_train, 16, 0), prep.x_test).scores
     good = int8.predict(prep.x_test)
     champ = Champion(manifest.version, CATS, np.arange(len(prep.y_test)), good)
     refused = bless(

@@ -27,7 +27,7 @@ from recyclops.cloud.setup import sync_dataset
 from recyclops.shared import layout
 from recyclops.shared.errors import StoreNotFoundError
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import dump_journal
+from recyclops.shared.journals import dump_journal
 from recyclops.shared.store import ObjectStore, S3Store
 
 from .helpers import decision

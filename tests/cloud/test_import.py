@@ -20,7 +20,7 @@ from recyclops.console import QueueFilter, ReviewSession, load_queue
 from recyclops.shared import layout
 from recyclops.shared.config import load
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import parse_journal
+from recyclops.shared.journals import parse_journal
 
 SAMPLE = Path(recyclops.app.__file__).parent / "demo" / "sample"
 CATS = load(None).category_names  # the configured (default) categories

@@ -20,7 +20,7 @@ from recyclops.cloud.publish import PublishError, publish, rollback
 from recyclops.shared import layout, messages
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import parse_manifest
+from recyclops.shared.manifest import ModelRef, parse_manifest
 from recyclops.shared.mqtt import MqttClient
 from recyclops.shared.store import LocalStore
 
@@ -70,10 +70,9 @@ def trained(tmp_path_factory) -> Path:
     ds = dataset_from_folders(photos, cache_dir=work / "cache")
     # these tests are about publish, not the floor: a modest model on 240 photos at 96 px
     config = quick_config(min_accuracy=0.4, min_class_accuracy=0.2)
-    run = train(config, ds, work / "runs", run_id="v1", store=LocalStore(work / "store"))
-    verdict = json.loads((run / "gate.json").read_text())
-    assert verdict["blessed"], verdict["summary"]
-    return run
+    result = train(config, ds, work / "runs", run_id="v1", store=LocalStore(work / "store"))
+    assert result.blessed, result.verdict.summary
+    return result.run_dir
 
 
 def clone(run: Path, tmp_path: Path, version: str, champion: str | None = None) -> Path:
@@ -111,7 +110,7 @@ def keras_tflite(size: int, classes: int, nan_on_photos: bool = False) -> bytes:
     import keras
     import tensorflow as tf
 
-    from recyclops.cloud.convert import representative, to_float_tflite, to_int8_tflite
+    from recyclops.cloud.convert import export_int8, representative, to_float_tflite
 
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)
@@ -127,7 +126,7 @@ def keras_tflite(size: int, classes: int, nan_on_photos: bool = False) -> bytes:
     model = keras.Model(inputs, x)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (16, size, size, 3), dtype=np.uint8)
-    return to_int8_tflite(model, representative(images, 8, 0))
+    return export_int8(model, representative(images, 8, 0)).data
 
 
 def test_a_blessed_run_publishes_with_its_golden_set_and_generation_1(trained, tmp_path):
@@ -235,10 +234,10 @@ def test_rollback_is_a_new_generation_and_announced(trained, tmp_path, s3_store,
     with pytest.raises(ChannelError, match="never served"):
         rollback(s3_store, "stable", "v9")
     got = threading.Event()
-    notices: list[messages.ModelNotice] = []
+    notices: list[ModelRef] = []
 
     def on_notice(topic: str, payload: bytes) -> None:
-        notices.append(messages.parse_message(messages.ModelNotice, payload, topic))
+        notices.append(messages.parse_message(ModelRef, payload, topic))
         if notices[-1].version == "v1":
             got.set()
 

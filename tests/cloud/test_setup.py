@@ -7,7 +7,7 @@ from recyclops.cloud.pixels import load_pixels
 from recyclops.cloud.setup import sync_dataset
 from recyclops.shared import layout
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.records import dump_journal
+from recyclops.shared.journals import dump_journal
 
 from .helpers import decision, seed_images
 

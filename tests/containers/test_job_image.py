@@ -25,15 +25,15 @@ from support.waiting import wait_until
 from recyclops.shared import layout
 from recyclops.shared.config import MqttConfig, RecyclopsConfig, StoreConfig, load
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import parse_manifest, parse_pointer
+from recyclops.shared.journals import Decision, dump_journal
+from recyclops.shared.manifest import ModelRef, parse_manifest, parse_pointer
 from recyclops.shared.messages import (
     DeviceStatus,
-    ModelNotice,
     model_topic,
     parse_message,
     status_topic,
 )
-from recyclops.shared.records import Decision, GatheredRecord, dump_journal
+from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import ObjectStore, open_store
 
 from .engine import ROOT, Engine
@@ -187,7 +187,7 @@ def test_the_job_image_trains_and_publishes_the_tiny_model(
     # The fleet heard about it: the retained notice on the channel's topic.
     notice = wait_message(mqtt_config, model_topic(mqtt_config.fleet, "stable"), lambda p: True)
     assert notice is not None, "no retained model notice"
-    message = parse_message(ModelNotice, notice)
+    message = parse_message(ModelRef, notice)
     assert (message.version, message.manifest_sha256) == (pointer.version, pointer.manifest_sha256)
 
 

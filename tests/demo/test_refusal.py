@@ -5,23 +5,35 @@ elsewhere); everything around it — gather, review, setup, the decision — is 
 """
 
 import argparse
-import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from recyclops.app.demo import cli, runner
 from recyclops.app.demo.report import DemoSummary, read_verdict
+from recyclops.cloud.blessing import Verdict
+from recyclops.cloud.train import TrainResult
+from recyclops.shared.manifest import FileEntry, InputSpec, ModelManifest
 from recyclops.shared.store import LocalStore
 
 REASON = "floor: int8 accuracy 31.0% is below the floor 59.8%"
 
 
-def fake_run(run_dir: Path, gate: dict) -> Path:  # type: ignore[type-arg]
-    (run_dir / "model").mkdir(parents=True)
-    (run_dir / "gate.json").write_text(json.dumps(gate))
-    (run_dir / "model" / "manifest.json").write_text(json.dumps({"version": run_dir.name}))
-    return run_dir
+def fake_run(run_dir: Path, gate: dict) -> TrainResult:  # type: ignore[type-arg]
+    """A run as ``train`` returns it, with the given verdict and a minimal manifest."""
+    model = run_dir / "model"
+    model.mkdir(parents=True)
+    manifest = ModelManifest(
+        version=run_dir.name,
+        created=datetime.now(UTC),
+        categories=["a", "b"],
+        input=InputSpec(height=32, width=32),
+        files=[FileEntry(name="model.tflite", size=0, sha256="0" * 64)],
+    )
+    verdict = Verdict(gate["blessed"], gate["summary"], gate["reasons"], gate)
+    verdict.save(run_dir)
+    return TrainResult(run_dir, model / "manifest.json", manifest, model / "model.tflite", verdict)
 
 
 def test_an_unblessed_model_is_not_published_and_the_demo_exits_1(
@@ -52,14 +64,12 @@ def test_an_unblessed_model_is_not_published_and_the_demo_exits_1(
     assert not (work / "edge").exists()  # no daemon was started
 
 
-def test_a_verdict_from_before_the_blessing_is_read_by_passed(tmp_path: Path) -> None:
-    run = fake_run(tmp_path / "old", {"passed": True, "reasons": []})
+def test_the_verdict_fills_the_summary(tmp_path: Path) -> None:
     summary = DemoSummary(tmp_path)
-    read_verdict(run, summary)
-    assert summary.blessed
-    run = fake_run(tmp_path / "new", {"blessed": False, "passed": True, "reasons": ["x"]})
-    read_verdict(run, summary)
-    assert not summary.blessed and summary.reasons == ["x"]
+    gate = {"blessed": False, "reasons": ["x"], "summary": "NOT BLESSED", "int8": {"images": 9}}
+    read_verdict(gate, summary)
+    assert not summary.blessed and summary.reasons == ["x"] and summary.test_images == 9
+    assert summary.verdict == "NOT BLESSED"
 
 
 def test_the_demo_trains_with_the_blessing_defaults() -> None:

@@ -96,8 +96,7 @@ def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str 
     """As the cloud does: files, pointer last, then the retained notice. Returns publish time."""
     from recyclops.shared import layout, messages
     from recyclops.shared.hashing import sha256_bytes
-    from recyclops.shared.manifest import ChannelPointer, parse_manifest
-    from recyclops.shared.messages import ModelNotice
+    from recyclops.shared.manifest import ModelRef, parse_manifest
 
     manifest = json.loads((src / "manifest.json").read_text())
     manifest["version"] = version
@@ -106,7 +105,7 @@ def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str 
     started = time.time()
     store.put(layout.model_file_key(version, "model.tflite"), src / "model.tflite")
     store.put(layout.manifest_key(version), raw)
-    notice = ModelNotice(
+    notice = ModelRef(
         channel="stable",
         version=version,
         manifest_key=layout.manifest_key(version),
@@ -115,10 +114,12 @@ def publish(store: Any, version: str, src: Path, client: Any = None, fleet: str 
     )
     store.put(
         layout.channel_key("stable"),
-        ChannelPointer(**notice.model_dump(exclude={"schema_version"})).model_dump_json().encode(),
+        notice.pointer_json(),
     )
     if client is not None:
-        client.publish(messages.model_topic(fleet, "stable"), notice, retain=True, wait=5)
+        client.publish(
+            messages.model_topic(fleet, "stable"), notice.notice_payload(), retain=True, wait=5
+        )
     return started
 
 

@@ -19,8 +19,7 @@ from recyclops.edge.classifier import Classifier
 from recyclops.shared import layout, messages
 from recyclops.shared.golden import GoldenSet
 from recyclops.shared.hashing import sha256_bytes
-from recyclops.shared.manifest import ChannelPointer, parse_manifest
-from recyclops.shared.messages import ModelNotice
+from recyclops.shared.manifest import ModelRef, parse_manifest
 from recyclops.shared.store import ObjectStore
 
 if TYPE_CHECKING:
@@ -56,7 +55,7 @@ def publish_model(
     pointer: bool = True,
     generation: int = 0,
     golden: bytes | None = None,
-) -> ModelNotice:
+) -> ModelRef:
     """Files under models/<version>/ (with the fixture's golden set unless another is given),
     the channel pointer last; returns the notice to send."""
     model = model_bytes if model_bytes is not None else (DATA / "model.tflite").read_bytes()
@@ -64,7 +63,7 @@ def publish_model(
     store.put(layout.model_file_key(version, layout.MODEL_FILE), model)
     store.put(layout.model_file_key(version, GOLDEN), golden or (DATA / GOLDEN).read_bytes())
     store.put(layout.manifest_key(version), manifest)
-    notice = ModelNotice(
+    notice = ModelRef(
         channel=channel,
         version=version,
         manifest_key=layout.manifest_key(version),
@@ -75,15 +74,14 @@ def publish_model(
     if pointer:
         store.put(
             layout.channel_key(channel),
-            ChannelPointer(**notice.model_dump(exclude={"schema_version"}))
-            .model_dump_json()
-            .encode(),
+            notice.pointer_json(),
         )
     return notice
 
 
-def notify(client: Any, fleet: str, notice: ModelNotice) -> None:
-    assert client.publish(messages.model_topic(fleet, notice.channel), notice, retain=True, wait=5)
+def notify(client: Any, fleet: str, notice: ModelRef) -> None:
+    topic = messages.model_topic(fleet, notice.channel)
+    assert client.publish(topic, notice.notice_payload(), retain=True, wait=5)
 
 
 def honest_manifest(

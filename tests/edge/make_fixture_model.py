@@ -2,7 +2,7 @@
 
 The fixture model answers by colour so tests can predict it: mostly-red frames are the first
 category, green the second, blue the third (the others share what is left). It follows the
-production contract of ``cloud/convert.py``'s ``to_int8_tflite``: uint8 RGB in (scale 1, zero
+production contract of ``cloud/convert.py``'s ``export_int8``: uint8 RGB in (scale 1, zero
 point 0: raw pixels, Rescaling inside), int8 inside, float32 probabilities out. It travels
 with a golden set (``golden.npz``): a few real TrashNet photos from ``app/demo/sample`` and
 the probabilities this model gives them, as a published model does.
@@ -71,31 +71,19 @@ def _colour_model(nan_when: str | None = None) -> Any:
 
 
 def build_int8() -> bytes:
-    """uint8 in, float32 out, int8 inside: what cloud/convert.py's to_int8_tflite makes."""
-    import tensorflow as tf
+    """uint8 in, float32 out, int8 inside: made, reloaded and checked by cloud/convert.py's
+    ``export_int8``, as a trained model is."""
+    from recyclops.cloud.convert import export_int8, representative
 
     rng = np.random.default_rng(0)
-
-    def representative():  # type: ignore[no-untyped-def]
-        yield [np.zeros((1, SIZE, SIZE, 3), np.float32)]  # black and white pin the range
-        yield [np.full((1, SIZE, SIZE, 3), 255, np.float32)]
-        for _ in range(64):
-            yield [rng.integers(0, 256, (1, SIZE, SIZE, 3)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(_colour_model())
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.float32
-    return bytes(converter.convert())
+    noise = rng.integers(0, 256, (64, SIZE, SIZE, 3), dtype=np.uint8)
+    return export_int8(_colour_model(), representative(noise, 66, 0)).data
 
 
 def build_float(nan_when: str) -> bytes:
-    import tensorflow as tf
+    from recyclops.cloud.convert import to_float_tflite
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(_colour_model(nan_when))
-    return bytes(converter.convert())
+    return to_float_tflite(_colour_model(nan_when))
 
 
 def golden_candidates() -> list[tuple[int, bytes]]:

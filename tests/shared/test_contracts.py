@@ -12,17 +12,24 @@ from PIL import Image
 from recyclops.shared import layout
 from recyclops.shared.errors import ImageError, InvalidKeyError, ManifestError, MessageError
 from recyclops.shared.hashing import sha256_bytes
+from recyclops.shared.journals import (
+    Decision,
+    dump_journal,
+    parse_journal,
+    read_journals,
+    resolve_labels,
+)
 from recyclops.shared.manifest import (
-    ChannelPointer,
     InputSpec,
     ModelManifest,
+    ModelRef,
     file_entry,
     parse_manifest,
     parse_pointer,
 )
-from recyclops.shared.messages import DeviceStatus, ModelNotice, model_topic, parse_message
+from recyclops.shared.messages import DeviceStatus, model_topic, parse_message
 from recyclops.shared.preprocess import decode_rgb, from_bgr, preprocess, resize_rgb
-from recyclops.shared.records import Decision, dump_journal, parse_journal, resolve_labels
+from recyclops.shared.store import LocalStore
 
 SHA = "a" * 64
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -65,17 +72,48 @@ def test_manifest_missing_field_is_named(tmp_path: Path) -> None:
         parse_manifest(json.dumps(data))
 
 
+def model_ref(**change: object) -> ModelRef:
+    data: dict[str, object] = {
+        "channel": "stable",
+        "version": "v1",
+        "manifest_key": "models/v1/manifest.json",
+        "manifest_sha256": SHA,
+        "published_at": NOW,
+    }
+    return ModelRef.model_validate({**data, **change})
+
+
 def test_channel_pointer_validation() -> None:
-    good = ChannelPointer(
-        channel="stable",
-        version="v1",
-        manifest_key="models/v1/manifest.json",
-        manifest_sha256=SHA,
-        published_at=NOW,
-    )
+    good = model_ref()
     assert parse_pointer(good.model_dump_json()) == good
     with pytest.raises(ManifestError, match="manifest_sha256"):
         parse_pointer(good.model_dump_json().replace(SHA, "nothex"))
+
+
+#: the wire formats before ModelRef: ModelNotice's payload and a stored ChannelPointer
+OLD_NOTICE = (
+    '{"schema_version": 1, "channel": "stable", "version": "v1", "manifest_key": '
+    '"models/v1/manifest.json", "manifest_sha256": "' + SHA + '", "published_at": '
+    '"2026-11-23T12:00:00Z", "generation": 3}'
+)
+OLD_POINTER = (
+    '{\n "schema_version": 1,\n "channel": "stable",\n "version": "v1",\n "manifest_key": '
+    '"models/v1/manifest.json",\n "manifest_sha256": "' + SHA + '",\n "published_at": '
+    '"2026-11-23T12:00:00Z",\n "generation": 3,\n "action": "rollback",\n "note": "bad v2"\n}'
+)
+
+
+def test_one_model_reference_keeps_the_notice_and_pointer_formats() -> None:
+    """A bin from before ModelRef parses today's notice (it forbids unknown keys: no
+    ``action``/``note`` in it), and pointers already in the store still parse."""
+    ref = model_ref(generation=3, action="rollback", note="bad v2")
+    assert ref.notice_payload().decode() == OLD_NOTICE
+    assert ref.pointer_json().decode() == OLD_POINTER
+    assert parse_pointer(OLD_POINTER) == ref
+    notice = parse_message(ModelRef, OLD_NOTICE)
+    assert notice == ref.model_copy(update={"action": "publish", "note": None})
+    with pytest.raises(ManifestError, match="manifest_key"):
+        parse_pointer(OLD_POINTER.replace("models/v1/manifest.json", "images/x.json"))
 
 
 def test_layout_keys_and_parsing() -> None:
@@ -116,7 +154,7 @@ def notice(**change: object) -> bytes:
 
 
 def test_model_notice_parses_and_rejects_hostile_payloads() -> None:
-    assert parse_message(ModelNotice, notice()).version == "v2"
+    assert parse_message(ModelRef, notice()).version == "v2"
     cases = {
         b"not json": "not JSON",
         b"[1, 2]": "expected a JSON object",
@@ -128,7 +166,7 @@ def test_model_notice_parses_and_rejects_hostile_payloads() -> None:
     }
     for payload, message in cases.items():
         with pytest.raises(MessageError, match=message.replace("(", r"\(").replace(")", r"\)")):
-            parse_message(ModelNotice, payload, "t")
+            parse_message(ModelRef, payload, "t")
     assert model_topic("fleet1", "stable") == "recyclops/fleet1/models/stable"
     with pytest.raises(MessageError):
         model_topic("fleet/#", "stable")
@@ -179,6 +217,27 @@ def test_journal_roundtrip_reports_bad_lines() -> None:
     decisions, problems = parse_journal(text, "labels/s1.jsonl")
     assert len(decisions) == 1 and decisions[0].label == "glass"
     assert problems and problems[0].startswith("labels/s1.jsonl:2:")
+    raw = dump_journal([decision("s1", 0, 0, "glass"), decision("s1", 1, 1, "metal")])
+    damaged = raw.replace(b'"metal"', b'"met\xffal"')
+    decisions, problems = parse_journal(damaged, "j")
+    assert [d.label for d in decisions] == ["glass"] and problems == [
+        "j:2: not UTF-8: invalid start byte"
+    ]
+
+
+def test_every_journal_is_read_once_for_every_reader(tmp_path: Path) -> None:
+    """The sync, the review queue and the importer read journals here: every session's
+    decisions, bad lines reported, one session's own journal left out when asked."""
+    store = LocalStore(tmp_path / "store")
+    store.put(layout.labels_key("s1"), dump_journal([decision("s1", 0, 0, "glass")]))
+    store.put(layout.labels_key("s2"), dump_journal([decision("s2", 0, 1, "metal")]) + b"x\n")
+    store.put("labels/import-report.json", b"{}")
+    got = read_journals(store, workers=2)
+    assert sorted(d.session for d in got.decisions) == ["s1", "s2"]
+    assert got.problems == ["labels/s2.jsonl:2: Invalid JSON: expected value at line 1 column 1"]
+    assert not got.failures
+    mine = read_journals(store, exclude=layout.labels_key("s2"), workers=1)
+    assert [d.session for d in mine.decisions] == ["s1"] and not mine.problems
 
 
 def jpeg(rgb: np.ndarray) -> bytes:

@@ -4,9 +4,9 @@ import threading
 from datetime import UTC, datetime
 
 from recyclops.shared.config import MqttConfig
+from recyclops.shared.manifest import ModelRef
 from recyclops.shared.messages import (
     DeviceStatus,
-    ModelNotice,
     model_topic,
     parse_message,
     status_topic,
@@ -30,7 +30,7 @@ def collect(config: MqttConfig, topic: str) -> tuple[MqttClient, list[bytes], th
 
 def test_retained_notice_reaches_a_late_subscriber(mqtt_config: MqttConfig) -> None:
     topic = model_topic(mqtt_config.fleet, "stable")
-    notice = ModelNotice(
+    notice = ModelRef(
         channel="stable",
         version="v1",
         manifest_key="models/v1/manifest.json",
@@ -39,12 +39,12 @@ def test_retained_notice_reaches_a_late_subscriber(mqtt_config: MqttConfig) -> N
     )
     pub = MqttClient(mqtt_config)
     assert pub.start(wait=10)
-    assert pub.publish(topic, notice, retain=True, wait=10)
+    assert pub.publish(topic, notice.notice_payload(), retain=True, wait=10)
     pub.stop()
     sub, got, event = collect(mqtt_config, topic)
     try:
         assert event.wait(10)
-        assert parse_message(ModelNotice, got[0]) == notice
+        assert parse_message(ModelRef, got[0]) == notice
     finally:
         sub.stop()
 
