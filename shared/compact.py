@@ -21,6 +21,7 @@ from .errors import ObjectNotFoundError, StoreError
 from .gathered_index import (
     Entry,
     current_segments,
+    device_ids,
     entry_for,
     keys_digest,
     parallel,
@@ -31,7 +32,7 @@ from .store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
-#: Devices compacted at once (each also reads its objects on ``workers`` threads).
+#: Devices compacted at once (sharing ``workers`` threads for their reads).
 DEVICE_WORKERS = 4
 
 
@@ -79,10 +80,12 @@ def compact_gathered(
     """Seal every device's UTC days before ``today`` (default: now). Idempotent: a second run
     with nothing new writes nothing and reads no record."""
     today = today or datetime.now(UTC).date()
-    names = list(devices) if devices is not None else store.list_folders(layout.GATHERED)
+    names = list(devices) if devices is not None else device_ids(store)
     summary = CompactSummary()
-    with ThreadPoolExecutor(max_workers=max(1, min(DEVICE_WORKERS, len(names) or 1))) as pool:
-        for part in pool.map(lambda d: _compact_device(store, d, today, workers), names):
+    at_once = max(1, min(DEVICE_WORKERS, len(names) or 1))
+    each = max(1, workers // at_once)  # about ``workers`` requests in flight in all
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        for part in pool.map(lambda d: _compact_device(store, d, today, each), names):
             summary.merge(part)
     for failure in summary.failures:
         logger.error("compact: %s", failure)

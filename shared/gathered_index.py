@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from . import layout
+from .config.base import is_safe_segment
 from .errors import ObjectNotFoundError, StoreError
 from .records import GatheredRecord
 from .store import ObjectStore
@@ -179,6 +180,12 @@ def _load_segments(store: ObjectStore, workers: int, out: GatheredRead) -> dict[
     return entries
 
 
+def device_ids(store: ObjectStore) -> list[str]:
+    """The device folders under ``gathered/``; a folder no device could have is skipped (no
+    record in it could name its device)."""
+    return [d for d in store.list_folders(layout.GATHERED) if is_safe_segment(d)]
+
+
 def _raw_keys(store: ObjectStore, device: str, sealed: date | None, lookback: int) -> list[str]:
     prefix = f"{layout.GATHERED}{device}/"
     if sealed is None:
@@ -192,7 +199,7 @@ def _raw_keys(store: ObjectStore, device: str, sealed: date | None, lookback: in
 def _read(store: ObjectStore, workers: int, use_index: bool, lookback: int) -> GatheredRead:
     out = GatheredRead()
     entries = _load_segments(store, workers, out) if use_index else {}
-    devices = sorted(set(store.list_folders(layout.GATHERED)) | set(out.sealed_through))
+    devices = sorted(set(device_ids(store)) | set(out.sealed_through))
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(devices) or 1))) as pool:
         listings = list(
             pool.map(lambda d: _raw_keys(store, d, out.sealed_through.get(d), lookback), devices)

@@ -152,7 +152,7 @@ class SegmentKey(NamedTuple):
     Ordered by (through, count, digest): the greatest one of a month is the current one."""
 
     through: str  # the last day it covers (YYYY-MM-DD)
-    count: int  # how many gathered objects (records and tombstones) it holds
+    objects: int  # how many gathered objects (records and tombstones) it holds
     digest: str  # of the sorted keys it holds
     device: str
     month: str  # YYYY-MM
