@@ -229,6 +229,8 @@ def _read(store: ObjectStore, workers: int, use_index: bool, lookback: int) -> G
 
 
 def _undo_of(key: str) -> layout.GatheredKey | None:
+    if not key.endswith(".undo.json"):
+        return None
     parsed = layout.parse_gathered_key(key)
     return parsed if parsed is not None and parsed.undo else None
 
