@@ -208,3 +208,13 @@ def test_compact_command(local_store: ObjectStore, capsys: pytest.CaptureFixture
     assert len(list(local_store.list(layout.INDEX_GATHERED))) == 1
     assert main(["compact", "--store", local_store.url]) == 0
     assert "0 month segments written, 1 unchanged" in capsys.readouterr().out
+
+
+def test_a_damaged_segment_line_is_a_problem_not_fatal(local_store: ObjectStore) -> None:
+    seed(local_store)
+    compact_gathered(local_store, today=TODAY)
+    key = next(iter(local_store.list(layout.INDEX_GATHERED)))
+    local_store.put(key, local_store.get(key) + b"{torn\n")
+    read = read_gathered(local_store)
+    assert any(p.startswith(f"{key}: line ") for p in read.problems)
+    assert [k for k, _ in read.records] == queue_view(local_store, False)[0]
