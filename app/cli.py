@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("recyclops.cloud.cli.train", "train, convert to int8, check it, write a model"),
     "evaluate": ("recyclops.cloud.cli.evaluate", "cross-validated int8 accuracy of a recipe"),
     "audit": ("recyclops.cloud.cli.audit", "likely label errors and near-duplicates, to the store"),
+    "compact": ("recyclops.cloud.cli.compact", "seal finished days of gathered records (daily)"),
     "publish": ("recyclops.cloud.cli.publish", "upload a trained model and notify the fleet"),
     "rollback": ("recyclops.cloud.cli.rollback", "point a channel back at an older model"),
     "clean": ("recyclops.console.cli", "review gathered labels in a browser"),

@@ -11,10 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
-from recyclops.shared import layout
 from recyclops.shared.errors import StoreError
+from recyclops.shared.gathered_index import read_gathered
 from recyclops.shared.journals import Resolution, read_journals, resolve_labels
 from recyclops.shared.records import GatheredRecord
 from recyclops.shared.store import ObjectStore
@@ -277,41 +275,16 @@ def _parallel(
 
 
 def load_gathered(
-    store: ObjectStore, workers: int = 16
+    store: ObjectStore, workers: int = 16, *, use_index: bool = True
 ) -> tuple[dict[str, list[GatheredRecord]], list[str]]:
     """Standing gathered records by sha; a record with an undo tombstone beside it is dropped.
-    Unreadable records are reported (and left in the store), never fatal."""
-    records: dict[str, layout.GatheredKey] = {}
-    undone: set[layout.GatheredKey] = set()
-    for key in store.list(layout.GATHERED):
-        parsed = layout.parse_gathered_key(key)
-        if parsed is None:
-            continue
-        if parsed.undo:
-            undone.add(parsed._replace(undo=False))
-        else:
-            records[key] = parsed
-    problems: list[str] = []
+    Unreadable records are reported (and left in the store), never fatal. Sealed days come
+    from the compacted index (``recyclops compact``), newer ones from the raw objects."""
+    read = read_gathered(store, workers=workers, use_index=use_index)
     by_sha: dict[str, list[GatheredRecord]] = defaultdict(list)
-    wanted = [key for key, parsed in records.items() if parsed not in undone]
-    for key, result in _parallel(store.get, wanted, workers):
-        if isinstance(result, Exception):
-            problems.append(f"{key}: {result}")
-            continue
-        try:
-            record = GatheredRecord.model_validate_json(result)
-        except ValidationError as exc:
-            problems.append(f"{key}: not a gathered record: {exc.errors()[0]['msg']}")
-            continue
-        device, sha = records[key].device, records[key].sha256
-        if record.sha256 != sha or record.device != device:
-            problems.append(
-                f"{key}: record names sha {record.sha256[:12]}… / device "
-                f"{record.device!r}, not its key's"
-            )
-            continue
-        by_sha[sha].append(record)
-    return dict(by_sha), problems
+    for _, record in read.records:
+        by_sha[record.sha256].append(record)
+    return dict(by_sha), read.problems
 
 
 def load_queue(
@@ -320,10 +293,11 @@ def load_queue(
     *,
     exclude_journal: str | None = None,
     workers: int = 16,
+    use_index: bool = True,
 ) -> LoadedQueue:
     """Build the queue: gathered images, other sessions' resolutions, filter, order."""
     qfilter = qfilter or QueueFilter()
-    gathered, problems = load_gathered(store, workers)
+    gathered, problems = load_gathered(store, workers, use_index=use_index)
     journals = read_journals(store, exclude=exclude_journal, workers=workers)
     problems += journals.problems + journals.failures
     resolved = resolve_labels(journals.decisions)

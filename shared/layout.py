@@ -172,3 +172,44 @@ def parse_telemetry_key(key: str) -> TelemetryKey | None:
         return None
     start = datetime.strptime(match["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     return TelemetryKey(match["device"], match["day"], start, match["run"])
+
+
+INDEX_GATHERED = "index/gathered/"
+
+_SEGMENT_RE = re.compile(
+    r"^index/gathered/(?P<device>[^/]+)/(?P<month>\d{4}-\d{2})/"
+    r"(?P<through>\d{4}-\d{2}-\d{2})\.(?P<count>\d+)\.(?P<digest>[0-9a-f]{16})\.jsonl$"
+)
+
+
+class SegmentKey(NamedTuple):
+    """A compacted month of one device's gathered objects (``recyclops.shared.compact``).
+    Ordered by (through, count, digest): the greatest one of a month is the current one."""
+
+    through: str  # the last day it covers (YYYY-MM-DD)
+    objects: int  # how many gathered objects (records and tombstones) it holds
+    digest: str  # of the sorted keys it holds
+    device: str
+    month: str  # YYYY-MM
+
+
+def gathered_segment_key(device: str, through: date, count: int, digest: str) -> str:
+    """``index/gathered/<device>/<YYYY-MM>/<through>.<count>.<digest>.jsonl``: immutable,
+    written "only if absent"; a month sealed again (a later day, a late record) is a new key."""
+    if count < 0 or not re.fullmatch(r"[0-9a-f]{16}", digest):
+        raise InvalidKeyError(f"segment count {count} / digest {digest!r} is malformed")
+    month = through.isoformat()[:7]
+    return (
+        f"{INDEX_GATHERED}{_segment('device', device)}/{month}/"
+        f"{through.isoformat()}.{count}.{digest}.jsonl"
+    )
+
+
+def parse_segment_key(key: str) -> SegmentKey | None:
+    """The parts of a segment key, None for anything else."""
+    match = _SEGMENT_RE.match(key)
+    if not match or not match["through"].startswith(match["month"]):
+        return None
+    return SegmentKey(
+        match["through"], int(match["count"]), match["digest"], match["device"], match["month"]
+    )

@@ -1,6 +1,7 @@
 """The object store interface: one contract, a folder and an S3 implementation."""
 
 import abc
+import builtins
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,25 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``, in lexicographic order (all pages)."""
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[str]:
+        """The keys of ``list(prefix)`` that sort after ``start_after``, in order. S3 starts
+        the listing there (``StartAfter``), so the keys before it cost no request. Let
+        ``start_after`` name no folder ("a/b" when "a/b/c" exists): SeaweedFS then skips the
+        whole folder, S3 does not; "a/b~" is after all of "a/b/" on both."""
+        for key in self.list(prefix):
+            if key > start_after:
+                yield key
+
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        """The names one level below ``prefix`` (ending in '/') that hold keys, sorted:
+        ``gathered/`` gives the device ids. S3 answers with one delimiter listing."""
+        heads = set()
+        for key in self.list(prefix):
+            head, sep, _ = key[len(prefix) :].partition("/")
+            if sep:
+                heads.add(head)
+        return sorted(heads)
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

@@ -1,5 +1,6 @@
 """A folder as an object store: the embedded default, and what the demo runs on."""
 
+import builtins
 import contextlib
 import os
 from collections.abc import Iterator
@@ -81,6 +82,38 @@ class LocalStore(ObjectStore):
                 if key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[str]:
+        """Folders that sort wholly before ``start_after`` are not walked."""
+        validate_prefix(prefix)
+        head, _, _ = prefix.rpartition("/")
+        start = self.root / head if head else self.root
+        if not start.is_dir():
+            return
+        keys: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            base = "" if rel == "." else f"{rel}/"
+            dirnames[:] = [
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and (f"{base}{d}/" > start_after or start_after.startswith(f"{base}{d}/"))
+            ]
+            for name in filenames:
+                key = f"{base}{name}"
+                if not name.startswith(".") and key.startswith(prefix) and key > start_after:
+                    keys.append(key)
+        yield from sorted(keys)
+
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        validate_prefix(prefix)
+        folder = self.root / prefix if prefix else self.root
+        if not folder.is_dir():
+            return []
+        return sorted(
+            e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")
+        )
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -1,5 +1,6 @@
 """S3 (AWS or any S3 server) as an object store, through boto3's standard credential chain."""
 
+import builtins
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,36 @@ class S3Store(ObjectStore):
                     yield item["Key"][strip:]
         except Exception as exc:
             raise self._fail("list", prefix or "(all)", exc) from exc
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[str]:
+        validate_prefix(prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        after = f"{self.prefix}/{start_after}" if self.prefix else start_after
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, StartAfter=after
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield item["Key"][strip:]
+        except Exception as exc:
+            raise self._fail("list", prefix or "(all)", exc) from exc
+
+    def list_folders(self, prefix: str) -> builtins.list[str]:
+        validate_prefix(prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        heads: builtins.list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, Delimiter="/"
+            )
+            for page in pages:
+                for item in page.get("CommonPrefixes", []):
+                    heads.append(item["Prefix"][len(full) :].rstrip("/"))
+        except Exception as exc:
+            raise self._fail("list", prefix or "(all)", exc) from exc
+        return sorted(h for h in heads if h)
 
     def delete(self, key: str) -> None:
         full = self._key(key)
