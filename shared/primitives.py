@@ -17,12 +17,15 @@ SafeName = Annotated[str, StringConstraints(pattern=SAFE_SEGMENT)]
 
 
 def is_safe_segment(text: str) -> bool:
-    return bool(_SAFE_RE.match(text)) and ".." not in text
+    return bool(_SAFE_RE.fullmatch(text)) and ".." not in text  # fullmatch: "$" allows "\n"
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # fullmatch: no trailing newline slips through
 
 
 def is_sha256(text: str) -> bool:
     """A lowercase sha256 hex digest (64 characters)."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256.fullmatch(text) is not None
 
 
 def _check_sha256(value: str) -> str:

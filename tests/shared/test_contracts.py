@@ -287,3 +287,12 @@ def test_corrupt_images_are_clear_errors() -> None:
 def test_content_addressing_is_sha256_of_bytes() -> None:
     data = jpeg(np.ones((4, 4, 3), np.uint8))
     assert layout.image_key(sha256_bytes(data)).endswith(".jpg")
+
+
+def test_primitives_refuse_a_trailing_newline() -> None:
+    """``re.match`` with ``$`` accepts "name\\n": a device id or digest must not carry one
+    into an object key."""
+    from recyclops.shared.primitives import is_safe_segment, is_sha256
+
+    assert is_safe_segment("bin-1") and not is_safe_segment("bin-1\n")
+    assert is_sha256("a" * 64) and not is_sha256("a" * 64 + "\n") and not is_sha256("A" * 64)
