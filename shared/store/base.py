@@ -1,5 +1,6 @@
 """The object store interface: one contract, a folder and an S3 implementation."""
 
+import builtins
 import abc
 import re
 from collections.abc import Iterator
@@ -80,6 +81,19 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def list(self, prefix: str = "") -> Iterator[str]:
         """Every key starting with ``prefix``, in lexicographic order (all pages)."""
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The names one level below ``prefix`` (ending in ``/``) that hold keys, sorted:
+        ``telemetry/`` gives the devices. Stores override this to read one level only (S3's
+        delimiter, a directory listing); this fallback lists every key below. A folder whose
+        keys were all deleted may still be named (SeaweedFS and the folder store keep it)."""
+        validate_prefix(prefix)
+        names = set()
+        for key in self.list(prefix):
+            head, sep, _ = key[len(prefix) :].partition("/")
+            if sep:
+                names.add(head)
+        return sorted(names)
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

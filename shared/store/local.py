@@ -1,5 +1,6 @@
 """A folder as an object store: the embedded default, and what the demo runs on."""
 
+import builtins
 import contextlib
 import os
 from collections.abc import Iterator
@@ -81,6 +82,15 @@ class LocalStore(ObjectStore):
                 if key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        validate_prefix(prefix)
+        if not prefix.endswith("/"):
+            return super().folders(prefix)
+        start = self.root / prefix
+        if not start.is_dir():
+            return []
+        return sorted(d.name for d in start.iterdir() if d.is_dir() and not d.name.startswith("."))
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

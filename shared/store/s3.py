@@ -1,5 +1,6 @@
 """S3 (AWS or any S3 server) as an object store, through boto3's standard credential chain."""
 
+import builtins
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -122,6 +123,25 @@ class S3Store(ObjectStore):
                     yield item["Key"][strip:]
         except Exception as exc:
             raise self._fail("list", prefix or "(all)", exc) from exc
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        validate_prefix(prefix)
+        if not prefix.endswith("/"):
+            return super().folders(prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        names: set[str] = set()
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, Delimiter="/"
+            )
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(full) :].rstrip("/")
+                    if name:
+                        names.add(name)
+        except Exception as exc:
+            raise self._fail("list", prefix, exc) from exc
+        return sorted(names)
 
     def delete(self, key: str) -> None:
         full = self._key(key)
