@@ -22,6 +22,8 @@ STATIC_TYPES = {
     "login.js": "text/javascript; charset=utf-8",
     "models.html": "text/html; charset=utf-8",
     "models.js": "text/javascript; charset=utf-8",
+    "fleet.html": "text/html; charset=utf-8",
+    "fleet.js": "text/javascript; charset=utf-8",
 }
 
 logger = logging.getLogger(__name__)
