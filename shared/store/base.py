@@ -1,7 +1,7 @@
 """The object store interface: one contract, a folder and an S3 implementation."""
 
-import builtins
 import abc
+import builtins
 import re
 from collections.abc import Iterator
 from pathlib import Path
