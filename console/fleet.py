@@ -2,9 +2,8 @@
 
 Per bin (every folder under ``telemetry/``): online or not, last seen, model and channel,
 correction and low-confidence rates over the last 24 h with a 7-day trend, and a drift
-alarm. The figures are pure functions of the records and ``now`` (``fleet_view``); only
-``load_fleet`` reads the store, and it lists ``telemetry/<device>/<day>/`` for the days of
-the window only (8 UTC days and today), never a bin's whole history.
+alarm. The figures are pure functions of the records and ``now`` (``fleet_view``); reading
+the store is ``fleetread``'s, for the days of ``window_days`` only.
 
 Rules (``FleetRules``, shown on the page):
 
@@ -28,11 +27,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from recyclops.shared import layout
-from recyclops.shared.config.base import is_safe_segment
 from recyclops.shared.messages import HISTOGRAM_BINS, DeviceQuality
-from recyclops.shared.quality import load_quality, summarise
-from recyclops.shared.store import ObjectStore
+from recyclops.shared.quality import summarise
 
 logger = logging.getLogger(__name__)
 DAY = timedelta(days=1)
@@ -54,15 +50,6 @@ def window_days(now: datetime, rules: FleetRules) -> tuple[date, date]:
     """The UTC days whose telemetry the page reads: the baseline's first to today."""
     span = timedelta(hours=rules.recent_hours) + max(rules.baseline_days, rules.trend_days) * DAY
     return (now - span).date(), now.date()
-
-
-def load_fleet(
-    store: ObjectStore, now: datetime, rules: FleetRules
-) -> dict[str, list[DeviceQuality]]:
-    """Every bin under ``telemetry/`` with its records of the window (day prefixes only)."""
-    first, last = window_days(now, rules)
-    devices = [d for d in store.folders(layout.TELEMETRY) if is_safe_segment(d)]
-    return {d: load_quality(store, d, first, last) for d in devices}
 
 
 def total_variation(a: Mapping[str, int], b: Mapping[str, int]) -> float:
@@ -110,7 +97,7 @@ def drift_check(
     )
     out["fired"] = distance >= bound
     out["state"] = "drift" if out["fired"] else "stable"
-    change = f"{name} {100 * before:.0f}% → {100 * after:.0f}%"
+    change = f"{name} {100 * before:.0f}% → {100 * after:.0f}%" if distance else "none"
     sign = "≥" if out["fired"] else "<"
     verb = "moved" if out["fired"] else "stable"
     out["text"] = (
@@ -212,12 +199,3 @@ def fleet_view(
         "online": sum(b["online"] for b in bins),
         "alarms": sum(b["alarm"] for b in bins),
     }
-
-
-def fleet_json(
-    store: ObjectStore, now: datetime | None = None, rules: FleetRules | None = None
-) -> dict[str, Any]:
-    """Read the window's telemetry and compute the page (fresh on every request)."""
-    now = now or datetime.now(UTC)
-    rules = rules or FleetRules()
-    return fleet_view(load_fleet(store, now, rules), now, rules)

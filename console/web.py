@@ -41,7 +41,6 @@ from recyclops.shared.records import UnknownLabelError
 
 from .api import STATIC_TYPES, CleanApp, HttpError, state_json
 from .auth import SESSION_COOKIE
-from .fleet import fleet_json
 from .models import models_json
 from .security import cookie_value
 from .session import NothingToUndoError, UnknownImageError
@@ -194,7 +193,7 @@ async def api_models(app: CleanApp, request: Request) -> Response:
 
 async def api_fleet(app: CleanApp, request: Request) -> Response:
     _guard(app, request)
-    return _json(await run_in_threadpool(fleet_json, app.session.store))
+    return _json(await run_in_threadpool(app.fleet.fleet_json))
 
 
 async def api_image(app: CleanApp, request: Request) -> Response:

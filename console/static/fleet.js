@@ -66,7 +66,7 @@ function trendPlot(trend) {
     });
     if (path) plot.append(svg("path", { d: path.trim(), class: s.cls }));
   }
-  const label = svg("text", { x: w - pad, y: pad + 8, "text-anchor": "end", class: "scale" });
+  const label = svg("text", { x: pad + 2, y: pad + 8, class: "scale" });
   label.textContent = `max ${pct(top)}`;
   plot.append(label);
   return plot;
@@ -109,7 +109,7 @@ function renderBin(b) {
   const ul = el("ul", null, "reasons");
   ul.dataset.testid = "drift";
   for (const d of b.drift) {
-    const li = el("li", d.text, `drift ${d.state}`);
+    const li = el("li", d.text, `drift-${d.state}`);
     li.dataset.state = d.state;
     ul.append(li);
   }

@@ -18,9 +18,9 @@ from recyclops.console.fleet import (
     bin_view,
     drift_check,
     fleet_view,
-    load_fleet,
     total_variation,
 )
+from recyclops.console.fleetread import TelemetryReader
 from recyclops.console.server import CleanServer, serve
 from recyclops.shared.config.categories import default_categories
 from recyclops.shared.messages import DeviceQuality
@@ -180,24 +180,42 @@ class _CountingStore(LocalStore):
     def __init__(self, root: Path) -> None:
         super().__init__(root)
         self.listed: list[str] = []
+        self.got: list[str] = []
 
     def list(self, prefix: str = "") -> Iterator[str]:
         self.listed.append(prefix)
         return super().list(prefix)
 
+    def get(self, key: str) -> bytes:
+        self.got.append(key)
+        return super().get(key)
 
-def test_reads_are_bounded_to_the_windows_days(tmp_path: Path) -> None:
+
+def test_reads_are_bounded_to_the_windows_days_and_kept(tmp_path: Path) -> None:
     store = _CountingStore(tmp_path / "store")
     for r in history("bin-a", NOW, recent_every=6):
         store_quality(store, r)
     store_quality(store, record("bin-a", NOW - timedelta(days=40)))  # outside the window
     store_quality(store, record("bin-b", NOW - timedelta(days=1)))
-    records = load_fleet(store, NOW, RULES)
+    store.put("telemetry/bin-b/2026-11-27/notes.txt", b"not a record")
+    reader = TelemetryReader(store)
+    records = reader.load(NOW, RULES)
     assert sorted(records) == ["bin-a", "bin-b"]
     assert len(records["bin-a"]) == 85 + 4  # the window's, not the 40-day-old one
+    assert [r.period_start for r in records["bin-a"]] == sorted(
+        r.period_start for r in records["bin-a"]
+    )
     days = {p.split("/")[2] for p in store.listed}
     assert all(p.startswith(("telemetry/bin-a/", "telemetry/bin-b/")) for p in store.listed)
     assert min(days) == "2026-11-20" and max(days) == "2026-11-28" and len(store.listed) == 18
+    assert len(store.got) == reader.fetched == 85 + 4 + 1
+    # records never change: the next load fetches only the new one
+    store.got.clear()
+    newer = record("bin-b", NOW + timedelta(minutes=1))
+    store_quality(store, newer)
+    again = reader.load(NOW + timedelta(minutes=2), RULES)
+    assert store.got == [f"telemetry/bin-b/2026-11-28/{newer.period_start:%Y%m%dT%H%M%SZ}-r1.json"]
+    assert again["bin-b"][-1] == newer and again["bin-a"] == records["bin-a"]
 
 
 # -- over a real store: the API and the page ---------------------------------------------------
