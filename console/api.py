@@ -9,6 +9,7 @@ from typing import Any
 from recyclops.shared.errors import StoreError
 
 from .auth import FailureLimiter, Logins
+from .fleetread import TelemetryReader
 from .queue import QueueFilter
 from .security import AccessPolicy
 from .session import BACK_KEY, INVALID_KEY, SKIP_KEY, ReviewSession
@@ -22,6 +23,8 @@ STATIC_TYPES = {
     "login.js": "text/javascript; charset=utf-8",
     "models.html": "text/html; charset=utf-8",
     "models.js": "text/javascript; charset=utf-8",
+    "fleet.html": "text/html; charset=utf-8",
+    "fleet.js": "text/javascript; charset=utf-8",
 }
 
 logger = logging.getLogger(__name__)
@@ -82,6 +85,7 @@ class CleanApp:
         self.tls = tls
         self.logins = Logins(session_ttl)
         self.limiter = FailureLimiter(login_attempts, 60.0)
+        self.fleet = TelemetryReader(session.store)  # the fleet page's records, kept
         self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 
     def post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -8,12 +8,14 @@ thread-safe); the checks themselves are in-memory and run on the event loop.
 
 GET  /                      the review page, or the login form (``/?token=…`` logs in)
 GET  /models                the models page (every version's blessing, each channel's history)
+GET  /fleet                 the fleet page (each bin's state, rates, trend and drift alarm)
 GET  /static/<file>         the pages' scripts and style (a fixed list, no paths)
 GET  /healthz               {"ok": true} for the container's health check
 GET  /api/state             the current item, what comes next, progress, saving status
 GET  /api/image/<sha256>    a gathered image (through the app, or a redirect to a presigned URL)
 GET  /api/conflicts         images on which sessions disagree
 GET  /api/models            model versions with their blessing, channels with their generations
+GET  /api/fleet             every bin's telemetry figures (``fleet``)
 POST /api/login             {"token"}: sets an expiring session cookie (token-protected servers)
 POST /api/<action>          decide, skip, back, withdraw, flush, filter (``api.CleanApp.post``)
 """
@@ -48,7 +50,12 @@ logger = logging.getLogger(__name__)
 #: What the login form needs before a login (no data in any of them).
 PUBLIC_STATIC = frozenset({"login.html", "login.js", "app.css"})
 #: The pages, each a static file behind the login.
-PAGES = {"/": "index.html", "/index.html": "index.html", "/models": "models.html"}
+PAGES = {
+    "/": "index.html",
+    "/index.html": "index.html",
+    "/models": "models.html",
+    "/fleet": "fleet.html",
+}
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_BODY = 4096
 Handler = Callable[[CleanApp, Request], Awaitable[Response]]
@@ -184,6 +191,11 @@ async def api_models(app: CleanApp, request: Request) -> Response:
     return _json(await run_in_threadpool(models_json, app.session.store))
 
 
+async def api_fleet(app: CleanApp, request: Request) -> Response:
+    _guard(app, request)
+    return _json(await run_in_threadpool(app.fleet.fleet_json))
+
+
 async def api_image(app: CleanApp, request: Request) -> Response:
     _guard(app, request)
     sha = request.path_params["sha"]
@@ -301,6 +313,7 @@ def build(app: CleanApp) -> ASGIApp:
         route("/api/state", api_state, ["GET"]),
         route("/api/conflicts", api_conflicts, ["GET"]),
         route("/api/models", api_models, ["GET"]),
+        route("/api/fleet", api_fleet, ["GET"]),
         route("/api/image/{sha}", api_image, ["GET"]),
         route("/api/{action}", api_post, ["POST"]),
         route("/{rest:path}", not_found, ["GET", "POST"]),

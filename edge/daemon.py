@@ -128,7 +128,13 @@ class EdgeDaemon:
             self.events.listen(counter.observe)
             gauges = gauges_of(self.state, self.uploader, self.capturer, self.spool, self.repo)
             self.quality = QualityReporter(
-                counter, edge.telemetry, self.spool, self.telemetry, gauges, self.state.started
+                counter,
+                edge.telemetry,
+                self.spool,
+                self.telemetry,
+                gauges,
+                self.state.started,
+                channel=edge.channel,
             )
         self.live: LiveView | None = None
         live_frames: LiveFrames | None = None

@@ -85,6 +85,8 @@ class QualityReporter(Worker):
         gauges: Callable[[], Gauges],
         started: float,
         stop: threading.Event | None = None,
+        *,
+        channel: str | None = None,
     ) -> None:
         super().__init__("quality", stop)
         self.counter = counter
@@ -93,6 +95,7 @@ class QualityReporter(Worker):
         self.telemetry = telemetry
         self.gauges = gauges
         self.started = started  # the daemon's start (epoch seconds): uptime
+        self.channel = channel  # the config's model channel, named in every record
         self.spooled = 0
         self.dropped = 0  # since the last record spooled (the next record says so)
         self.dropped_total = 0
@@ -126,6 +129,8 @@ class QualityReporter(Worker):
                 spool_depth=gauges.spool_depth,
                 dropped=self.dropped,
             )
+            if self.channel is not None:
+                report = report.model_copy(update={"channel": self.channel})
         except Exception:
             logger.exception("quality telemetry: the period could not be summed")
             return None

@@ -115,6 +115,7 @@ class DeviceQuality(StrictModel):
     uptime_seconds: float = Field(ge=0)
     model_version: str | None = Field(None, title="Serving at the period's end")
     model_generation: int | None = Field(None, ge=0, title="The channel generation served")
+    channel: SafeName | None = Field(None, title="The model channel the bin follows")
     model_versions: list[str] = Field(
         default_factory=list, max_length=32, title="Every version served during the period"
     )

@@ -207,6 +207,7 @@ def test_running_bin_reports_quality_on_mqtt_that_adds_up_to_its_events(
     store = open_store(config.store)
     stored = load_quality(store, "bin-01", reports[0].period_start.date(), datetime.now(UTC).date())
     assert stored == reports
+    assert {r.channel for r in reports} == {config.edge.channel}  # the bin's config channel
     assert final["telemetry"]["spooled"] == len(reports) and final["spool_telemetry_depth"] == 0
 
 
@@ -348,3 +349,29 @@ def test_a_classifier_that_raises_is_counted_as_an_error(
         daemon.stop.set()
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_the_reporter_names_the_bins_channel_and_older_records_still_parse(
+    tmp_path: Path,
+) -> None:
+    from recyclops.edge.qualityreport import Gauges, QualityReporter
+    from recyclops.edge.spool import Spool
+    from recyclops.edge.telemetry import Telemetry
+    from recyclops.shared.config.edge import TelemetryConfig
+
+    spool = Spool(tmp_path / "spool", 10**8, 1, 10**8, 1)
+    reporter = QualityReporter(
+        QualityCounter("bin-01", "r1", 0.5),
+        TelemetryConfig(period_seconds=60),
+        spool,
+        Telemetry(RecyclopsConfig()),
+        lambda: Gauges(),
+        started=T0.timestamp(),
+        channel="canary",
+    )
+    report = reporter.flush(T0.timestamp(), T0.timestamp() + 60, 60.0)
+    assert report is not None and report.channel == "canary"
+    assert DeviceQuality.model_validate_json(report.model_dump_json()).channel == "canary"
+    older = report.model_dump(mode="json")
+    del older["channel"]  # a record written before the field existed
+    assert DeviceQuality.model_validate(older).channel is None

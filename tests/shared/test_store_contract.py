@@ -74,6 +74,16 @@ def test_list_by_prefix_sorted_and_exact(store: ObjectStore) -> None:
     assert set(store.list()) >= {"a/1", "a/2", "ab/1", "b/1", "a/sub/3"}
 
 
+def test_folders_one_level_below_a_prefix(store: ObjectStore) -> None:
+    for key in ["t/bin-2/2026-11-28/a.json", "t/bin-1/2026-11-27/b.json", "t/top.json"]:
+        store.put(key, b"x")
+    assert store.list_folders("t/") == ["bin-1", "bin-2"]
+    assert store.list_folders("t/bin-1/") == ["2026-11-27"]
+    assert store.list_folders("t/bin-1/2026-11-27/") == []
+    assert store.list_folders("nothing/") == []
+    assert ObjectStore.list_folders(store, "t/") == ["bin-1", "bin-2"]  # the generic fallback
+
+
 def test_list_paginates_past_a_thousand(store: ObjectStore) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
