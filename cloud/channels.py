@@ -69,7 +69,7 @@ def advance(
     *,
     version: str,
     manifest_sha256: str,
-    action: Literal["publish", "rollback"] = "publish",
+    action: Literal["publish", "rollback", "promote"] = "publish",
     note: str | None = None,
     expect_version: str | None = None,
     check_expected: bool = False,

@@ -161,7 +161,7 @@ class ChannelPointer(StrictModel):
     manifest_sha256: Sha256Hex
     published_at: datetime
     generation: int = Field(0, ge=0)
-    action: Literal["publish", "rollback"] = "publish"
+    action: Literal["publish", "rollback", "promote"] = "publish"
     note: str | None = Field(None, max_length=1000)
 
 
