@@ -15,14 +15,17 @@ the evidence in its note.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
 
 from ..shared import layout
 from ..shared.config import MqttConfig, RolloutConfig
-from ..shared.errors import RecyclopsError
+from ..shared.errors import ObjectNotFoundError, RecyclopsError
 from ..shared.manifest import ChannelPointer
-from ..shared.quality import load_quality
+from ..shared.messages import DeviceQuality
 from ..shared.store import ObjectStore
 from .channels import advance, latest
 from .stats import Rates
@@ -65,34 +68,62 @@ class Telemetry:
         return self.by_version.get(version) or Tally(version)
 
 
-def gather(store: ObjectStore, since_days: int, now: datetime | None = None) -> Telemetry:
-    """Every bin's periods that ended in the last ``since_days`` days, tallied by version."""
+def _fetch(store: ObjectStore, key: str) -> DeviceQuality | None:
+    """One record; a vanished or unparsable one is skipped (logged), as ``load_quality`` does."""
+    try:
+        return DeviceQuality.model_validate_json(store.get(key))
+    except ObjectNotFoundError:
+        return None
+    except ValidationError as exc:
+        logger.warning("telemetry %s does not parse, skipped: %s", key, exc)
+        return None
+
+
+def window(
+    canary: ChannelPointer, since_days: int, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The last ``since_days`` days, but no earlier than the canary's current generation: both
+    channels are judged over the same stretch of time, and only since the canary moved."""
     until = now or datetime.now(UTC)
-    since = until - timedelta(days=since_days)
-    devices = set()
+    return max(until - timedelta(days=since_days), canary.published_at), until
+
+
+def gather(store: ObjectStore, since: datetime, until: datetime, *, workers: int = 16) -> Telemetry:
+    """Every bin's periods that started between ``since`` and ``until``, tallied by version.
+
+    A bin writes a record a minute, so a week of a fleet is many small objects: keys are
+    filtered by their period start before anything is read, and reads run in parallel."""
+    earliest = since.replace(microsecond=0)  # keys keep the start to the second
+    keys = []
     for key in store.list(layout.TELEMETRY):
         parts = layout.parse_telemetry_key(key)
-        if parts is not None and since.date() <= date.fromisoformat(parts.day) <= until.date():
-            devices.add(parts.device)
+        if parts is not None and earliest <= parts.start <= until:
+            keys.append(key)
     out = Telemetry(since, until, {})
-    for device in sorted(devices):
-        for report in load_quality(store, device, since.date(), until.date()):
-            if not since <= report.period_end <= until:
-                continue
-            served = set(report.model_versions) | (
-                {report.model_version} if report.model_version else set()
-            )
-            if len(served) != 1:
-                out.mixed_periods += len(served) > 1  # no model at all is simply not counted
-                continue
-            version = served.pop()
-            tally = out.by_version.setdefault(version, Tally(version))
-            tally.bins.add(report.device)
-            tally.periods += 1
-            tally.frames += report.frames
-            tally.low_confidence += report.low_confidence
-            tally.agreed += report.presses_agreed
-            tally.disagreed += report.presses_disagreed
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reports = list(pool.map(lambda k: _fetch(store, k), sorted(keys)))
+    for report in reports:
+        if report is None or not since <= report.period_start <= until:
+            continue
+        served = set(report.model_versions) | (
+            {report.model_version} if report.model_version else set()
+        )
+        if len(served) != 1:
+            out.mixed_periods += len(served) > 1  # no model at all is simply not counted
+            continue
+        version = served.pop()
+        tally = out.by_version.setdefault(version, Tally(version))
+        tally.bins.add(report.device)
+        tally.periods += 1
+        tally.frames += report.frames
+        tally.low_confidence += report.low_confidence
+        tally.agreed += report.presses_agreed
+        tally.disagreed += report.presses_disagreed
+    logger.info(
+        "telemetry: %d record(s) read, %s",
+        len(keys),
+        ", ".join(f"{v}: {t.periods}" for v, t in sorted(out.by_version.items())) or "none usable",
+    )
     return out
 
 
@@ -198,7 +229,7 @@ def judge(
 ) -> Evidence:
     """The evidence for promoting ``canary``'s model to ``target`` (config defaults)."""
     c, t = _pointers(store, canary or config.canary, target or config.target)
-    telemetry = gather(store, config.since_days, now)
+    telemetry = gather(store, *window(c, config.since_days, now))
     ct, tt = telemetry.of(c.version), telemetry.of(t.version)
     missing = []
     for pointer, tally in ((c, ct), (t, tt)):

@@ -17,7 +17,7 @@ from ..shared.config import MqttConfig, RolloutConfig
 from ..shared.manifest import ChannelPointer
 from ..shared.store import ObjectStore
 from .channels import history, latest
-from .promote import Check, RolloutError, Tally, checks, gather
+from .promote import Check, RolloutError, Tally, checks, gather, window
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def watch_once(
         return WatchResult("idle", [f"channel {missing!r} serves nothing"])
     if c.version == t.version:
         return WatchResult("idle", [f"{canary} and {against} both serve {c.version}"])
-    telemetry = gather(store, config.since_days, now)
+    telemetry = gather(store, *window(c, config.since_days, now))
     ct, tt = telemetry.of(c.version), telemetry.of(t.version)
     judged, lacking = _judged(ct, tt, config)
     lines = (

@@ -41,15 +41,24 @@ def store_model(store: ObjectStore, version: str) -> str:
     return sha256_bytes(raw)
 
 
+def advance_at(store: ObjectStore, channel: str, version: str, sha: str, days_ago: float) -> None:
+    """``channels.advance``, then dated back (as if published ``days_ago``)."""
+    pointer = advance(store, channel, version=version, manifest_sha256=sha)
+    when = NOW - timedelta(days=days_ago)
+    data = pointer.model_copy(update={"published_at": when}).model_dump_json().encode()
+    store.put(layout.channel_generation_key(channel, pointer.generation), data)
+    store.put(layout.channel_key(channel), data)
+
+
 @pytest.fixture
 def fleet(s3_store: S3Store, s3_server, monkeypatch) -> S3Store:
-    """stable serves v1; the canary served v1, then v2 (its previous version is v1)."""
+    """stable serves v1 (for 30 days); the canary served v1, then v2 (for a day)."""
     monkeypatch.setenv("RECYCLOPS_STORE__ENDPOINT_URL", s3_server.endpoint_url)
     monkeypatch.delenv("RECYCLOPS_CONFIG", raising=False)
     shas = {v: store_model(s3_store, v) for v in ("v1", "v2")}
-    advance(s3_store, "stable", version="v1", manifest_sha256=shas["v1"])
-    advance(s3_store, "canary", version="v1", manifest_sha256=shas["v1"])
-    advance(s3_store, "canary", version="v2", manifest_sha256=shas["v2"])
+    advance_at(s3_store, "stable", "v1", shas["v1"], days_ago=30)
+    advance_at(s3_store, "canary", "v1", shas["v1"], days_ago=20)
+    advance_at(s3_store, "canary", "v2", shas["v2"], days_ago=1)
     return s3_store
 
 
@@ -107,11 +116,22 @@ def test_periods_are_counted_for_the_version_served_and_mixed_periods_left_out(f
     report(fleet, "bin-b", "v2", frames=70, low=7, agreed=3)
     report(fleet, "bin-b", ["v1", "v2"], hours_ago=3.5, frames=999)  # the switch: unsplittable
     report(fleet, "bin-c", "v2", hours_ago=24 * 9, frames=999)  # outside the window
-    telemetry = gather(fleet, since_days=7)
+    telemetry = gather(fleet, NOW - timedelta(days=7), NOW)
     v1, v2 = telemetry.of("v1"), telemetry.of("v2")
     assert (v1.bins, v1.frames, v1.low_confidence, v1.predicted) == ({"bin-a", "bin-b"}, 150, 5, 11)
     assert (v2.bins, v2.frames, v2.low_confidence, v2.predicted) == ({"bin-b"}, 70, 7, 3)
     assert telemetry.mixed_periods == 1
+
+
+def test_the_window_starts_when_the_canary_moved(fleet) -> None:
+    """Stable's periods from before the canary got v2 are not set against v2's."""
+    report(fleet, "bin-s", "v1", frames=4000, agreed=400)
+    report(fleet, "bin-s", "v1", hours_ago=30, frames=9000, agreed=900)  # before v2 was out
+    report(fleet, "bin-c", "v2", frames=2500, agreed=300)
+    evidence = judge(fleet, RolloutConfig(since_days=7))
+    assert (evidence.target_tally.frames, evidence.canary_tally.frames) == (4000, 2500)
+    assert evidence.telemetry.since == evidence.canary.published_at
+    assert evidence.sufficient, evidence.missing
 
 
 def test_promote_refuses_too_few_frames_and_says_what_is_missing(fleet, capsys) -> None:
