@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compact": ("recyclops.cloud.cli.compact", "seal finished days of gathered records (daily)"),
     "publish": ("recyclops.cloud.cli.publish", "upload a trained model and notify the fleet"),
     "rollback": ("recyclops.cloud.cli.rollback", "point a channel back at an older model"),
+    "promote": ("recyclops.cloud.cli.promote", "promote a canary's model to stable on evidence"),
+    "watch": ("recyclops.cloud.cli.watch", "roll a canary back when it serves worse than stable"),
     "clean": ("recyclops.console.cli", "review gathered labels in a browser"),
     "demo": ("recyclops.app.demo.cli", "run the whole loop on this machine"),
     "config": ("recyclops.shared.config_cli", "check a configuration file"),

@@ -173,6 +173,23 @@ def notify(config: MqttConfig, pointer: ModelRef, timeout: float = 10.0) -> None
     logger.info("notice retained on %s", topic)
 
 
+def verify_stored(store: ObjectStore, version: str) -> str:
+    """Check a stored version the way a bin will (files, contract, golden set, on LiteRT);
+    returns its manifest's SHA-256."""
+    import tempfile
+
+    mkey = layout.manifest_key(version)
+    raw = store.get(mkey)
+    manifest = parse_manifest(raw, mkey)
+    with tempfile.TemporaryDirectory(prefix="recyclops-verify-") as tmp:
+        folder = Path(tmp)
+        for entry in manifest.files:
+            store.get_file(layout.model_file_key(version, entry.name), folder / entry.name)
+        manifest.verify_folder(folder)
+        check_folder(folder, manifest, require_golden=False)
+    return sha256_bytes(raw)
+
+
 def rollback(
     store: ObjectStore,
     channel: str,
@@ -188,8 +205,6 @@ def rollback(
     The version must have served this channel before, and it is checked again the way a
     bin will check it (files, contract, golden set) before the channel moves.
     """
-    import tempfile
-
     from .channels import ChannelError, history, read_pointer
 
     past = history(store, channel)
@@ -202,23 +217,15 @@ def rollback(
             f"{to_version} never served channel {channel!r} "
             f"(it served: {', '.join(sorted(served)) or 'nothing'}); publish it instead"
         )
-    mkey = layout.manifest_key(to_version)
     try:
-        raw = store.get(mkey)
-        manifest = parse_manifest(raw, mkey)
-        with tempfile.TemporaryDirectory(prefix="recyclops-rollback-") as tmp:
-            folder = Path(tmp)
-            for entry in manifest.files:
-                store.get_file(layout.model_file_key(to_version, entry.name), folder / entry.name)
-            manifest.verify_folder(folder)
-            check_folder(folder, manifest, require_golden=False)
+        manifest_sha = verify_stored(store, to_version)
     except RecyclopsError as exc:
         raise PublishError(f"cannot roll back to {to_version}: {exc}") from None
     pointer = advance(
         store,
         channel,
         version=to_version,
-        manifest_sha256=sha256_bytes(raw),
+        manifest_sha256=manifest_sha,
         action="rollback",
         note=note,
     )

@@ -7,6 +7,7 @@ from .edge import EdgeConfig
 from .flags import Flag, add_model_flags, from_args, model_flags
 from .mqtt import MqttConfig
 from .pipeline import Resolved, apply_flags, load, read_secrets, resolve
+from .rollout import RolloutConfig
 from .root import RecyclopsConfig, validate_config
 from .sources import Overrides
 from .store import StoreConfig
@@ -21,6 +22,7 @@ __all__ = [
     "Overrides",
     "RecyclopsConfig",
     "Resolved",
+    "RolloutConfig",
     "SearchConfig",
     "StoreConfig",
     "StrictModel",

@@ -12,6 +12,7 @@ from .categories import Category, check_categories, coerce_categories, default_c
 from .clean import CleanConfig
 from .edge import EdgeConfig, key_map_problems
 from .mqtt import MqttConfig
+from .rollout import RolloutConfig
 from .sources import find_secrets, secrets_refused
 from .store import StoreConfig
 from .training import SearchConfig, TrainConfig
@@ -29,6 +30,7 @@ class RecyclopsConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
 
     @field_validator("categories", mode="before")
     @classmethod

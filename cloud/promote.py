@@ -1,0 +1,298 @@
+"""``recyclops promote``: move a canary's model to the stable channel only on evidence.
+
+The evidence is the fleet's own quality telemetry (``shared/quality.py``): over the same
+window, the periods of bins that served the canary's version are added up and set against
+the periods of bins that served the target channel's version. Periods are grouped by the
+version a record says was served, not by the channel a bin follows today, so a bin that
+changed channel (or model) mid-window counts for each version exactly where it served it;
+a period that served two versions is left out (its counts cannot be split).
+
+The canary must have enough frames and enough operator presses with a prediction on both
+sides, and neither its correction rate nor its low-confidence rate may be worse than the
+target's beyond noise (``stats.fisher_greater``). Then the target channel's next
+generation names the canary's version (``channels.advance``, action ``promote``), with
+the evidence in its note.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+
+from ..shared import layout
+from ..shared.config import MqttConfig, RolloutConfig
+from ..shared.errors import ObjectNotFoundError, RecyclopsError
+from ..shared.manifest import ModelRef
+from ..shared.messages import DeviceQuality
+from ..shared.store import ObjectStore
+from .channels import advance, latest
+from .stats import Rates
+
+logger = logging.getLogger(__name__)
+
+
+class RolloutError(RecyclopsError):
+    """The channels cannot be compared (one serves nothing, or both serve one version)."""
+
+
+@dataclass
+class Tally:
+    """What the bins that served one version reported, added up over the window."""
+
+    version: str
+    bins: set[str] = field(default_factory=set)
+    periods: int = 0
+    frames: int = 0
+    low_confidence: int = 0
+    agreed: int = 0
+    disagreed: int = 0
+
+    @property
+    def predicted(self) -> int:
+        """Operator presses while the model made a prediction: the correction rate's base."""
+        return self.agreed + self.disagreed
+
+
+@dataclass
+class Telemetry:
+    """Tallies per served version over a window, and the periods that could not be used."""
+
+    since: datetime
+    until: datetime
+    by_version: dict[str, Tally]
+    mixed_periods: int = 0
+
+    def of(self, version: str) -> Tally:
+        return self.by_version.get(version) or Tally(version)
+
+
+def _fetch(store: ObjectStore, key: str) -> DeviceQuality | None:
+    """One record; a vanished or unparsable one is skipped (logged), as ``load_quality`` does."""
+    try:
+        return DeviceQuality.model_validate_json(store.get(key))
+    except ObjectNotFoundError:
+        return None
+    except ValidationError as exc:
+        logger.warning("telemetry %s does not parse, skipped: %s", key, exc)
+        return None
+
+
+def window(
+    canary: ModelRef, since_days: int, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The last ``since_days`` days, but no earlier than the canary's current generation: both
+    channels are judged over the same stretch of time, and only since the canary moved."""
+    until = now or datetime.now(UTC)
+    return max(until - timedelta(days=since_days), canary.published_at), until
+
+
+def gather(store: ObjectStore, since: datetime, until: datetime, *, workers: int = 16) -> Telemetry:
+    """Every bin's periods that started between ``since`` and ``until``, tallied by version.
+
+    A bin writes a record a minute, so a week of a fleet is many small objects: keys are
+    filtered by their period start before anything is read, and reads run in parallel."""
+    earliest = since.replace(microsecond=0)  # keys keep the start to the second
+    keys = []
+    for key in store.list(layout.TELEMETRY):
+        parts = layout.parse_telemetry_key(key)
+        if parts is not None and earliest <= parts.start <= until:
+            keys.append(key)
+    out = Telemetry(since, until, {})
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reports = list(pool.map(lambda k: _fetch(store, k), sorted(keys)))
+    for report in reports:
+        if report is None or not since <= report.period_start <= until:
+            continue
+        served = set(report.model_versions) | (
+            {report.model_version} if report.model_version else set()
+        )
+        if len(served) != 1:
+            out.mixed_periods += len(served) > 1  # no model at all is simply not counted
+            continue
+        version = served.pop()
+        tally = out.by_version.setdefault(version, Tally(version))
+        tally.bins.add(report.device)
+        tally.periods += 1
+        tally.frames += report.frames
+        tally.low_confidence += report.low_confidence
+        tally.agreed += report.presses_agreed
+        tally.disagreed += report.presses_disagreed
+    logger.info(
+        "telemetry: %d record(s) read, %s",
+        len(keys),
+        ", ".join(f"{v}: {t.periods}" for v, t in sorted(out.by_version.items())) or "none usable",
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rate of the canary against the target's: worse beyond noise or not."""
+
+    metric: str
+    rates: Rates
+    significance: float
+
+    @property
+    def worse(self) -> bool:
+        return self.rates.p_worse < self.significance
+
+    @property
+    def excess(self) -> float:
+        """How much higher the canary's rate is (absolute; negative: lower)."""
+        return self.rates.rate - self.rates.ref_rate
+
+    def describe(self) -> str:
+        r = self.rates
+        verdict = "worse" if self.worse else "not worse beyond noise"
+        return f"{self.metric} {r.rate:.1%} vs {r.ref_rate:.1%}, {verdict}, p = {r.p_worse:.2g}"
+
+
+def checks(canary: Tally, target: Tally, significance: float) -> list[Check]:
+    """The two rates compared: corrections per predicted press, low-confidence frames."""
+    return [
+        Check(
+            "correction rate",
+            Rates(canary.disagreed, canary.predicted, target.disagreed, target.predicted),
+            significance,
+        ),
+        Check(
+            "low-confidence rate",
+            Rates(canary.low_confidence, canary.frames, target.low_confidence, target.frames),
+            significance,
+        ),
+    ]
+
+
+@dataclass
+class Evidence:
+    """Everything a promotion decision rests on, and what is missing for one."""
+
+    canary: ModelRef
+    target: ModelRef
+    canary_tally: Tally
+    target_tally: Tally
+    checks: list[Check]
+    missing: list[str]
+    telemetry: Telemetry
+
+    @property
+    def sufficient(self) -> bool:
+        return not self.missing
+
+    def lines(self) -> list[str]:
+        out = []
+        for name, pointer, tally in (
+            (self.canary.channel, self.canary, self.canary_tally),
+            (self.target.channel, self.target, self.target_tally),
+        ):
+            out.append(
+                f"{name}: {pointer.version} on {len(tally.bins)} bin(s), {tally.frames:,} "
+                f"frames, {tally.predicted:,} predicted presses"
+            )
+        out += [c.describe() for c in self.checks]
+        if self.telemetry.mixed_periods:
+            out.append(f"{self.telemetry.mixed_periods} period(s) served two versions: left out")
+        return out
+
+    def summary(self) -> str:
+        """The note kept in the channel's history (at most 1,000 characters)."""
+        window = f"{self.telemetry.since:%Y-%m-%d %H:%M} to {self.telemetry.until:%Y-%m-%d %H:%M}"
+        return (f"promoted from {self.canary.channel} on {window} UTC: " + "; ".join(self.lines()))[
+            :1000
+        ]
+
+
+def _pointers(store: ObjectStore, canary: str, target: str) -> tuple[ModelRef, ModelRef]:
+    c, t = latest(store, canary), latest(store, target)
+    if c is None:
+        raise RolloutError(f"channel {canary!r} serves nothing: publish a model to it first")
+    if t is None:
+        raise RolloutError(
+            f"channel {target!r} serves nothing to compare against: publish its first model "
+            "with 'recyclops publish'"
+        )
+    return c, t
+
+
+def judge(
+    store: ObjectStore,
+    config: RolloutConfig,
+    *,
+    canary: str | None = None,
+    target: str | None = None,
+    now: datetime | None = None,
+) -> Evidence:
+    """The evidence for promoting ``canary``'s model to ``target`` (config defaults)."""
+    c, t = _pointers(store, canary or config.canary, target or config.target)
+    telemetry = gather(store, *window(c, config.since_days, now))
+    ct, tt = telemetry.of(c.version), telemetry.of(t.version)
+    missing = []
+    for pointer, tally in ((c, ct), (t, tt)):
+        if tally.frames < config.min_frames:
+            missing.append(
+                f"{pointer.channel} ({pointer.version}): {tally.frames:,} of "
+                f"{config.min_frames:,} frames"
+            )
+        if tally.predicted < config.min_presses:
+            missing.append(
+                f"{pointer.channel} ({pointer.version}): {tally.predicted:,} of "
+                f"{config.min_presses:,} operator presses with a prediction"
+            )
+    compared = checks(ct, tt, config.significance)
+    if not missing:
+        missing += [c.describe() for c in compared if c.worse]
+    return Evidence(c, t, ct, tt, compared, missing, telemetry)
+
+
+def promote(
+    store: ObjectStore,
+    evidence: Evidence,
+    mqtt_config: MqttConfig | None = None,
+    *,
+    notify_timeout: float = 10.0,
+) -> ModelRef:
+    """Point the target at the canary's version: a new generation, action ``promote``.
+
+    The target must still serve what the evidence was gathered against (a publish or
+    rollback in between means judging again), and the canary's files are checked again
+    the way a bin will check them before anything moves."""
+    from .publish import notify, verify_stored
+
+    if not evidence.sufficient:
+        raise RolloutError("not promoting: " + "; ".join(evidence.missing))
+    c, t = evidence.canary, evidence.target
+    if c.version == t.version:
+        raise RolloutError(f"channel {t.channel!r} already serves {c.version}")
+    try:
+        raw_sha = verify_stored(store, c.version)
+    except RecyclopsError as exc:
+        raise RolloutError(f"cannot promote {c.version}: {exc}") from None
+    if raw_sha != c.manifest_sha256:
+        raise RolloutError(
+            f"{c.version}: the stored manifest is not the one channel {c.channel!r} names"
+        )
+    pointer = advance(
+        store,
+        t.channel,
+        version=c.version,
+        manifest_sha256=c.manifest_sha256,
+        # "publish", not a new action: bins from before staged rollout parse pointers
+        # strictly and would refuse an unknown one; the note says it was a promotion.
+        action="publish",
+        note=evidence.summary(),
+        expect_version=t.version,
+        check_expected=True,
+    )
+    logger.info(
+        "channel %s: %s promoted from %s (generation %d)",
+        t.channel,
+        c.version,
+        c.channel,
+        pointer.generation,
+    )
+    if mqtt_config is not None and mqtt_config.host:
+        notify(mqtt_config, pointer, notify_timeout)
+    return pointer
