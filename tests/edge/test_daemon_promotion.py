@@ -84,8 +84,17 @@ def test_running_bin_ignores_a_replayed_older_notice_and_follows_a_rollback(
         back = publish_model(s3_store, "v1", generation=3)  # what `recyclops rollback` writes
         notify(publisher, fleet, back)
         wait_for(lambda: [e["version"] for e in events.of("model")] == ["v1", "v2", "v1"])
-        snap = wait_for(lambda: (s := status(config)).get("served_generation") == 3 and s)
-        assert snap["model_version"] == "v1" and daemon.repo.current_version() == "v1"
+        # the repo records the generation when it installs, the frame loop serves the model at
+        # its next frame, and status.json is rewritten on the housekeeper's clock: wait for a
+        # status written after the switch
+        snap = wait_for(
+            lambda: (
+                (s := status(config)).get("served_generation") == 3
+                and s.get("model_version") == "v1"
+                and s
+            )
+        )
+        assert daemon.repo.current_version() == "v1"
     finally:
         daemon.stop.set()
         thread.join(20)

@@ -39,8 +39,17 @@ def test_rollback_moves_a_running_bin_back_with_a_higher_generation(
 
         pointer = rollback(s3_store, "stable", "v1", mqtt_config, note="v2 misreads glass")
         assert (pointer.version, pointer.generation, pointer.action) == ("v1", 3, "rollback")
-        snap = wait_for(lambda: (s := status(config)).get("served_generation") == 3 and s)
-        assert snap["model_version"] == "v1" and daemon.repo.current_version() == "v1"
+        # the repo records the generation when it installs, the frame loop serves the model at
+        # its next frame, and status.json is rewritten on the housekeeper's clock: wait for a
+        # status written after the switch
+        snap = wait_for(
+            lambda: (
+                (s := status(config)).get("served_generation") == 3
+                and s.get("model_version") == "v1"
+                and s
+            )
+        )
+        assert daemon.repo.current_version() == "v1"
         assert [e["version"] for e in events.of("model")][-2:] == ["v2", "v1"]
     finally:
         daemon.stop.set()
