@@ -21,6 +21,7 @@ from ..shared import layout
 from ..shared.atomic import atomic_write_bytes, atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.hashing import sha256_bytes
+from ..shared.preprocess import min_edge_for, new_model_input
 from ..shared.manifest import (
     Blessing,
     ClassMetrics,
@@ -63,6 +64,7 @@ class Prepared:
     test_shas: list[str]
     split: SplitInfo
     problems: list[str]
+    spec: InputSpec  # the pixels every split was made with (quantisation not yet known)
 
 
 def prepare_arrays(
@@ -75,8 +77,9 @@ def prepare_arrays(
     splits, moved = ds.split_moves(config.validation_split, config.test_split, groups=groups)
     index = {c: i for i, c in enumerate(ds.categories)}
     arrays, problems, kept = {}, [], {}
+    spec = new_model_input(config.image_size)
     for name, shas in splits.items():
-        px = load_pixels(ds, shas, config.image_size)
+        px = load_pixels(ds, shas, spec.height, spec.resize)
         problems += px.problems
         kept[name] = list(px.shas)
         arrays[name] = (px.images, np.array([index[ds.labels[s]] for s in px.shas], np.int64))
@@ -93,7 +96,7 @@ def prepare_arrays(
         moved=moved,
     )
     data = SplitArrays(*arrays["train"], *arrays["val"], len(ds.categories))
-    return Prepared(data, *arrays["test"], kept["test"], split, problems)
+    return Prepared(data, *arrays["test"], kept["test"], split, problems, spec)
 
 
 def _refit(
@@ -202,13 +205,9 @@ def train(
     fl = Scores.of(keras_probs, y_test, ds.categories)
     q = Scores.of(int8_probs, y_test, ds.categories)
     scale, zero = int8.input_quant
-    spec = InputSpec(  # x_test was made for exactly this (load_pixels' bilinear, stretch)
-        height=config.image_size,
-        width=config.image_size,
-        dtype=int8.input_dtype,
-        scale=scale,
-        zero_point=zero,
-    )
+    # every split's pixels were made for exactly this spec; conversion adds the quantisation
+    quant = {"dtype": int8.input_dtype, "scale": scale, "zero_point": zero}
+    spec = InputSpec.model_validate({**prep.spec.model_dump(), **quant})
     champion = (
         score_champion(store, config.channel, ds, prep.test_shas, x_test, spec, prep.split)
         if store is not None
@@ -334,6 +333,7 @@ def _package(
                 split=prep.split,
             ),
             files=[file_entry(model_dir / f) for f in entries],
+            min_edge_version=min_edge_for(spec),
             golden=golden,
             blessing=blessing,
         )
