@@ -21,7 +21,6 @@ from ..shared import layout
 from ..shared.atomic import atomic_write_bytes, atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.hashing import sha256_bytes
-from ..shared.preprocess import min_edge_for, new_model_input
 from ..shared.manifest import (
     Blessing,
     ClassMetrics,
@@ -33,6 +32,7 @@ from ..shared.manifest import (
     SplitInfo,
     file_entry,
 )
+from ..shared.preprocess import min_edge_for, new_model_input
 from ..shared.store import ObjectStore
 from .blessing import Verdict, bless, summarise
 from .dataset import SPLIT_SALT, Dataset, DatasetError, load_dataset

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "tests" / "edge"))
 sys.path.insert(0, str(ROOT / "tests" / "shared"))
 from test_preprocess_methods import box2  # noqa: E402  (a 640x480 frame → its lores stream)
 
-SHARED = ROOT.parent / "shared"  # the team's data beside the repository (not the package)
+#: the team's data beside the repository (not the package); RECYCLOPS_SHARED from a worktree
+SHARED = Path(os.environ.get("RECYCLOPS_SHARED") or ROOT.parent / "shared")
 WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
 TRASHNET = SHARED / "datasets" / "trashnet"
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
@@ -85,10 +86,10 @@ def build_models(out: Path, quick: bool) -> tuple[Any, Path, Path, str]:
     float_path = out / "float" / "model.tflite"
     if int8_path.exists() and float_path.exists():  # --keep: converted by an earlier run
         return orig_model, int8_path, float_path, weights
-    from recyclops.shared.preprocess import preprocess
+    from recyclops.shared.preprocess import new_model_input, preprocess_for
 
-    reps = [
-        preprocess(img, SIZE, SIZE).astype(np.float32)[None]
+    reps = [  # calibrated like a new model: on the pixels of the new-model input
+        preprocess_for(img, new_model_input(SIZE)).astype(np.float32)[None]
         for img in sample_images(16 if quick else 64)
     ]
 
