@@ -34,6 +34,7 @@ import numpy as np
 from ..shared.atomic import atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.errors import RecyclopsError
+from ..shared.preprocess import new_model_input
 from .dataset import Dataset
 from .evaluate import Scores
 from .stats import wilson
@@ -113,6 +114,8 @@ def assign_folds(ds: Dataset, config: TrainConfig, k: int, inner_fraction: float
 def recipe_key(config: TrainConfig, folds: Folds, inner_fraction: float) -> str:
     """Identifies recipe + data + folding: a saved fold result is reused only on a match."""
     text = config.model_dump_json(exclude={"channel"}) + CV_SALT + f"{folds.k}:{inner_fraction}"
+    # the pixels a new model is trained with: a fold measured with another resize is not reused
+    text += new_model_input(config.image_size).model_dump_json()
     text += "".join(f"{s} {folds.labels[s]}\n" for s in sorted(folds.labels))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -195,6 +198,7 @@ def run_crossval(
         "categories": ds.categories,
         "config": config.model_dump(exclude={"channel"}),
         "inner_fraction": inner_fraction,
+        "input": new_model_input(config.image_size).model_dump(),
         "images": {"cross_validated": len(folds.labels), "test_untouched": len(folds.test)},
         "fold_sizes": [
             {
@@ -255,7 +259,8 @@ def _run_folds(
 
     keras.utils.set_random_seed(config.seed)
     t0 = time.monotonic()
-    px = load_pixels(ds, sorted(folds.labels), config.image_size)
+    spec = new_model_input(config.image_size)  # what `recyclops train` would feed the model
+    px = load_pixels(ds, sorted(folds.labels), spec.height, spec.resize)
     index = {c: i for i, c in enumerate(ds.categories)}
     y = np.array([index[ds.labels[s]] for s in px.shas], np.int64)
     row = {s: i for i, s in enumerate(px.shas)}

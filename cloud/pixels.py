@@ -15,7 +15,14 @@ import numpy as np
 
 from ..shared import layout
 from ..shared.errors import ImageError
-from ..shared.preprocess import DECODE_VERSION, check_method, load_rgb, resize_rgb
+from ..shared.manifest import InputSpec
+from ..shared.preprocess import (
+    DECODE_VERSION,
+    DEFAULT_RESIZE,
+    check_method,
+    load_rgb,
+    preprocess_for,
+)
 from .dataset import Dataset
 
 logger = logging.getLogger(__name__)
@@ -30,11 +37,11 @@ class Pixels:
     problems: list[str] = field(default_factory=list)
 
 
-def _load(sha: str, path: Path, size: int, method: str) -> np.ndarray | str:
+def _load(sha: str, path: Path, spec: InputSpec) -> np.ndarray | str:
     """Pixels, or the problem naming the image's store key (never raises for one image: a
     single bad upload must not stop a training run)."""
     try:
-        return resize_rgb(load_rgb(path), size, size, method)
+        return preprocess_for(load_rgb(path), spec, str(path))
     except ImageError as exc:
         return f"{layout.image_key(sha)}: {exc}"
     except Exception as exc:  # MemoryError on a huge frame, a decoder bug
@@ -45,7 +52,7 @@ def load_pixels(
     ds: Dataset,
     shas: list[str],
     size: int,
-    method: str = "bilinear",
+    method: str = DEFAULT_RESIZE,
     workers: int | None = None,
     cache: bool = True,
 ) -> Pixels:
@@ -54,9 +61,11 @@ def load_pixels(
     ``method`` must be the resize the model's manifest will name (``InputSpec.resize``), or
     the model is trained on other pixels than it is served. An unknown or unusable method (no
     OpenCV for ``area_linear``) is one ImageError here, before any image is read, not every
-    image silently dropped as a per-image problem.
+    image silently dropped as a per-image problem. The pixels are ``preprocess_for``'s for
+    that spec: the same function the edge calls on every frame.
     """
     check_method(method)
+    want = InputSpec.model_validate({"height": size, "width": size, "resize": method})
     # DECODE_VERSION: a decoding fix must not be hidden by pixels cached before it
     spec = f"d{DECODE_VERSION}:{size}:{method}:{','.join(shas)}"
     key = hashlib.sha256(spec.encode()).hexdigest()[:16]
@@ -69,7 +78,7 @@ def load_pixels(
             logger.warning("ignoring unreadable cache %s: %s", cache_file, exc)
     workers = workers or min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda s: _load(s, ds.path(s), size, method), shas))
+        results = list(pool.map(lambda s: _load(s, ds.path(s), want), shas))
     kept = [s for s, r in zip(shas, results, strict=True) if not isinstance(r, str)]
     problems = [r for r in results if isinstance(r, str)]
     for problem in problems:

@@ -32,6 +32,7 @@ from ..shared.manifest import (
     SplitInfo,
     file_entry,
 )
+from ..shared.preprocess import min_edge_for, new_model_input
 from ..shared.store import ObjectStore
 from .blessing import Verdict, bless, summarise
 from .dataset import SPLIT_SALT, Dataset, DatasetError, load_dataset
@@ -84,6 +85,7 @@ class Prepared:
     test_shas: list[str]
     split: SplitInfo
     problems: list[str]
+    spec: InputSpec  # the pixels every split was made with (quantisation not yet known)
 
 
 def prepare_arrays(
@@ -96,8 +98,9 @@ def prepare_arrays(
     splits, moved = ds.split_moves(config.validation_split, config.test_split, groups=groups)
     index = {c: i for i, c in enumerate(ds.categories)}
     arrays, problems, kept = {}, [], {}
+    spec = new_model_input(config.image_size)
     for name, shas in splits.items():
-        px = load_pixels(ds, shas, config.image_size)
+        px = load_pixels(ds, shas, spec.height, spec.resize)
         problems += px.problems
         kept[name] = list(px.shas)
         arrays[name] = (px.images, np.array([index[ds.labels[s]] for s in px.shas], np.int64))
@@ -114,7 +117,7 @@ def prepare_arrays(
         moved=moved,
     )
     data = SplitArrays(*arrays["train"], *arrays["val"], len(ds.categories))
-    return Prepared(data, *arrays["test"], kept["test"], split, problems)
+    return Prepared(data, *arrays["test"], kept["test"], split, problems, spec)
 
 
 def _refit(
@@ -217,13 +220,9 @@ def train(
     fl = Scores.of(keras_probs, y_test, ds.categories)
     q = Scores.of(int8_probs, y_test, ds.categories)
     scale, zero = int8.input_quant
-    spec = InputSpec(  # x_test was made for exactly this (load_pixels' bilinear, stretch)
-        height=config.image_size,
-        width=config.image_size,
-        dtype=int8.input_dtype,
-        scale=scale,
-        zero_point=zero,
-    )
+    # every split's pixels were made for exactly this spec; conversion adds the quantisation
+    quant = {"dtype": int8.input_dtype, "scale": scale, "zero_point": zero}
+    spec = InputSpec.model_validate({**prep.spec.model_dump(), **quant})
     champion = (
         score_champion(store, config.channel, ds, prep.test_shas, x_test, spec, prep.split)
         if store is not None
@@ -355,6 +354,7 @@ def _package(
                 split=prep.split,
             ),
             files=[file_entry(model_dir / f) for f in entries],
+            min_edge_version=min_edge_for(spec),
             golden=golden,
             blessing=blessing,
         )

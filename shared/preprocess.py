@@ -31,6 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 from .manifest import InputSpec
+from .version import parse_version
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,10 @@ OPENCV_AVAILABLE: Final[bool] = importlib.util.find_spec("cv2") is not None
 #: Pillow's bilinear where OpenCV is not installed (the ``cloud`` extra alone): the manifest
 #: records the choice, so the edge feeds that model correctly either way, only more slowly.
 DEFAULT_RESIZE: Final[ResizeMethod] = "area_linear" if OPENCV_AVAILABLE else "bilinear"
+#: The first edge version able to feed a model with this resize. Methods not listed work on
+#: every edge. A manifest naming one declares it as ``min_edge_version`` (``min_edge_for``),
+#: so an older bin refuses the model by version instead of feeding it wrong pixels.
+METHOD_MIN_EDGE: Final[dict[str, str]] = {"area_linear": "0.2.0"}
 _cv2: ModuleType | None = None
 MAX_PIXELS = 64_000_000
 #: Bumped whenever decoding changes what pixels an image gives (caches of decoded pixels
@@ -251,5 +256,20 @@ def preprocess(
 
 
 def preprocess_for(image: bytes | np.ndarray, spec: InputSpec, source: str = "image") -> np.ndarray:
-    """Preprocess according to a manifest's InputSpec."""
+    """THE contract: an image as the model described by ``spec`` must see it. Training's pixel
+    cache, calibration, evaluation, the champion's scoring, the golden set and the edge all
+    call this with the model's own InputSpec."""
     return preprocess(image, spec.height, spec.width, spec.resize, spec.fit, source)
+
+
+def new_model_input(height: int, width: int | None = None) -> InputSpec:
+    """The input a NEW model is trained with (its manifest's InputSpec before conversion
+    fills in dtype, scale and zero point): :data:`DEFAULT_RESIZE`, stretched. Old models keep
+    the spec their manifest records."""
+    return InputSpec(height=height, width=height if width is None else width, resize=DEFAULT_RESIZE)
+
+
+def min_edge_for(spec: InputSpec, base: str = "0.1.0") -> str:
+    """The oldest edge version that can feed ``spec`` (``base`` when every edge can)."""
+    need = METHOD_MIN_EDGE.get(spec.resize, base)
+    return max(need, base, key=parse_version)

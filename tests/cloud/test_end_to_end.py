@@ -18,6 +18,7 @@ from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.journals import dump_journal
 from recyclops.shared.manifest import ModelRef, parse_manifest, parse_pointer
 from recyclops.shared.mqtt import MqttClient
+from recyclops.shared.preprocess import DEFAULT_RESIZE, min_edge_for
 
 from .helpers import TINY_TOML, decision, seed_images
 
@@ -83,6 +84,8 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
         0,
     )
     assert manifest.input.height == 48 and manifest.dataset.fingerprint == summary.fingerprint
+    assert manifest.input.resize == DEFAULT_RESIZE  # area_linear wherever OpenCV is installed
+    assert manifest.min_edge_version == min_edge_for(manifest.input)
     assert manifest.metrics.test_images > 0 and manifest.metrics.int8_accuracy is not None
     assert (run_dir / "history.csv").read_text().count("\n") >= 2
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
