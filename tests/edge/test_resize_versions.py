@@ -10,8 +10,7 @@ from edge_helpers import DATA, Harness, honest_manifest, publish_model
 
 from recyclops.cloud.convert import TfliteModel
 from recyclops.shared.golden import GoldenSet
-from recyclops.shared.manifest import InputSpec, parse_manifest
-from recyclops.shared.messages import ModelNotice
+from recyclops.shared.manifest import InputSpec, ModelRef, parse_manifest
 from recyclops.shared.preprocess import (
     OPENCV_AVAILABLE,
     decode_rgb,
@@ -33,7 +32,7 @@ def test_new_models_declare_the_edge_that_feeds_them() -> None:
     assert parse_version(__version__) >= parse_version("0.2.0")  # this bin feeds area_linear
 
 
-def area_linear_release(store: LocalStore, version: str) -> ModelNotice:
+def area_linear_release(store: LocalStore, version: str) -> ModelRef:
     """The fixture network published as an area_linear model: manifest with the minimum edge
     version training writes, golden outputs from the cloud's scorer on area_linear pixels."""
     model = (DATA / "model.tflite").read_bytes()
