@@ -14,38 +14,18 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from ..shared import layout
-from ..shared.errors import ObjectNotFoundError, RecyclopsError
+from ..shared.channels_read import history, read_pointer
+from ..shared.errors import RecyclopsError
 from ..shared.manifest import ModelRef, parse_pointer
 from ..shared.store import ObjectStore
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["ChannelError", "advance", "history", "latest", "read_pointer"]  # readers: shared
+
 
 class ChannelError(RecyclopsError):
     """The channel could not be moved (another publisher won, or the target is unknown)."""
-
-
-def read_pointer(store: ObjectStore, channel: str) -> ModelRef | None:
-    """The channel's current pointer, None for a channel never published to."""
-    key = layout.channel_key(channel)
-    try:
-        raw = store.get(key)
-    except ObjectNotFoundError:
-        return None
-    pointer = parse_pointer(raw, key)
-    if pointer.channel != channel:
-        raise ChannelError(f"{key}: names channel {pointer.channel!r}")
-    return pointer
-
-
-def history(store: ObjectStore, channel: str) -> list[ModelRef]:
-    """Every generation the channel had, oldest first."""
-    out = []
-    for key in store.list(layout.channel_history_prefix(channel)):
-        if layout.parse_generation_key(key) is None:
-            continue
-        out.append(parse_pointer(store.get(key), key))
-    return sorted(out, key=lambda p: p.generation)
 
 
 def latest(store: ObjectStore, channel: str) -> ModelRef | None:

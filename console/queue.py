@@ -6,12 +6,10 @@ journal under ``labels/``. Nothing here writes.
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recyclops.shared.errors import StoreError
 from recyclops.shared.gathered_index import read_gathered
 from recyclops.shared.journals import Resolution, read_journals, resolve_labels
 from recyclops.shared.records import GatheredRecord
@@ -256,22 +254,6 @@ class LoadedQueue:
     order: list[str]  # the filtered shas, in review order
     problems: list[str] = field(default_factory=list)
     insights: Insights = field(default_factory=Insights)
-
-
-def _parallel(
-    fn: Callable[[str], T], keys: Iterable[str], workers: int
-) -> list[tuple[str, T | Exception]]:
-    def safe(key: str) -> tuple[str, T | Exception]:
-        try:
-            return key, fn(key)
-        except StoreError as exc:
-            return key, exc
-
-    keys = list(keys)
-    if workers <= 1 or len(keys) < 2:
-        return [safe(k) for k in keys]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(safe, keys))
 
 
 def load_gathered(
