@@ -2,8 +2,9 @@
 
 Per bin (every folder under ``telemetry/``): online or not, last seen, model and channel,
 correction and low-confidence rates over the last 24 h with a 7-day trend, a drift alarm,
-and, when the bin shadows a candidate model, its agreement over the last 24 h. The figures are pure functions of the records and ``now`` (``fleet_view``); reading
-the store is ``fleetread``'s, for the days of ``window_days`` only.
+and, when the bin shadows a candidate model, its agreement over the last 24 h. The figures
+are pure functions of the records and ``now`` (``fleet_view``); reading the store is
+``fleetread``'s, for the days of ``window_days`` only.
 
 Rules (``FleetRules``, shown on the page):
 

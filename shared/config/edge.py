@@ -2,9 +2,9 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..primitives import SafeName
+from ..primitives import SafeName, is_safe_segment
 from .base import StrictModel
 
 
@@ -237,10 +237,11 @@ class TelemetryConfig(StrictModel):
 
 
 class ShadowConfig(StrictModel):
-    """Shadow evaluation: a candidate model runs beside the serving one on a sample of live
-    frames, never served; the telemetry reports how often the two agree."""
+    """Shadow evaluation: a candidate model beside the serving one, on a sample of frames.
 
-    channel: SafeName | Literal[""] = Field(
+    The candidate is never served; the quality telemetry reports how often the two agree."""
+
+    channel: str = Field(
         "",
         title="Candidate channel to shadow (empty: off)",
         description="e.g. canary; fetched and verified like a served model, never served",
@@ -255,6 +256,13 @@ class ShadowConfig(StrictModel):
         title="Share of wall time the candidate's measured inference may use",
         description="Frames beyond it are skipped (counted); measured, never assumed",
     )
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if value and not is_safe_segment(value):
+            raise ValueError(f"{value!r} is not a safe channel name")
+        return value
 
 
 class EdgeConfig(StrictModel):
