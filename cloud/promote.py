@@ -56,6 +56,23 @@ class Tally:
 
 
 @dataclass
+class ShadowTally:
+    """Bins serving one version that shadowed another: how often the two agreed."""
+
+    frames: int = 0
+    agreed: int = 0
+    low_confidence: int = 0
+    bins: set[str] = field(default_factory=set)
+
+    def describe(self, channel: str) -> str:
+        return (
+            f"shadow on {channel} bins: agreement {self.agreed / self.frames:.1%} over "
+            f"{self.frames:,} frames, candidate low-confidence "
+            f"{self.low_confidence / self.frames:.1%}"
+        )
+
+
+@dataclass
 class Telemetry:
     """Tallies per served version over a window, and the periods that could not be used."""
 
@@ -63,6 +80,8 @@ class Telemetry:
     until: datetime
     by_version: dict[str, Tally]
     mixed_periods: int = 0
+    #: (served version, shadowed version) -> what the shadow saw (informational)
+    shadow: dict[tuple[str, str], ShadowTally] = field(default_factory=dict)
 
     def of(self, version: str) -> Tally:
         return self.by_version.get(version) or Tally(version)
@@ -119,6 +138,12 @@ def gather(store: ObjectStore, since: datetime, until: datetime, *, workers: int
         tally.low_confidence += report.low_confidence
         tally.agreed += report.presses_agreed
         tally.disagreed += report.presses_disagreed
+        if report.shadow_version and report.shadow_frames:
+            shadow = out.shadow.setdefault((version, report.shadow_version), ShadowTally())
+            shadow.frames += report.shadow_frames
+            shadow.agreed += report.shadow_agreed
+            shadow.low_confidence += report.shadow_low_confidence
+            shadow.bins.add(report.device)
     logger.info(
         "telemetry: %d record(s) read, %s",
         len(keys),
@@ -192,6 +217,9 @@ class Evidence:
                 f"{name}: {pointer.version} on {len(tally.bins)} bin(s), {tally.frames:,} "
                 f"frames, {tally.predicted:,} predicted presses"
             )
+        shadow = self.telemetry.shadow.get((self.target.version, self.canary.version))
+        if shadow is not None and shadow.frames:  # evidence only: the rule stays the checks
+            out.append(shadow.describe(self.target.channel))
         out += [c.describe() for c in self.checks]
         if self.telemetry.mixed_periods:
             out.append(f"{self.telemetry.mixed_periods} period(s) served two versions: left out")

@@ -1,9 +1,10 @@
 """What the fleet page shows, from the bins' quality telemetry in the store.
 
 Per bin (every folder under ``telemetry/``): online or not, last seen, model and channel,
-correction and low-confidence rates over the last 24 h with a 7-day trend, and a drift
-alarm. The figures are pure functions of the records and ``now`` (``fleet_view``); reading
-the store is ``fleetread``'s, for the days of ``window_days`` only.
+correction and low-confidence rates over the last 24 h with a 7-day trend, a drift alarm,
+and, when the bin shadows a candidate model, its agreement over the last 24 h. The figures
+are pure functions of the records and ``now`` (``fleet_view``); reading the store is
+``fleetread``'s, for the days of ``window_days`` only.
 
 Rules (``FleetRules``, shown on the page):
 
@@ -160,6 +161,19 @@ def bin_view(
             software_version=last.software_version,
         )
     out["last_24h"] = _rates(recent)
+    s = summarise(recent)
+    out["shadow"] = (
+        {
+            "version": s.shadow_version,
+            "frames": s.shadow_frames,
+            "agreed": s.shadow_agreed,
+            "agreement": s.shadow_agreement,
+            "low_confidence_rate": s.shadow_low_confidence / s.shadow_frames,
+            "skipped": s.shadow_skipped,
+        }
+        if s.shadow_frames
+        else None
+    )
     trend = []
     for i in range(rules.trend_days, 0, -1):  # oldest first; the last point is the 24 h one
         end = now - (i - 1) * DAY

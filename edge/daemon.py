@@ -3,7 +3,8 @@ and stops everything in order on its one stop event (set by SIGTERM/SIGINT, or b
 loop's own end).
 
 Workers (each its own thread and stop event, see ``worker.py``): uploader, quality
-reporter, updater, keypad, housekeeper, live view. Start order keeps the spool draining:
+reporter, updater, shadow (a candidate model, when ``edge.shadow.channel`` is set), keypad,
+housekeeper, live view. Start order keeps the spool draining:
 the uploader first (a dead camera, a read-only spool or a missing bucket must not hold it
 back), then the camera through its watch (a failure to open is a degraded state, not an
 exit). Stop order: the keypad (no gather after the drain), the last telemetry period, the
@@ -39,6 +40,7 @@ from .notify import SystemdNotifier
 from .outputs import Confirm, Sorter
 from .quality import QualityCounter
 from .qualityreport import QualityReporter, gauges_of, new_run_id
+from .shadow import Shadow
 from .smoothing import ItemGate, Smoother
 from .spool import Spool
 from .state import EdgeState
@@ -136,6 +138,21 @@ class EdgeDaemon:
                 self.state.started,
                 channel=edge.channel,
             )
+        self.shadow: Shadow | None = None
+        if edge.shadow.channel:  # a candidate beside the serving model, never served
+            self.shadow = Shadow(
+                ModelRepo(
+                    Path(edge.model_dir) / "shadow",
+                    config.category_names,
+                    edge.classifier.model_copy(update={"threads": 1}),  # measured time = CPU
+                    edge.updates.model_copy(update={"keep_versions": 1}),
+                ),
+                self.store,
+                edge.shadow,
+                self.events,
+                poll_seconds=edge.updates.poll_seconds,
+                sink=self.quality.counter if self.quality else None,
+            )
         self.live: LiveView | None = None
         live_frames: LiveFrames | None = None
         if edge.live_view.enabled:
@@ -153,6 +170,7 @@ class EdgeDaemon:
             self.guard,
             self.live.url if self.live else None,
             self.quality,
+            self.shadow,
         )
         self.loop = FrameLoop(
             stop=self.stop,
@@ -180,6 +198,7 @@ class EdgeDaemon:
             uploads_stuck=self._uploads_stuck,
             sorter=self.sorter,
             live_frames=live_frames,
+            shadow=self.shadow,
             publish_classifications=edge.status.publish_classifications,
             max_frames=max_frames,
         )
@@ -253,6 +272,8 @@ class EdgeDaemon:
         else:
             self.telemetry.status("online", None)
         self.updater.start()
+        if self.shadow:
+            self.shadow.start()
         if self.live:
             self.live.start()
         if self.keypad:
@@ -280,6 +301,8 @@ class EdgeDaemon:
             code = self.loop.run()
             self.stop.set()
             self.updater.stop()  # no model fetch competes with the drain
+            if self.shadow:
+                self.shadow.stop()
             if self.keypad:  # no gather after the drain
                 self.keypad.stop()
                 self.keypad.join(2)
@@ -309,6 +332,7 @@ class EdgeDaemon:
                 (self.uploader, 10),
                 (self.quality, 2),
                 (self.updater, 10),
+                (self.shadow, 10),
                 (self.housekeeper, 10),
                 (self.live, 5),
             )

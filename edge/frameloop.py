@@ -22,6 +22,7 @@ from .liveview import LiveFrames
 from .modelslot import ModelSlot
 from .notify import SystemdNotifier
 from .outputs import Sorter
+from .shadow import Shadow
 from .smoothing import ItemGate, Smoother
 from .state import EdgeState
 from .telemetry import Telemetry
@@ -49,6 +50,7 @@ class FrameLoop:
         uploads_stuck: Callable[[], tuple[int, bool]],
         sorter: Sorter | None = None,
         live_frames: LiveFrames | None = None,
+        shadow: Shadow | None = None,
         publish_classifications: bool = True,
         max_frames: int | None = None,
     ) -> None:
@@ -68,6 +70,7 @@ class FrameLoop:
         self.uploads_stuck = uploads_stuck  # (spool depth, uploads failing)
         self.sorter = sorter
         self.live_frames = live_frames
+        self.shadow = shadow  # offered a frame after classifying it; never waits
         self.publish_classifications = publish_classifications
         self.max_frames = max_frames
         self.classifier: Classifier | None = None
@@ -178,6 +181,8 @@ class FrameLoop:
             frame.index,
             frame.source,
         )
+        if self.shadow is not None:
+            self.shadow.offer(frame.for_inference, pred.label, classifier.version)
         item = self.gate.update(smoothed.label, frame.for_inference)
         if item is not None:
             self.state.item(item)

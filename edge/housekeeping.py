@@ -21,6 +21,7 @@ from .liveview import preview_overlay
 from .models import ModelRepo
 from .notify import SystemdNotifier
 from .qualityreport import QualityReporter
+from .shadow import Shadow
 from .spool import Spool
 from .state import EdgeState, write_status
 from .telemetry import Telemetry
@@ -49,8 +50,10 @@ class Status:
         guard: RuntimeGuard,
         live_url: str | None,
         quality: QualityReporter | None = None,
+        shadow: Shadow | None = None,
     ) -> None:
         self.quality = quality
+        self.shadow = shadow
         self.state = state
         self.spool = spool
         self.uploader = uploader
@@ -84,6 +87,7 @@ class Status:
                 else None
             ),
             capture=self.capturer.status(),
+            shadow=self.shadow.status() if self.shadow else None,
             uploaded=up.uploaded,
             upload_error=up.last_error,
             mqtt_connected=self.telemetry.connected,

@@ -187,6 +187,37 @@ class ModelRepo:
             raise
 
     def _install(self, notice: ModelRef, store: ObjectStore) -> Classifier:
+        final, manifest = self._fetch_verified(notice, store)
+        classifier = self._load(final, manifest)  # paths now point into versions/
+        self._point_current(manifest.version)
+        self.set_generation(max(notice.generation, self._generation), manifest.version)
+        self._prune(manifest.version)
+        return classifier
+
+    def candidate(self, notice: ModelRef, store: ObjectStore) -> Classifier:
+        """A shadow candidate: fetched and verified exactly like an update (hashes, manifest,
+        self-test, golden check) into ``versions/``, but ``current`` and the generation are
+        left alone: it is never served. The kept copy is reused when it still verifies.
+        UpdateRejected (recorded) on any failure."""
+        if notice.manifest_sha256 in self.rejected():
+            raise UpdateRejected(f"model {notice.version} was rejected before")
+        kept = self.versions / notice.version
+        if kept.is_dir():
+            with contextlib.suppress(OSError):
+                if sha256_bytes((kept / layout.MANIFEST_FILE).read_bytes()) == (
+                    notice.manifest_sha256
+                ) and (classifier := self._first_usable([notice.version])):
+                    return classifier
+        try:
+            final, manifest = self._fetch_verified(notice, store)
+        except UpdateRejected as exc:
+            self._reject(notice.manifest_sha256, str(exc))
+            raise
+        self._prune(manifest.version)
+        return self._load(final, manifest)
+
+    def _fetch_verified(self, notice: ModelRef, store: ObjectStore) -> tuple[Path, ModelManifest]:
+        """Fetch, verify, self-test and golden-check into ``versions/<version>``."""
         expected_key = layout.manifest_key(notice.version)
         if notice.manifest_key != expected_key:
             raise UpdateRejected(
@@ -228,11 +259,7 @@ class ModelRepo:
             shutil.rmtree(aside, ignore_errors=True)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
-        classifier = self._load(final, manifest)  # paths now point into versions/
-        self._point_current(manifest.version)
-        self.set_generation(max(notice.generation, self._generation), manifest.version)
-        self._prune(manifest.version)
-        return classifier
+        return final, manifest
 
     def _golden_check(self, folder: Path, manifest: ModelManifest, classifier: Classifier) -> None:
         """The cloud's outputs for real photos, reproduced by this bin's own runtime: catches

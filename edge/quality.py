@@ -61,6 +61,12 @@ class QualityCounter:
         self._errors: Counter[str] = Counter()
         self._versions: list[str] = [serving] if serving else []
         self._serving = serving
+        self._shadow_version: str | None = None
+        self._shadow_frames = 0
+        self._shadow_agreed = 0
+        self._shadow_skipped = 0
+        self._shadow_low = 0
+        self._shadow_histogram = [0] * HISTOGRAM_BINS
 
     # ---- what happened
     def observe(self, event: str, fields: Mapping[str, Any]) -> None:
@@ -124,6 +130,22 @@ class QualityCounter:
             if version and version not in self._versions and len(self._versions) < MAX_VERSIONS:
                 self._versions.append(version)
 
+    def shadow_frame(self, version: str, agreed: bool, score: float) -> None:
+        """The shadow worker ran the candidate ``version`` on a frame: the same top-1 as the
+        serving model or not, and the candidate's top-1 score."""
+        with self._lock:
+            self._shadow_version = version
+            self._shadow_frames += 1
+            self._shadow_agreed += agreed
+            if math.isfinite(score):
+                self._shadow_histogram[histogram_bin(score)] += 1
+                self._shadow_low += score < self.threshold
+
+    def shadow_skipped(self) -> None:
+        """A sampled frame the candidate did not see (CPU budget spent, queue full)."""
+        with self._lock:
+            self._shadow_skipped += 1
+
     # ---- the period's end
     def _delta(self, name: str, totals: Mapping[str, int]) -> Counter[str]:
         """This period's share of a running total (a total that went down restarts)."""
@@ -186,6 +208,12 @@ class QualityCounter:
                 errors=dict(errors_now),
                 spool_depth=spool_depth,
                 records_dropped=dropped,
+                shadow_version=self._shadow_version,
+                shadow_frames=self._shadow_frames,
+                shadow_agreed=self._shadow_agreed,
+                shadow_skipped=self._shadow_skipped,
+                shadow_low_confidence=self._shadow_low,
+                shadow_top1_histogram=list(self._shadow_histogram),
             )
             self._reset(self._serving)
         return report

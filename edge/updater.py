@@ -27,6 +27,19 @@ from .worker import Worker
 logger = logging.getLogger(__name__)
 
 
+def read_pointer(store: ObjectStore, channel: str) -> ModelRef | None:
+    """The channel pointer in the store (None: nothing published); a pointer naming another
+    channel is an error. Also the shadow worker's way of following its candidate channel."""
+    key = layout.channel_key(channel)
+    try:
+        pointer = parse_pointer(store.get(key), key)
+    except ObjectNotFoundError:
+        return None
+    if pointer.channel != channel:
+        raise ManifestError(f"{key}: names channel {pointer.channel!r}")
+    return pointer
+
+
 @dataclass(frozen=True)
 class Withdrawal:
     """The frame loop's request: ``version`` misbehaved on live frames; roll back off it."""
@@ -95,14 +108,7 @@ class Updater(Worker):
 
     # ---- polling
     def poll_pointer(self) -> ModelRef | None:
-        key = layout.channel_key(self.channel)
-        try:
-            pointer = parse_pointer(self.store.get(key), key)
-        except ObjectNotFoundError:
-            return None
-        if pointer.channel != self.channel:
-            raise ManifestError(f"{key}: names channel {pointer.channel!r}")
-        return pointer
+        return read_pointer(self.store, self.channel)
 
     def withdraw(self, version: str, reason: str) -> None:
         """From the frame loop: roll back off ``version`` (done on this updater's thread)."""

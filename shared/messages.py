@@ -145,6 +145,22 @@ class DeviceQuality(StrictModel):
     records_dropped: int = Field(
         0, ge=0, title="Earlier periods this process could not spool (telemetry share full)"
     )
+    # shadow evaluation (``edge.shadow``): absent in records from before it, zero when off
+    shadow_version: str | None = Field(None, title="The candidate model shadowed")
+    shadow_frames: int = Field(0, ge=0, title="Frames the candidate also classified")
+    shadow_agreed: int = Field(0, ge=0, title="Of those, the same top-1 as the serving model")
+    shadow_skipped: int = Field(
+        0, ge=0, title="Sampled frames skipped (CPU budget spent or the queue full)"
+    )
+    shadow_low_confidence: int = Field(
+        0, ge=0, title="Candidate frames whose top-1 was below the threshold"
+    )
+    shadow_top1_histogram: list[int] = Field(
+        default_factory=lambda: [0] * HISTOGRAM_BINS,
+        min_length=HISTOGRAM_BINS,
+        max_length=HISTOGRAM_BINS,
+        title="Candidate frames per top-1 score bin",
+    )
 
 
 def parse_message(model: type[T], payload: bytes | str, topic: str = "message") -> T:

@@ -87,6 +87,15 @@ class QualitySummary:
     spool_depth: int = 0
     uptime_seconds: float = 0.0
     runs: list[str] = field(default_factory=list)
+    shadow_version: str | None = None  # the last candidate shadowed
+    shadow_frames: int = 0
+    shadow_agreed: int = 0
+    shadow_skipped: int = 0
+    shadow_low_confidence: int = 0
+
+    @property
+    def shadow_agreement(self) -> float | None:
+        return self.shadow_agreed / self.shadow_frames if self.shadow_frames else None
 
     @property
     def low_confidence_rate(self) -> float | None:
@@ -127,4 +136,9 @@ def summarise(reports: Iterable[DeviceQuality]) -> QualitySummary:
         total.spool_depth, total.uptime_seconds = r.spool_depth, r.uptime_seconds
         if r.run not in total.runs:
             total.runs.append(r.run)
+        total.shadow_version = r.shadow_version or total.shadow_version
+        total.shadow_frames += r.shadow_frames
+        total.shadow_agreed += r.shadow_agreed
+        total.shadow_skipped += r.shadow_skipped
+        total.shadow_low_confidence += r.shadow_low_confidence
     return total

@@ -96,6 +96,10 @@ function renderBin(b) {
   fact("corrections, 24 h", `${pct(r.correction_rate)} (${r.corrections} of ${r.predicted_presses} presses)`, "correction-rate");
   fact("low confidence, 24 h", `${pct(r.low_confidence_rate)} (${r.low_confidence} of ${r.frames} frames)`, "low-confidence-rate");
   fact("items, 24 h", r.items, "items");
+  if (b.shadow) {
+    const sh = b.shadow;
+    fact(`shadow ${sh.version || ""}, 24 h`, `agreement ${pct(sh.agreement)} over ${sh.frames} frames, low confidence ${pct(sh.low_confidence_rate)}`, "shadow");
+  }
   box.append(dl);
   const figure = el("figure");
   figure.append(trendPlot(b.trend));

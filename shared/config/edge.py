@@ -2,9 +2,9 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ..primitives import SafeName
+from ..primitives import SafeName, is_safe_segment
 from .base import StrictModel
 
 
@@ -236,6 +236,35 @@ class TelemetryConfig(StrictModel):
     )
 
 
+class ShadowConfig(StrictModel):
+    """Shadow evaluation: a candidate model beside the serving one, on a sample of frames.
+
+    The candidate is never served; the quality telemetry reports how often the two agree."""
+
+    channel: str = Field(
+        "",
+        title="Candidate channel to shadow (empty: off)",
+        description="e.g. canary; fetched and verified like a served model, never served",
+    )
+    sample_every: int = Field(
+        10, ge=1, le=100_000, title="Run the candidate on at most every Nth classified frame"
+    )
+    max_cpu_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        title="Share of wall time the candidate's measured inference may use",
+        description="Frames beyond it are skipped (counted); measured, never assumed",
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if value and not is_safe_segment(value):
+            raise ValueError(f"{value!r} is not a safe channel name")
+        return value
+
+
 class EdgeConfig(StrictModel):
     device_id: SafeName = Field("bin-01", title="Device id", description="Names this bin.")
     channel: SafeName = Field("stable", title="Model channel to follow")
@@ -252,6 +281,7 @@ class EdgeConfig(StrictModel):
     live_view: LiveViewConfig = Field(default_factory=LiveViewConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
 
 
 #: Key names a USB keypad or keyboard can send (recyclops.edge.keypad._evdev_name).

@@ -220,8 +220,12 @@ def test_reads_are_bounded_to_the_windows_days_and_kept(tmp_path: Path) -> None:
 
 # -- over a real store: the API and the page ---------------------------------------------------
 def seed_fleet(store: ObjectStore, now: datetime) -> None:
-    """bin-01: online, its class mix moved today; bin-02: steady, last seen 90 min ago."""
+    """bin-01: online, its class mix moved today, shadowing c3 over the last 24 h (9 of 10
+    frames agreed, 1 low-confidence, per record); bin-02: steady, last seen 90 min ago."""
+    shadow = {"shadow_version": "c3", "shadow_frames": 10, "shadow_agreed": 9}
     for r in history("bin-01", now, recent_items=SHIFTED, disagreed_recent=3):
+        if r.period_end > now - timedelta(days=1):
+            r = r.model_copy(update={**shadow, "shadow_low_confidence": 1})
         store_quality(store, r)
     for r in history("bin-02", now, last_ago=timedelta(minutes=90)):
         store_quality(store, r.model_copy(update={"channel": "canary", "model_generation": 2}))
@@ -254,6 +258,15 @@ def test_fleet_api(s3_store: ObjectStore) -> None:
         assert one["last_24h"]["correction_rate"] == pytest.approx(36 / 72)
         assert two["last_24h"]["correction_rate"] == pytest.approx(12 / 48)
         assert (data["online"], data["alarms"]) == (1, 1)
+        assert one["shadow"] == {
+            "version": "c3",
+            "frames": 120,
+            "agreed": 108,
+            "agreement": pytest.approx(0.9),
+            "low_confidence_rate": pytest.approx(0.1),
+            "skipped": 0,
+        }
+        assert two["shadow"] is None  # not shadowing anything: no shadow figures
         status, answer, _ = request(base, "GET", "/api/fleet", headers={"Host": "evil.example"})
         assert status == 403 and "loopback" in answer["error"]
         status, page, headers = request(base, "GET", "/fleet")
@@ -296,6 +309,10 @@ def test_fleet_page_in_chromium(s3_store: ObjectStore, browser: Any, artifacts_d
         expect(one.get_by_test_id("correction-rate")).to_have_text("50.0% (36 of 72 presses)")
         expect(two.get_by_test_id("correction-rate")).to_have_text("25.0% (12 of 48 presses)")
         expect(one.get_by_test_id("low-confidence-rate")).to_have_text("5.0% (120 of 2400 frames)")
+        expect(one.get_by_test_id("shadow")).to_have_text(
+            "agreement 90.0% over 120 frames, low confidence 10.0%"
+        )
+        expect(two.get_by_test_id("shadow")).to_have_count(0)
         expect(one.get_by_test_id("alarm")).to_have_text("drift alarm")
         expect(two.get_by_test_id("alarm")).to_have_text("no drift alarm")
         why = one.locator("[data-testid=drift] li[data-state=drift]")

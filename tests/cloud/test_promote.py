@@ -72,9 +72,20 @@ def report(
     low: int = 0,
     agreed: int = 0,
     disagreed: int = 0,
+    shadow: tuple[str, int, int, int] | None = None,
 ) -> None:
-    """One hour-long period of a bin's telemetry, stored as the bin uploads it."""
+    """One hour-long period of a bin's telemetry, stored as the bin uploads it; ``shadow``:
+    (candidate version, frames, agreed, low confidence) when the bin shadowed one."""
     versions = [version] if isinstance(version, str) else version
+    extra = {}
+    if shadow is not None:
+        extra = dict(
+            zip(
+                ("shadow_version", "shadow_frames", "shadow_agreed", "shadow_low_confidence"),
+                shadow,
+                strict=True,
+            )
+        )
     start = NOW - timedelta(hours=hours_ago)
     store_quality(
         store,
@@ -94,6 +105,7 @@ def report(
             presses=agreed + disagreed,
             presses_agreed=agreed,
             presses_disagreed=disagreed,
+            **extra,
         ),
     )
 
@@ -176,6 +188,18 @@ def test_promote_on_evidence_advances_stable_with_the_evidence_recorded(fleet, c
     assert main(cli(fleet, "promote")) == 0
     assert "already serves v2" in capsys.readouterr().out
     assert [p.generation for p in history(fleet, "stable")] == [1, 2]
+
+
+def test_the_evidence_shows_stable_bins_shadowing_the_canary(fleet) -> None:
+    report(fleet, "bin-s1", "v1", frames=3000, agreed=500, shadow=("v2", 600, 540, 30))
+    report(fleet, "bin-s2", "v1", frames=3000, agreed=500, shadow=("v2", 400, 380, 20))
+    report(fleet, "bin-s3", "v1", frames=100, shadow=("v0", 50, 10, 40))  # another candidate
+    report(fleet, "bin-c", "v2", frames=3000, agreed=500)
+    evidence = judge(fleet, RolloutConfig())
+    line = "shadow on stable bins: agreement 92.0% over 1,000 frames, candidate low-confidence 5.0%"
+    assert line in evidence.lines() and line in evidence.summary()
+    assert evidence.sufficient  # informational: the rule is unchanged
+    assert not any("v0" in text or "shadow" in text for text in evidence.missing)
 
 
 def test_promote_refuses_when_stable_moved_since_the_evidence(fleet) -> None:
