@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..shared.channels_read import read_pointer
 from ..shared.config.edge import ShadowConfig
 from ..shared.errors import RecyclopsError
 from ..shared.store import ObjectStore
 from .classifier import Classifier
 from .events import Emit
 from .models import ModelRepo, UpdateRejected
-from .updater import read_pointer
 from .worker import Worker
 
 logger = logging.getLogger(__name__)

@@ -17,27 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..shared import layout, messages
-from ..shared.errors import ManifestError, MessageError, ObjectNotFoundError, RecyclopsError
-from ..shared.manifest import ModelRef, parse_pointer
+from ..shared.channels_read import read_pointer  # the shadow worker follows its channel too
+from ..shared.errors import MessageError, RecyclopsError
+from ..shared.manifest import ModelRef
 from ..shared.store import ObjectStore
 from .classifier import Classifier
 from .models import ModelRepo, UpdateRejected
 from .worker import Worker
 
 logger = logging.getLogger(__name__)
-
-
-def read_pointer(store: ObjectStore, channel: str) -> ModelRef | None:
-    """The channel pointer in the store (None: nothing published); a pointer naming another
-    channel is an error. Also the shadow worker's way of following its candidate channel."""
-    key = layout.channel_key(channel)
-    try:
-        pointer = parse_pointer(store.get(key), key)
-    except ObjectNotFoundError:
-        return None
-    if pointer.channel != channel:
-        raise ManifestError(f"{key}: names channel {pointer.channel!r}")
-    return pointer
 
 
 @dataclass(frozen=True)
