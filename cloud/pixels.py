@@ -18,7 +18,7 @@ from ..shared.errors import ImageError
 from ..shared.manifest import InputSpec
 from ..shared.preprocess import (
     DECODE_VERSION,
-    DEFAULT_RESIZE,
+    NEW_MODEL_RESIZE,
     check_method,
     load_rgb,
     preprocess_for,
@@ -52,7 +52,7 @@ def load_pixels(
     ds: Dataset,
     shas: list[str],
     size: int,
-    method: str = DEFAULT_RESIZE,
+    method: str = NEW_MODEL_RESIZE,
     workers: int | None = None,
     cache: bool = True,
 ) -> Pixels:

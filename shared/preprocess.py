@@ -10,7 +10,8 @@ method it was trained with):
 - ``bilinear`` / ``bicubic`` / ``nearest``: Pillow's resampling (antialiased when shrinking).
   Every model trained before ``area_linear`` existed says ``bilinear`` and keeps exactly these
   pixels on every path.
-- ``area_linear`` (:data:`DEFAULT_RESIZE` for new models when OpenCV is installed): an exact
+- ``area_linear`` (:data:`DEFAULT_RESIZE` where OpenCV is installed; not yet for new models,
+  see :data:`NEW_MODEL_RESIZE`): an exact
   integer box average (OpenCV ``INTER_AREA`` at an integer factor per axis, the largest that
   keeps the image at least the target size), then OpenCV's bit-exact bilinear
   (``INTER_LINEAR_EXACT``) for the remaining factor below 2. Both steps are integer
@@ -45,10 +46,16 @@ _OPENCV_METHODS = frozenset({"area_linear"})
 METHODS: Final[tuple[str, ...]] = get_args(ResizeMethod)
 #: Found without importing it: the clean tool and the CLI must not pay for OpenCV at import.
 OPENCV_AVAILABLE: Final[bool] = importlib.util.find_spec("cv2") is not None
-#: The resize method a NEW model is trained (and its manifest written) with. Falls back to
-#: Pillow's bilinear where OpenCV is not installed (the ``cloud`` extra alone): the manifest
-#: records the choice, so the edge feeds that model correctly either way, only more slowly.
+#: The fast method where OpenCV is installed (Pillow's bilinear otherwise): what a model
+#: trained with ``area_linear`` gets, and what benchmarks and tests of that path use.
 DEFAULT_RESIZE: Final[ResizeMethod] = "area_linear" if OPENCV_AVAILABLE else "bilinear"
+#: The resize a NEW model is trained with (and its manifest records). Still Pillow's
+#: antialiased bilinear: with ``area_linear`` the int8 model lost more against its float
+#: twin (5-fold CV on TrashNet: 1.3 points, against 0.1 with bilinear; the demo's model
+#: 72.4% vs 77.6%, p = 0.038, and was refused). Suspected cause: from TrashNet's 512×384 the
+#: integer area step is 1, so the rest is a non-antialiased linear downscale by up to 2.3×.
+#: Switching needs that fixed and shown by cross-validation (docs/training.md).
+NEW_MODEL_RESIZE: Final[ResizeMethod] = "bilinear"
 #: The first edge version able to feed a model with this resize. Methods not listed work on
 #: every edge. A manifest naming one declares it as ``min_edge_version`` (``min_edge_for``),
 #: so an older bin refuses the model by version instead of feeding it wrong pixels.
@@ -264,9 +271,11 @@ def preprocess_for(image: bytes | np.ndarray, spec: InputSpec, source: str = "im
 
 def new_model_input(height: int, width: int | None = None) -> InputSpec:
     """The input a NEW model is trained with (its manifest's InputSpec before conversion
-    fills in dtype, scale and zero point): :data:`DEFAULT_RESIZE`, stretched. Old models keep
-    the spec their manifest records."""
-    return InputSpec(height=height, width=height if width is None else width, resize=DEFAULT_RESIZE)
+    fills in dtype, scale and zero point): :data:`NEW_MODEL_RESIZE`, stretched. Old models
+    keep the spec their manifest records."""
+    return InputSpec(
+        height=height, width=height if width is None else width, resize=NEW_MODEL_RESIZE
+    )
 
 
 def min_edge_for(spec: InputSpec, base: str = "0.1.0") -> str:

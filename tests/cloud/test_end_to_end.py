@@ -18,7 +18,7 @@ from recyclops.shared.hashing import sha256_bytes
 from recyclops.shared.journals import dump_journal
 from recyclops.shared.manifest import ModelRef, parse_manifest, parse_pointer
 from recyclops.shared.mqtt import MqttClient
-from recyclops.shared.preprocess import DEFAULT_RESIZE, min_edge_for
+from recyclops.shared.preprocess import NEW_MODEL_RESIZE, min_edge_for
 
 from .helpers import TINY_TOML, decision, seed_images
 
@@ -84,7 +84,7 @@ def test_setup_train_bless_publish(s3_store, mqtt_config, tmp_path):
         0,
     )
     assert manifest.input.height == 48 and manifest.dataset.fingerprint == summary.fingerprint
-    assert manifest.input.resize == DEFAULT_RESIZE  # area_linear wherever OpenCV is installed
+    assert manifest.input.resize == NEW_MODEL_RESIZE
     assert manifest.min_edge_version == min_edge_for(manifest.input)
     assert manifest.metrics.test_images > 0 and manifest.metrics.int8_accuracy is not None
     assert (run_dir / "history.csv").read_text().count("\n") >= 2

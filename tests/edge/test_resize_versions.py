@@ -25,8 +25,8 @@ pytestmark = pytest.mark.skipif(not OPENCV_AVAILABLE, reason="area_linear needs 
 
 
 def test_new_models_declare_the_edge_that_feeds_them() -> None:
-    assert new_model_input(224).resize == "area_linear"
-    assert min_edge_for(new_model_input(224)) == "0.2.0"
+    assert min_edge_for(InputSpec(height=224, width=224, resize="area_linear")) == "0.2.0"
+    assert min_edge_for(new_model_input(224)) == "0.1.0"  # new models: still Pillow's bilinear
     assert min_edge_for(InputSpec(height=8, width=8)) == "0.1.0"  # bilinear: every edge
     assert min_edge_for(InputSpec(height=8, width=8, resize="area_linear"), "0.3") == "0.3"
     assert parse_version(__version__) >= parse_version("0.2.0")  # this bin feeds area_linear
