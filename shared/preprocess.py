@@ -52,8 +52,8 @@ DEFAULT_RESIZE: Final[ResizeMethod] = "area_linear" if OPENCV_AVAILABLE else "bi
 #: The resize a NEW model is trained with (and its manifest records). Still Pillow's
 #: antialiased bilinear: with ``area_linear`` the int8 model lost more against its float
 #: twin (5-fold CV on TrashNet: 1.3 points, against 0.1 with bilinear; the demo's model
-#: 72.4% vs 77.6%, p = 0.038, and was refused). Suspected cause: from TrashNet's 512×384 the
-#: integer area step is 1, so the rest is a non-antialiased linear downscale by up to 2.3×.
+#: 72.4% vs 77.6%, p = 0.038, and was refused). Suspected cause: from TrashNet's 384×288 the
+#: integer area step is 1, so all of it is a linear downscale by 1.71× with no antialiasing.
 #: Switching needs that fixed and shown by cross-validation (docs/training.md).
 NEW_MODEL_RESIZE: Final[ResizeMethod] = "bilinear"
 #: The first edge version able to feed a model with this resize. Methods not listed work on
