@@ -75,12 +75,15 @@ def test_search_resumes_after_a_killed_run(tmp_path):
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def one_trial_done() -> bool:
+    def one_done_and_one_running() -> bool:
+        """A finished trial and a started one without its result: a kill now lands mid-trial
+        (killing right after a result, before the next folder exists, proves nothing)."""
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-        return bool(list(out.glob("trials/*/result.json")))
+        finished = {p.parent.name for p in out.glob("trials/*/result.json")}
+        return bool(finished) and bool({p.name for p in out.glob("trials/*")} - finished)
 
     try:
-        wait_until(one_trial_done, 240, "a finished trial", max_step=0.05)
+        wait_until(one_done_and_one_running, 240, "a finished trial and a running one")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
