@@ -114,6 +114,7 @@ class EdgeDaemon:
             mqtt_connected=lambda: self.telemetry.connected,
             on_withdrawn=lambda classifier: self.slot.offer(classifier, "rollback"),
             on_stale=reports.notice_stale,
+            jitter_seconds=edge.updates.jitter_seconds,
         )
         self.guard = RuntimeGuard(edge.updates.guard_frames)
         self.watch = CameraWatch(self.camera, edge.camera, self.stop, reports.camera_changed)

@@ -11,6 +11,7 @@ too, so only this thread ever changes the installed models.
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class Updater(Worker):
         mqtt_connected: Callable[[], bool] = lambda: False,
         on_withdrawn: Callable[[Classifier | None], None] = lambda c: None,
         on_stale: Callable[[ModelRef, str, int], None] = lambda n, via, g: None,
+        jitter_seconds: float = 0.0,
     ) -> None:
         super().__init__("updater", stop)
         self.repo = repo
@@ -65,6 +67,9 @@ class Updater(Worker):
         self.mqtt_connected = mqtt_connected
         self.on_withdrawn = on_withdrawn
         self.on_stale = on_stale
+        self.jitter_seconds = jitter_seconds
+        self.jitter = random.Random()  # spreads load; not a secret
+        self.last_jitter: float | None = None  # the last delay drawn (status, tests)
         self.notices: queue.Queue[tuple[ModelRef | Withdrawal, str]] = queue.Queue()
         self.ignored = 0
         self.stale = 0  # notices/pointers older than the served generation
@@ -145,6 +150,8 @@ class Updater(Worker):
             if notice.generation > self.repo.generation():  # re-announced (or rolled back to)
                 self.repo.set_generation(notice.generation, notice.version)
             return False
+        if via == "mqtt" and not self._jitter_wait(notice):
+            return False  # stopped while waiting
         started = time.monotonic()
         logger.info("model %s announced (%s): fetching", notice.version, via)
         try:
@@ -162,6 +169,17 @@ class Updater(Worker):
         self._last_wanted = None  # whatever was owed is superseded by what now serves
         self.on_ready(classifier, via)
         return True
+
+    def _jitter_wait(self, notice: ModelRef) -> bool:
+        """A notice reaches the whole fleet at once; each bin waits a uniform random delay in
+        [0, jitter_seconds] before fetching, so the store sees a spread, not a spike. Polled
+        pointers need none (each bin polls on its own phase). False when stopped meanwhile."""
+        if self.jitter_seconds <= 0:
+            return True
+        delay = self.jitter.uniform(0.0, self.jitter_seconds)
+        self.last_jitter = delay
+        logger.info("model %s announced: fetching in %.2fs (jitter)", notice.version, delay)
+        return not self.stop_event.wait(delay)
 
     def _poll(self) -> bool:
         """One look at the channel pointer; True while a fetch is still owed (retry soon)."""

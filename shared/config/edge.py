@@ -178,6 +178,14 @@ class UpdatesConfig(StrictModel):
     poll_seconds_connected: float = Field(
         900.0, gt=0, le=86400, title="Pointer poll interval with MQTT"
     )
+    jitter_seconds: float = Field(
+        3.0,
+        ge=0,
+        le=3600,
+        title="Random delay before fetching an announced model",
+        description="uniform in [0, this] after an MQTT notice, so a fleet does not fetch "
+        "from the store at one instant; 0: fetch at once",
+    )
     keep_versions: int = Field(3, ge=1, le=50, title="Versions kept for rollback")
     max_model_mb: float = Field(256.0, gt=0, le=10_000, title="Largest model accepted (MB)")
     selftest_dir: str | None = Field(

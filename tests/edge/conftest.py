@@ -32,7 +32,7 @@ def make_config(tmp_path: Path, frames_dir: Path) -> Callable[..., RecyclopsConf
             "camera": {"kind": "replay", "source": str(frames_dir), "fps": 30, "at_end": "loop"},
             "classifier": {"threads": 1, "window": 3},
             "spool": {"retry_min": 0.1, "retry_max": 0.5},
-            "updates": {"poll_seconds": 0.3},
+            "updates": {"poll_seconds": 0.3, "jitter_seconds": 0},
             "live_view": {"enabled": False, "port": 0},
             "status": {"file_seconds": 0.2, "stats_seconds": 0.5},
         }

@@ -80,6 +80,7 @@ def daemon_config(work: Path, store_url: str, mqtt: dict[str, Any] | None, poll:
             "updates": {
                 "poll_seconds": poll,
                 "poll_seconds_connected": 3600,
+                "jitter_seconds": 0,  # the update path itself, not the fleet's spread
                 "require_golden": False,
             },
             "live_view": {"enabled": True, "port": 0},

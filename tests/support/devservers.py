@@ -5,6 +5,7 @@ stopped by the context manager that started it.
 """
 
 import contextlib
+import getpass
 import json
 import logging
 import os
@@ -206,16 +207,28 @@ class MqttBroker:
 
 @contextlib.contextmanager
 def mosquitto(
-    workdir: str | Path, port: int | None = None, timeout: float = 15.0
+    workdir: str | Path,
+    port: int | None = None,
+    timeout: float = 15.0,
+    *,
+    persistence: bool = False,
 ) -> Iterator[MqttBroker]:
-    """Run mosquitto with one anonymous listener on 127.0.0.1."""
+    """Run mosquitto with one anonymous listener on 127.0.0.1. ``persistence=True`` keeps
+    retained messages in ``workdir`` across a restart, as a production broker does."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = workdir / "mosquitto.conf"
+    # as root mosquitto drops to its own user, who cannot write here: stay this user
+    keep = (
+        f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
+        if persistence
+        else ""
+    )
     conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "log_dest stderr\nlog_type error\nlog_type warning\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        + (keep or "persistence false\n")
+        + "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
     log = workdir / "mosquitto.log"
     with open(log, "wb") as out:
