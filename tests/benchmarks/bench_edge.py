@@ -31,6 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
 sys.path.insert(0, str(ROOT / "tests" / "shared"))
+sys.path.insert(0, str(ROOT / "tests"))
+from support.benchutil import r2, timed, timed_both  # noqa: E402
 from test_preprocess_methods import box2  # noqa: E402  (a 640x480 frame → its lores stream)
 
 #: the team's data beside the repository (not the package); RECYCLOPS_SHARED from a worktree
@@ -113,20 +115,6 @@ def write_manifest(folder: Path, version: str, dtype: str, resize: str = "biline
     )
     (folder / "manifest.json").write_bytes(manifest.to_json())
     return manifest.to_json()
-
-
-def timed(fn: Any, arg: Any, clock: Any = time.perf_counter) -> float:
-    start = clock()
-    fn(arg)
-    return (clock() - start) * 1000
-
-
-def timed_both(fn: Any, arg: Any) -> tuple[float, float]:
-    """Wall ms and process CPU ms of one call: CPU time is the work done, which other jobs on
-    the cores stretch far less than they stretch wall time (all threads count)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn(arg)
-    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
 def frames_640(count: int) -> list[np.ndarray]:
@@ -397,10 +385,6 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
-
-
-def r2(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 if __name__ == "__main__":

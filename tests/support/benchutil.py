@@ -1,6 +1,7 @@
 """Printing and saving benchmark results in the shape docs/benchmarks.md is built from."""
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +34,21 @@ def emit(result: dict[str, Any], json_out: str | None) -> None:
 
 def find_trashnet() -> Path | None:
     return TRASHNET if TRASHNET.is_dir() else None
+
+
+def timed(fn: Any, arg: Any, clock: Any = time.perf_counter) -> float:
+    start = clock()
+    fn(arg)
+    return (clock() - start) * 1000
+
+
+def timed_both(fn: Any, arg: Any) -> tuple[float, float]:
+    """Wall ms and process CPU ms of one call: CPU time is the work done, which other jobs on
+    the cores stretch far less than they stretch wall time (all threads count)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn(arg)
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def r2(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
