@@ -4,6 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export GPIOZERO_PIN_FACTORY ?= mock
 PYTEST_ARGS ?=
+# TensorFlow's large CPU tensors fault page by page under glibc malloc; tcmalloc reuses them
+# (docs/training.md, "Memory allocator"). Used for training commands when the system has it.
+TCMALLOC := $(firstword $(wildcard /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4))
+WITH_TCMALLOC := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-deps test test-fast test-edge-numpy1 lint demo bench weights edge-install docs clean
@@ -46,7 +50,7 @@ weights: $(VENV)/.installed ## check the MobileNetV2 ImageNet weights training u
 	@TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m recyclops.cloud.weights
 
 demo: $(VENV)/.installed ## run the whole loop on this machine (store, review, train, edge) in minutes
-	@$(VENV)/bin/recyclops demo $(DEMO_ARGS)
+	@$(WITH_TCMALLOC) $(VENV)/bin/recyclops demo $(DEMO_ARGS)
 
 bench: $(VENV)/.installed weights ## run every benchmark and write docs/benchmarks.md
 	$(PY) tests/benchmarks/run_all.py $(BENCH_ARGS)

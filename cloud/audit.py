@@ -61,7 +61,7 @@ def dhash_bits(rgb: np.ndarray) -> np.ndarray:
 
 
 def _feature_key(shas: Sequence[str], config: TrainConfig) -> str:
-    spec = f"v{FEATURES_VERSION}:{config.image_size}:{config.alpha}:{config.weights}:"
+    spec = f"v{FEATURES_VERSION}:{config.input_hw}:{config.resize}:{config.alpha}:{config.weights}:"
     return hashlib.sha256((spec + ",".join(shas)).encode()).hexdigest()[:16]
 
 
@@ -80,9 +80,9 @@ def compute_features(
     import keras
 
     from .model import build_base
-    from .pixels import load_pixels
+    from .pixels import model_input, spec_pixels
 
-    px = load_pixels(ds, shas, config.image_size, cache=False)
+    px = spec_pixels(ds, shas, model_input(config), cache=False)
     base = build_base(config)
     pooled_model = keras.Sequential([base, keras.layers.GlobalAveragePooling2D()])
     outs = []

@@ -28,16 +28,16 @@ def augmenter(config: TrainConfig, seed: int | None = None) -> Any | None:
     return keras.Sequential(layers, name="augment") if layers else None
 
 
-def fixed_views(images: np.ndarray, config: TrainConfig, views: int, batch: int = 64) -> np.ndarray:
-    """``views`` versions of every image: view 0 is the image itself, the rest augmented
-    with fixed seeds (the cached pipeline's honest stand-in for live augmentation).
-    Returns V x N x H x W x 3 uint8."""
-    out = np.empty((views, *images.shape), np.uint8)
-    out[0] = images
-    for v in range(1, views):
-        aug = augmenter(config, seed=config.seed + 101 * v)
-        for i in range(0, len(images), batch):
-            chunk = images[i : i + batch].astype("float32")
-            done = chunk if aug is None else np.asarray(aug(chunk, training=True))
-            out[v, i : i + batch] = np.clip(np.rint(done), 0, 255).astype(np.uint8)
+def fixed_view(images: np.ndarray, config: TrainConfig, view: int, batch: int = 64) -> np.ndarray:
+    """One fixed version of every image (N x H x W x 3 uint8): view 0 is the image itself, the
+    others augmented with a seed of their own (the cached pipeline's honest stand-in for live
+    augmentation). One view at a time, so memory holds one copy of the images, not V."""
+    if view == 0:
+        return images
+    out = np.empty_like(images, np.uint8)
+    aug = augmenter(config, seed=config.seed + 101 * view)
+    for i in range(0, len(images), batch):
+        chunk = images[i : i + batch].astype("float32")
+        done = chunk if aug is None else np.asarray(aug(chunk, training=True))
+        out[i : i + batch] = np.clip(np.rint(done), 0, 255).astype(np.uint8)
     return out

@@ -34,9 +34,9 @@ import numpy as np
 from ..shared.atomic import atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.errors import RecyclopsError
-from ..shared.preprocess import new_model_input
 from .dataset import Dataset
 from .evaluate import Scores
+from .pixels import model_input
 from .stats import wilson
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def recipe_key(config: TrainConfig, folds: Folds, inner_fraction: float) -> str:
     """Identifies recipe + data + folding: a saved fold result is reused only on a match."""
     text = config.model_dump_json(exclude={"channel"}) + CV_SALT + f"{folds.k}:{inner_fraction}"
     # the pixels a new model is trained with: a fold measured with another resize is not reused
-    text += new_model_input(config.image_size).model_dump_json()
+    text += model_input(config).model_dump_json()
     text += "".join(f"{s} {folds.labels[s]}\n" for s in sorted(folds.labels))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -198,7 +198,7 @@ def run_crossval(
         "categories": ds.categories,
         "config": config.model_dump(exclude={"channel"}),
         "inner_fraction": inner_fraction,
-        "input": new_model_input(config.image_size).model_dump(),
+        "input": model_input(config).model_dump(),
         "images": {"cross_validated": len(folds.labels), "test_untouched": len(folds.test)},
         "fold_sizes": [
             {
@@ -255,12 +255,12 @@ def _run_folds(
 
     from .fit import SplitArrays, compute_features
     from .model import build_parts
-    from .pixels import load_pixels
+    from .pixels import spec_pixels
 
     keras.utils.set_random_seed(config.seed)
     t0 = time.monotonic()
-    spec = new_model_input(config.image_size)  # what `recyclops train` would feed the model
-    px = load_pixels(ds, sorted(folds.labels), spec.height, spec.resize)
+    spec = model_input(config)  # what `recyclops train` would feed the model
+    px = spec_pixels(ds, sorted(folds.labels), spec)
     index = {c: i for i, c in enumerate(ds.categories)}
     y = np.array([index[ds.labels[s]] for s in px.shas], np.int64)
     row = {s: i for i, s in enumerate(px.shas)}

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..shared.config import TrainConfig
-from .augment import augmenter, fixed_views
+from .augment import augmenter, fixed_view
 from .model import Parts, calibrate_batchnorm, make_optimizer, schedule, set_upper_trainable
 
 logger = logging.getLogger(__name__)
@@ -117,12 +117,20 @@ def _onehot(y: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[y]
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    outs = [
-        np.asarray(model(x[i : i + PREDICT_BATCH].astype("float32"), training=False))
-        for i in range(0, len(x), PREDICT_BATCH)
-    ]
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+def _predict(
+    model: Any, x: np.ndarray, pixels: bool = False, dtype: Any = np.float32
+) -> np.ndarray:
+    """``model`` over ``x`` in batches into one preallocated array (``pixels``: x is uint8
+    pixels, normalised batch by batch so no float copy of every image is ever made)."""
+    out: np.ndarray | None = None
+    for i in range(0, len(x), PREDICT_BATCH):
+        chunk = x[i : i + PREDICT_BATCH]
+        chunk = _norm(chunk) if pixels else chunk.astype(np.float32)
+        y = np.asarray(model(chunk, training=False))
+        if out is None:
+            out = np.empty((len(x), *y.shape[1:]), dtype)
+        out[i : i + len(y)] = y
+    return out if out is not None else np.zeros((0,), dtype)
 
 
 def _view_dataset(
@@ -190,22 +198,26 @@ def compute_features(
     import keras
 
     prepare_base(parts, config, data)
-    views = fixed_views(data.x_train, config, config.augment_views if config.augment else 1)
+    views = config.augment_views if config.augment else 1
     pool = keras.layers.GlobalAveragePooling2D()
     pooled_model = keras.Sequential([parts.upper, pool])
-    cut_val = _predict(parts.lower, _norm(data.x_val))
-    cut_train = []
-    pooled_train = []
-    for v in views:
-        cut = _predict(parts.lower, _norm(v))
-        pooled_train.append(_predict(pooled_model, cut))
+    cut_val = _predict(parts.lower, data.x_val, pixels=True)
+    cut_train: np.ndarray | None = None
+    pooled_train: np.ndarray | None = None
+    for v in range(views):
+        cut = _predict(parts.lower, fixed_view(data.x_train, config, v), pixels=True)
+        pooled = _predict(pooled_model, cut)
+        if pooled_train is None:
+            pooled_train = np.empty((views, *pooled.shape), np.float32)
+        pooled_train[v] = pooled
         if need_cut:
-            cut_train.append(cut.astype(np.float16))
+            if cut_train is None:
+                cut_train = np.empty((views, *cut.shape), np.float16)
+            cut_train[v] = cut
+        del cut
+    assert pooled_train is not None
     return CachedFeatures(
-        np.stack(cut_train) if need_cut else None,
-        cut_val if need_cut else None,
-        np.stack(pooled_train),
-        _predict(pooled_model, cut_val),
+        cut_train, cut_val if need_cut else None, pooled_train, _predict(pooled_model, cut_val)
     )
 
 

@@ -69,7 +69,7 @@ def build_base(config: TrainConfig) -> Any:
     else the one shipped in the package) and lets Keras download only when there is none."""
     import keras
 
-    shape = (config.image_size, config.image_size, 3)
+    shape = (*config.input_hw, 3)
     choice = config.weights
     try:
         base = keras.applications.MobileNetV2(

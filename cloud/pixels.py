@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..shared import layout
+from ..shared.config import TrainConfig
 from ..shared.errors import ImageError
 from ..shared.manifest import InputSpec
 from ..shared.preprocess import (
@@ -21,6 +22,7 @@ from ..shared.preprocess import (
     NEW_MODEL_RESIZE,
     check_method,
     load_rgb,
+    new_model_input,
     preprocess_for,
 )
 from .dataset import Dataset
@@ -35,6 +37,17 @@ class Pixels:
     shas: list[str]
     images: np.ndarray  # N x H x W x 3 uint8
     problems: list[str] = field(default_factory=list)
+
+
+def model_input(config: TrainConfig) -> InputSpec:
+    """The input a model trained with ``config`` gets (its size and resize)."""
+    height, width = config.input_hw
+    return new_model_input(height, width, config.resize)
+
+
+def spec_pixels(ds: Dataset, shas: list[str], spec: InputSpec, cache: bool = True) -> Pixels:
+    """:func:`load_pixels` for a model's input spec."""
+    return load_pixels(ds, shas, spec.height, spec.resize, cache=cache, width=spec.width)
 
 
 def _load(sha: str, path: Path, spec: InputSpec) -> np.ndarray | str:
@@ -55,6 +68,7 @@ def load_pixels(
     method: str = NEW_MODEL_RESIZE,
     workers: int | None = None,
     cache: bool = True,
+    width: int | None = None,
 ) -> Pixels:
     """Images for ``shas`` in order; an undecodable one is dropped and reported, not fatal.
 
@@ -65,11 +79,13 @@ def load_pixels(
     that spec: the same function the edge calls on every frame.
     """
     check_method(method)
-    want = InputSpec.model_validate({"height": size, "width": size, "resize": method})
+    width = width or size
+    want = InputSpec.model_validate({"height": size, "width": width, "resize": method})
     # DECODE_VERSION: a decoding fix must not be hidden by pixels cached before it
-    spec = f"d{DECODE_VERSION}:{size}:{method}:{','.join(shas)}"
+    dims = str(size) if width == size else f"{size}x{width}"
+    spec = f"d{DECODE_VERSION}:{dims}:{method}:{','.join(shas)}"
     key = hashlib.sha256(spec.encode()).hexdigest()[:16]
-    cache_file = (ds.cache_dir or ds.root / CACHE_DIR) / f"pixels-{size}-{key}.npz"
+    cache_file = (ds.cache_dir or ds.root / CACHE_DIR) / f"pixels-{dims}-{key}.npz"
     if cache and cache_file.is_file():
         try:
             with np.load(cache_file) as data:
@@ -84,7 +100,7 @@ def load_pixels(
     for problem in problems:
         logger.warning("skipping image: %s", problem)
     arrays = [r for r in results if not isinstance(r, str)]
-    images = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+    images = np.stack(arrays) if arrays else np.zeros((0, size, width, 3), np.uint8)
     out = Pixels(kept, images, problems)
     if cache:
         cache_file.parent.mkdir(parents=True, exist_ok=True)

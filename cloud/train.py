@@ -32,12 +32,12 @@ from ..shared.manifest import (
     SplitInfo,
     file_entry,
 )
-from ..shared.preprocess import min_edge_for, new_model_input
+from ..shared.preprocess import min_edge_for
 from ..shared.store import ObjectStore
 from .blessing import Verdict, bless, summarise
 from .dataset import SPLIT_SALT, Dataset, DatasetError, load_dataset
 from .evaluate import Scores
-from .pixels import load_pixels
+from .pixels import model_input, spec_pixels
 
 logger = logging.getLogger(__name__)
 MODEL_DIR = "model"
@@ -98,9 +98,9 @@ def prepare_arrays(
     splits, moved = ds.split_moves(config.validation_split, config.test_split, groups=groups)
     index = {c: i for i, c in enumerate(ds.categories)}
     arrays, problems, kept = {}, [], {}
-    spec = new_model_input(config.image_size)
+    spec = model_input(config)
     for name, shas in splits.items():
-        px = load_pixels(ds, shas, spec.height, spec.resize)
+        px = spec_pixels(ds, shas, spec)
         problems += px.problems
         kept[name] = list(px.shas)
         arrays[name] = (px.images, np.array([index[ds.labels[s]] for s in px.shas], np.int64))

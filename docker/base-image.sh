@@ -31,7 +31,7 @@ if [ ! -s "$tarball" ] || [ "${REBUILD:-0}" = 1 ]; then
   rootfs="$dir/rootfs"
   rm -rf "$rootfs"
   echo "base-image: debootstrap $suite from $mirror (a few minutes)" >&2
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,libtcmalloc-minimal4 \
     "$suite" "$rootfs" "$mirror" >"$dir/debootstrap.log" 2>&1 \
     || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
   # Trim what an image never needs: package lists, caches, docs, man pages.

@@ -15,6 +15,12 @@ RUNS="${RECYCLOPS_RUNS_DIR:-/runs}"
 CHANNEL="${RECYCLOPS_CHANNEL:-stable}"
 [ -n "${RECYCLOPS_CONFIG:-}" ] || unset RECYCLOPS_CONFIG
 
+# TensorFlow on CPU with glibc malloc: every large activation is a fresh mmap, faulted in page
+# by page (docs/training.md, "Memory allocator"); tcmalloc keeps and reuses them.
+for lib in /usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4; do
+  [ -e "$lib" ] && [ -z "${LD_PRELOAD:-}" ] && export LD_PRELOAD="$lib"
+done
+
 say() { printf '\n=== recyclops-job: %s\n' "$*" >&2; }
 
 newest_run() {

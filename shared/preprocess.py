@@ -269,12 +269,16 @@ def preprocess_for(image: bytes | np.ndarray, spec: InputSpec, source: str = "im
     return preprocess(image, spec.height, spec.width, spec.resize, spec.fit, source)
 
 
-def new_model_input(height: int, width: int | None = None) -> InputSpec:
+def new_model_input(height: int, width: int | None = None, resize: str | None = None) -> InputSpec:
     """The input a NEW model is trained with (its manifest's InputSpec before conversion
-    fills in dtype, scale and zero point): :data:`NEW_MODEL_RESIZE`, stretched. Old models
-    keep the spec their manifest records."""
-    return InputSpec(
-        height=height, width=height if width is None else width, resize=NEW_MODEL_RESIZE
+    fills in dtype, scale and zero point): ``resize`` or :data:`NEW_MODEL_RESIZE`, stretched.
+    Old models keep the spec their manifest records."""
+    return InputSpec.model_validate(
+        {
+            "height": height,
+            "width": height if width is None else width,
+            "resize": resize or NEW_MODEL_RESIZE,
+        }
     )
 
 

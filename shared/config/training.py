@@ -28,7 +28,27 @@ class TrainConfig(StrictModel):
     label_smoothing: float = Field(0.1, ge=0.0, lt=1.0, title="Label smoothing")
     validation_split: float = Field(0.15, gt=0.0, lt=0.5, title="Validation fraction")
     test_split: float = Field(0.15, gt=0.0, lt=0.5, title="Test fraction")
-    image_size: int = Field(224, ge=32, le=1024, title="Input size (square)")
+    image_size: int = Field(
+        224,
+        ge=32,
+        le=1024,
+        title="Input height",
+        description="Also the width unless image_width is set.",
+    )
+    image_width: int | None = Field(
+        None,
+        ge=32,
+        le=1024,
+        title="Input width",
+        description="Unset: square (image_size). 320 with image_size 240 keeps a 4:3 camera "
+        "frame's aspect, and 640x480 frames reduce by an exact factor of 2.",
+    )
+    resize: Literal["bilinear", "area_linear"] | None = Field(
+        None,
+        title="Resize of new models",
+        description="Unset: the project's current default (recyclops.shared.preprocess."
+        "NEW_MODEL_RESIZE). Recorded in the manifest; the edge resizes exactly so.",
+    )
     weights: str = Field(
         "imagenet", title="Base weights", description="'imagenet', 'none' or a .h5/.weights.h5 path"
     )
@@ -62,6 +82,12 @@ class TrainConfig(StrictModel):
         description="After validation chose each stage's epochs, train a fresh model on "
         "training and validation images for exactly those epochs (the test split stays out).",
     )
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """The model's input (height, width)."""
+        return self.image_size, self.image_width or self.image_size
+
     representative_images: int = Field(300, ge=4, le=10000, title="int8 calibration images")
     # ---- blessing: may this model replace the one serving? (docs/training.md, "Blessing")
     min_accuracy: float | None = Field(
