@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support.synthetic import shapes
 
 from recyclops.cloud.convert import TfliteModel
 from recyclops.cloud.dataset import dataset_from_folders
@@ -17,7 +18,6 @@ from recyclops.cloud.train import train
 from recyclops.edge.classifier import Classifier
 from recyclops.shared.config import TrainConfig
 from recyclops.shared.preprocess import OPENCV_AVAILABLE, decode_rgb
-from support.synthetic import shapes
 
 from .helpers import TINY_TOML
 
