@@ -77,9 +77,9 @@ class ModelActions:
         """What the bins will be told, and how (or, after the act, what they were told)."""
         if self.mqtt is None or not self.mqtt.host:
             return "no MQTT broker configured here: the bins pick the change up by polling"
-        topic = messages.model_topic(self.mqtt.fleet, pointer.channel if pointer else "…")
         if pointer is None:
             return f"a retained MQTT notice on {self.mqtt.host} tells the bins at once"
+        topic = messages.model_topic(self.mqtt.fleet, pointer.channel)
         if actions.notify(self.mqtt, pointer):
             return f"MQTT notice retained on {topic}"
         return f"the MQTT notice on {topic} was not acknowledged: the bins will poll"
