@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 NOTE_LIMIT = 1000
 
 
+class BadInput(RecyclopsError):
+    """A request names no valid channel, version or generation (a 400)."""
+
+
 class Refused(RecyclopsError):
     """A promotion the evidence does not carry: nothing changed. ``missing`` says why."""
 
@@ -45,9 +49,9 @@ def _ref(p: ModelRef | None) -> dict[str, Any] | None:
 
 
 def _name(value: Any, field: str) -> str:
-    """A channel or version name, as the store's keys allow (ValueError: a 400)."""
+    """A channel or version name, as the store's keys allow."""
     if not isinstance(value, str) or not is_safe_segment(value):
-        raise ValueError(f"{field} must be a channel or version name")
+        raise BadInput(f"{field} must be a channel or version name")
     return value
 
 
@@ -55,7 +59,7 @@ def _need(body: dict[str, Any], field: str, kind: type) -> Any:
     value = body.get(field)
     if kind is int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{field} must be a generation number")
+            raise BadInput(f"{field} must be a generation number")
         return value
     return _name(value, field)
 
@@ -174,7 +178,7 @@ class ModelActions:
         generation = _need(body, "generation", int)
         reason = body.get("note")
         if reason is not None and not isinstance(reason, str):
-            raise ValueError("note must be text")
+            raise BadInput("note must be text")
         note = f"rolled back by {self.by}" + (f": {reason.strip()}" if reason else "")
         try:
             pointer = actions.rollback(

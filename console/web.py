@@ -44,7 +44,7 @@ from recyclops.shared import layout
 from recyclops.shared.errors import ObjectNotFoundError, RecyclopsError, StoreError
 from recyclops.shared.journals import UnknownLabelError
 
-from .actions import Refused
+from .actions import BadInput, Refused
 from .api import STATIC_TYPES, CleanApp, HttpError, state_json
 from .auth import SESSION_COOKIE
 from .models import models_json
@@ -264,7 +264,7 @@ async def api_model_action(app: CleanApp, request: Request) -> Response:
         call = partial(app.actions.promote if promote else app.actions.rollback, body)
     try:
         return _json(await run_in_threadpool(call))
-    except ValueError as exc:
+    except BadInput as exc:
         raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
     except Refused as exc:  # the evidence does not carry it: say exactly what is missing
         return _json(
