@@ -19,7 +19,7 @@ from .hashing import sha256_bytes
 from .manifest import ModelManifest, parse_manifest
 from .preprocess import decode_rgb, preprocess_for
 from .store import ObjectStore
-from .tflite import NoInterpreterError, TfliteModel
+from .tflite import TfliteModel
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +32,7 @@ class ArtefactError(RecyclopsError):
 
 def load_model(path: Path, manifest: ModelManifest) -> TfliteModel:
     try:
-        return TfliteModel(path, threads=2)
-    except NoInterpreterError:
-        raise
+        return TfliteModel(path, threads=2)  # NoInterpreterError without LiteRT: not caught
     except (ValueError, RuntimeError, OSError) as exc:
         raise ArtefactError(
             f"model {manifest.version}: {path.name} does not load with LiteRT: {exc}"
