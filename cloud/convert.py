@@ -11,7 +11,6 @@ and scores the given images on exactly the bytes it returns.
 """
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..shared.errors import RecyclopsError
+from ..shared.tflite import TfliteModel
 
 logger = logging.getLogger(__name__)
 
@@ -81,58 +81,6 @@ def _to_int8_tflite(model: Any, calibration: np.ndarray) -> bytes:
         return bytes(converter.convert())
     except Exception as exc:
         raise ConversionError(f"int8 TFLite conversion failed: {exc}") from None
-
-
-def _interpreter_class() -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - the cloud extra installs litert
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter
-
-
-class TfliteModel:
-    """A TFLite model on the LiteRT interpreter: feeds uint8 pixels the way the edge does."""
-
-    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
-        cls = _interpreter_class()
-        content = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self.interpreter = cls(model_content=content, num_threads=threads or os.cpu_count() or 1)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-
-    @property
-    def input_dtype(self) -> str:
-        return str(np.dtype(self.input["dtype"]).name)
-
-    @property
-    def input_quant(self) -> tuple[float | None, int | None]:
-        scale, zero = self.input.get("quantization", (0.0, 0))
-        return (float(scale), int(zero)) if scale else (None, None)
-
-    def _feed(self, image: np.ndarray) -> np.ndarray:
-        dtype = np.dtype(self.input["dtype"])
-        if dtype == np.float32:
-            return image[None].astype(np.float32)
-        scale, zero = self.input_quant
-        if scale is None or zero is None:
-            return image[None].astype(dtype)
-        info = np.iinfo(dtype)
-        q = np.rint(image.astype(np.float32) / scale + zero)
-        return np.clip(q, info.min, info.max).astype(dtype)[None]
-
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        out = []
-        for image in images:
-            self.interpreter.set_tensor(self.input["index"], self._feed(image))
-            self.interpreter.invoke()
-            raw = self.interpreter.get_tensor(self.output["index"])[0]
-            scale, zero = self.output.get("quantization", (0.0, 0))
-            out.append((raw.astype(np.float32) - zero) * scale if scale else raw.astype(np.float32))
-        return np.stack(out) if out else np.zeros((0, 0), np.float32)
 
 
 def write_tflite(data: bytes, path: Path) -> Path:

@@ -2,29 +2,34 @@
 
 Before anything is uploaded: the verdict must be about these exact bytes and judged against
 the model the channel serves now, and the file must load on LiteRT, keep its contract and
-reproduce its golden outputs (``artefact.py``). Then order matters: files (put only-if-absent,
-then read back and hash-checked), manifest, then the channel's next generation and pointer
-LAST (``channels.py``), then the retained MQTT notice. A failure at any step before the
-pointer leaves the channel on the old model; repeating a publish is harmless.
+reproduce its golden outputs (``shared/artefact.py``). Then order matters: files (put
+only-if-absent, then read back and hash-checked), manifest, then the channel's next
+generation and pointer LAST (``channels.py``), then the retained MQTT notice. A failure at
+any step before the pointer leaves the channel on the old model; repeating a publish is
+harmless.
 """
 
 import logging
 from pathlib import Path
 from typing import Any
 
-from ..shared import layout, messages
+from ..shared import layout
+from ..shared.artefact import check_folder, verify_stored
 from ..shared.atomic import atomic_write_bytes
 from ..shared.config import MqttConfig
 from ..shared.errors import RecyclopsError, StoreError
 from ..shared.hashing import sha256_bytes, sha256_file
 from ..shared.manifest import Blessing, ModelManifest, ModelRef, parse_manifest
+from ..shared.rollout import actions
+from ..shared.rollout.actions import notify
 from ..shared.store import ObjectStore
-from .artefact import check_folder
 from .blessing import GATE_FILE, load_verdict
 from .channels import advance, latest
 from .evaluate import GateError
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["PublishError", "notify", "publish", "rollback", "verify_stored"]
 
 
 class PublishError(RecyclopsError):
@@ -147,49 +152,6 @@ def publish(
     return manifest
 
 
-def notify(config: MqttConfig, pointer: ModelRef, timeout: float = 10.0) -> None:
-    """The retained notice; a broker that is down is a warning (devices also poll)."""
-    from ..shared.mqtt import MqttClient, MqttError
-
-    topic = messages.model_topic(config.fleet, pointer.channel)
-    try:
-        client = MqttClient(config)
-        try:
-            if not client.start(wait=timeout):
-                logger.warning(
-                    "MQTT broker %s:%s unreachable; devices will find the model by polling",
-                    config.host,
-                    config.port,
-                )
-                return
-            if not client.publish(topic, pointer.notice_payload(), retain=True, wait=timeout):
-                logger.warning("MQTT notice on %s not acknowledged; devices will poll", topic)
-                return
-        finally:
-            client.stop()
-    except MqttError as exc:
-        logger.warning("MQTT notice not sent (%s); devices will poll", exc)
-        return
-    logger.info("notice retained on %s", topic)
-
-
-def verify_stored(store: ObjectStore, version: str) -> str:
-    """Check a stored version the way a bin will (files, contract, golden set, on LiteRT);
-    returns its manifest's SHA-256."""
-    import tempfile
-
-    mkey = layout.manifest_key(version)
-    raw = store.get(mkey)
-    manifest = parse_manifest(raw, mkey)
-    with tempfile.TemporaryDirectory(prefix="recyclops-verify-") as tmp:
-        folder = Path(tmp)
-        for entry in manifest.files:
-            store.get_file(layout.model_file_key(version, entry.name), folder / entry.name)
-        manifest.verify_folder(folder)
-        check_folder(folder, manifest, require_golden=False)
-    return sha256_bytes(raw)
-
-
 def rollback(
     store: ObjectStore,
     channel: str,
@@ -199,39 +161,12 @@ def rollback(
     note: str | None = None,
     notify_timeout: float = 10.0,
 ) -> ModelRef:
-    """Point ``channel`` back at ``to_version`` with a new, higher generation (bins refuse
-    anything older than what they serve, so going back is a deliberate, recorded act).
-
-    The version must have served this channel before, and it is checked again the way a
-    bin will check it (files, contract, golden set) before the channel moves.
-    """
-    from .channels import ChannelError, history, read_pointer
-
-    past = history(store, channel)
-    current = read_pointer(store, channel)
-    if current is not None and current.version == to_version:
-        raise ChannelError(f"channel {channel!r} already serves {to_version}")
-    served = {p.version for p in past} | ({current.version} if current else set())
-    if to_version not in served:
-        raise ChannelError(
-            f"{to_version} never served channel {channel!r} "
-            f"(it served: {', '.join(sorted(served)) or 'nothing'}); publish it instead"
-        )
+    """Point ``channel`` back at ``to_version`` with a new, higher generation, after the
+    checks a bin runs (``shared.rollout.actions.rollback``); a version that fails them is a
+    ``PublishError`` here."""
     try:
-        manifest_sha = verify_stored(store, to_version)
-    except RecyclopsError as exc:
-        raise PublishError(f"cannot roll back to {to_version}: {exc}") from None
-    pointer = advance(
-        store,
-        channel,
-        version=to_version,
-        manifest_sha256=manifest_sha,
-        action="rollback",
-        note=note,
-    )
-    logger.info(
-        "channel %s rolled back to %s (generation %d)", channel, to_version, pointer.generation
-    )
-    if mqtt_config is not None and mqtt_config.host:
-        notify(mqtt_config, pointer, notify_timeout)
-    return pointer
+        return actions.rollback(
+            store, channel, to_version, mqtt_config, note=note, notify_timeout=notify_timeout
+        )
+    except actions.StoredModelError as exc:
+        raise PublishError(str(exc)) from None

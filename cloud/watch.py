@@ -15,8 +15,9 @@ from typing import Literal
 
 from ..shared.config import MqttConfig, RolloutConfig
 from ..shared.manifest import ModelRef
+from ..shared.rollout.actions import previous_version
 from ..shared.store import ObjectStore
-from .channels import history, latest
+from .channels import latest
 from .promote import Check, RolloutError, Tally, checks, gather, window
 
 logger = logging.getLogger(__name__)
@@ -40,14 +41,6 @@ class WatchResult:
 def degraded(check: Check, margin: float) -> bool:
     """Worse beyond noise and by more than the margin: the bound a canary must not cross."""
     return check.worse and check.excess > margin
-
-
-def previous_version(store: ObjectStore, channel: str, current: str) -> str | None:
-    """The version the channel served before its current one (None: it never served another)."""
-    for pointer in reversed(history(store, channel)):
-        if pointer.version != current:
-            return pointer.version
-    return None
 
 
 def _judged(canary: Tally, target: Tally, config: RolloutConfig) -> tuple[list[Check], list[str]]:

@@ -6,8 +6,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from recyclops.shared.config import MqttConfig, RolloutConfig
 from recyclops.shared.errors import StoreError
 
+from .actions import ModelActions
 from .auth import FailureLimiter, Logins
 from .fleetread import TelemetryReader
 from .queue import QueueFilter
@@ -67,7 +69,8 @@ class HttpError(Exception):
 
 
 class CleanApp:
-    """What the handlers share: the session, the access policy and the page's files."""
+    """What the handlers share: the session, the access policy, the page's files and the
+    models page's actions (``rollout`` rules, ``mqtt`` broker; the reviewer is the operator)."""
 
     def __init__(
         self,
@@ -78,6 +81,8 @@ class CleanApp:
         tls: bool = False,
         session_ttl: float = 12 * 3600.0,
         login_attempts: int = 10,
+        rollout: RolloutConfig | None = None,
+        mqtt: MqttConfig | None = None,
     ) -> None:
         self.session = session
         self.policy = policy
@@ -86,6 +91,9 @@ class CleanApp:
         self.logins = Logins(session_ttl)
         self.limiter = FailureLimiter(login_attempts, 60.0)
         self.fleet = TelemetryReader(session.store)  # the fleet page's records, kept
+        self.actions = ModelActions(
+            session.store, rollout or RolloutConfig(), mqtt, operator=session.reviewer
+        )
         self.static = {name: (STATIC_DIR / name).read_bytes() for name in STATIC_TYPES}
 
     def post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -136,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             idle_timeout=cc.idle_timeout,
             session_ttl=cc.session_hours * 3600.0,
             login_attempts=cc.login_attempts,
+            rollout=config.rollout,
+            mqtt=config.mqtt if config.mqtt.host else None,
         )
     except BaseException:
         session.close()

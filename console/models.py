@@ -1,6 +1,7 @@
 """What the models page shows: every model version with its blessing record, and every
-channel with its generations. Read-only, from the store, fresh on every request (publishes
-are rare and the store is the only truth; nothing here is cached)."""
+channel with its generations. Read from the store, fresh on every request (publishes
+are rare and the store is the only truth; nothing here is cached); the page's promote and
+rollback are ``actions.py``."""
 
 import logging
 import math

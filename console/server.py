@@ -26,6 +26,8 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from recyclops.shared.config import MqttConfig, RolloutConfig
+
 from .api import CleanApp
 from .security import AccessPolicy, tls_context
 from .session import ReviewSession
@@ -199,9 +201,12 @@ def serve(
     idle_timeout: float = 30.0,
     session_ttl: float = 12 * 3600.0,
     login_attempts: int = 10,
+    rollout: RolloutConfig | None = None,
+    mqtt: MqttConfig | None = None,
 ) -> CleanServer:
     """Build the server (bound, not yet serving: call ``start()``). Refuses a public bind
-    without a token, and a certificate without its key (ConfigError)."""
+    without a token, and a certificate without its key (ConfigError). ``rollout`` and
+    ``mqtt``: the models page's promote rules and the broker its notices go to."""
     policy = AccessPolicy.for_bind(host, token)
     context = tls_context(tls_cert, tls_key)
     if context is None and policy.public:
@@ -217,5 +222,7 @@ def serve(
         tls=context is not None,
         session_ttl=session_ttl,
         login_attempts=login_attempts,
+        rollout=rollout,
+        mqtt=mqtt,
     )
     return CleanServer(app, host, port, tls=context, idle_timeout=idle_timeout)

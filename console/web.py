@@ -16,6 +16,10 @@ GET  /api/image/<sha256>    a gathered image (through the app, or a redirect to 
 GET  /api/conflicts         images on which sessions disagree
 GET  /api/models            model versions with their blessing, channels with their generations
 GET  /api/fleet             every bin's telemetry figures (``fleet``)
+GET  /api/models/promote    ?from=&to=: the evidence and what a promotion would do (``actions``)
+GET  /api/models/rollback   ?channel=: the versions a rollback may go back to
+POST /api/models/promote    {"from", "to", "version", "generation"}: promote what was confirmed
+POST /api/models/rollback   {"channel", "to", "generation", "note"}: roll back to a version
 POST /api/login             {"token"}: sets an expiring session cookie (token-protected servers)
 POST /api/<action>          decide, skip, back, withdraw, flush, filter (``api.CleanApp.post``)
 """
@@ -24,6 +28,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -39,6 +44,7 @@ from recyclops.shared import layout
 from recyclops.shared.errors import ObjectNotFoundError, RecyclopsError, StoreError
 from recyclops.shared.journals import UnknownLabelError
 
+from .actions import BadInput, Refused
 from .api import STATIC_TYPES, CleanApp, HttpError, state_json
 from .auth import SESSION_COOKIE
 from .models import models_json
@@ -213,10 +219,11 @@ async def api_image(app: CleanApp, request: Request) -> Response:
     return _send(HTTPStatus.OK, view.body, view.content_type, cache)
 
 
-async def api_post(app: CleanApp, request: Request) -> Response:
+async def _post_body(app: CleanApp, request: Request, *, login: bool = False) -> dict[str, Any]:
+    """A state change's JSON object: at most ``MAX_BODY`` bytes, authorized (but for the
+    login itself), same-origin JSON."""
     raw = await _read_body(request)
-    route = request.url.path
-    if route != "/api/login":
+    if not login:
         _guard(app, request)
     refusal = app.policy.write_refusal(request.headers)
     if refusal:
@@ -227,12 +234,42 @@ async def api_post(app: CleanApp, request: Request) -> Response:
         raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
     if not isinstance(body, dict):
         raise HttpError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+    return body
+
+
+async def api_post(app: CleanApp, request: Request) -> Response:
+    route = request.url.path
+    body = await _post_body(app, request, login=route == "/api/login")
     if route == "/api/login":
         token = body.get("token")
         if not isinstance(token, str):
             raise HttpError(HTTPStatus.BAD_REQUEST, "login needs a token")
         return _login(app, request, token, redirect=False)
     return _json(await run_in_threadpool(app.post, route, body))
+
+
+async def api_model_action(app: CleanApp, request: Request) -> Response:
+    """Promote or rollback: GET the plan (a look, nothing changes), POST the confirmed act."""
+    promote = request.url.path.endswith("/promote")
+    call: Callable[[], dict[str, Any]]
+    if request.method == "GET":
+        _guard(app, request)
+        q = request.query_params
+        if promote:
+            call = partial(app.actions.promote_plan, q.get("from", ""), q.get("to", ""))
+        else:
+            call = partial(app.actions.rollback_plan, q.get("channel", ""))
+    else:
+        body = await _post_body(app, request)
+        call = partial(app.actions.promote if promote else app.actions.rollback, body)
+    try:
+        return _json(await run_in_threadpool(call))
+    except BadInput as exc:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+    except Refused as exc:  # the evidence does not carry it: say exactly what is missing
+        return _json(
+            {"error": str(exc), "missing": exc.missing, "lines": exc.lines}, HTTPStatus.CONFLICT
+        )
 
 
 async def not_found(app: CleanApp, request: Request) -> Response:
@@ -315,6 +352,10 @@ def build(app: CleanApp) -> ASGIApp:
         route("/api/models", api_models, ["GET"]),
         route("/api/fleet", api_fleet, ["GET"]),
         route("/api/image/{sha}", api_image, ["GET"]),
+        *(
+            route(f"/api/models/{action}", api_model_action, ["GET", "POST"])
+            for action in ("promote", "rollback")
+        ),
         route("/api/{action}", api_post, ["POST"]),
         route("/{rest:path}", not_found, ["GET", "POST"]),
     ]

@@ -1,7 +1,7 @@
 """Reading channels and model versions from the store, for anyone who only looks.
 
-The writer (publish, rollback) is ``cloud/channels.py``; the review console and other
-read-only tools use this instead, so they need nothing from the cloud side. Keys are
+The writer (publish, rollback, promote) is ``rollout/channels.py``; the console's pages and
+other tools that only look use this. Keys are
 ``layout``'s: ``models/<version>/manifest.json``, ``models/channels/<channel>.json`` (the
 pointer bins read) and ``models/channels/<channel>/<generation>.json`` (the history, one
 object per generation, never rewritten).

@@ -2,7 +2,9 @@
 
 Publish calls this on the exact bytes it is about to upload, so a verdict written for a
 good model cannot carry a truncated file, random bytes, a float model declared int8, the
-wrong shapes or a model that turns NaN on real photos to the fleet.
+wrong shapes or a model that turns NaN on real photos to the fleet; promote and rollback
+(cloud or console) call it on the stored files before a channel moves (``verify_stored``).
+Shared, without TensorFlow: LiteRT is loaded only when a model is (``tflite``).
 """
 
 import logging
@@ -10,11 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..shared.errors import RecyclopsError
-from ..shared.golden import GoldenSet, verify
-from ..shared.manifest import ModelManifest
-from ..shared.preprocess import decode_rgb, preprocess_for
-from .convert import TfliteModel
+from . import layout
+from .errors import RecyclopsError
+from .golden import GoldenSet, verify
+from .hashing import sha256_bytes
+from .manifest import ModelManifest, parse_manifest
+from .preprocess import decode_rgb, preprocess_for
+from .store import ObjectStore
+from .tflite import TfliteModel
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +32,7 @@ class ArtefactError(RecyclopsError):
 
 def load_model(path: Path, manifest: ModelManifest) -> TfliteModel:
     try:
-        return TfliteModel(path, threads=2)
+        return TfliteModel(path, threads=2)  # NoInterpreterError without LiteRT: not caught
     except (ValueError, RuntimeError, OSError) as exc:
         raise ArtefactError(
             f"model {manifest.version}: {path.name} does not load with LiteRT: {exc}"
@@ -108,3 +113,20 @@ def check_folder(folder: Path, manifest: ModelManifest, *, require_golden: bool 
         return "loads, contract holds (no golden set)"
     count = check_golden(model, manifest, folder)
     return f"loads, contract holds, {count} golden images reproduced"
+
+
+def verify_stored(store: ObjectStore, version: str) -> str:
+    """Check a stored version the way a bin will (files, contract, golden set, on LiteRT);
+    returns its manifest's SHA-256. ``NoInterpreterError`` where LiteRT is not installed."""
+    import tempfile
+
+    mkey = layout.manifest_key(version)
+    raw = store.get(mkey)
+    manifest = parse_manifest(raw, mkey)
+    with tempfile.TemporaryDirectory(prefix="recyclops-verify-") as tmp:
+        folder = Path(tmp)
+        for entry in manifest.files:
+            store.get_file(layout.model_file_key(version, entry.name), folder / entry.name)
+        manifest.verify_folder(folder)
+        check_folder(folder, manifest, require_golden=False)
+    return sha256_bytes(raw)
