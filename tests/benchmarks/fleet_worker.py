@@ -94,7 +94,10 @@ class Fleet:
 
         def done() -> bool:
             return all(
-                b.telemetry.connected and b.connects[-1] > t_up and len(b.handled) > s
+                b.telemetry.connected
+                and b.connects
+                and b.connects[-1] > t_up
+                and len(b.handled) > s
                 for b, s in zip(self.bins, self.seen, strict=True)
             )
 
