@@ -126,8 +126,8 @@ def make_bin(n: int, work: Path, s3: devservers.S3Server, broker: Address, tl: T
 
     def ready(clf: Classifier, via: str) -> None:
         b = holder[0]
+        b.served_at[clf.version] = time.monotonic()  # first: serving is what waiters watch
         b.serving = clf
-        b.served_at[clf.version] = time.monotonic()
 
     updater = Updater(
         repo,
