@@ -59,6 +59,19 @@ def _payload(data: bytes | str | BaseModel) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
+class _PahoErrors(logging.Logger):
+    """paho's log, of which only errors are kept (handed to ``sink``); the rest is dropped
+    before paho formats it (an ``on_log`` callback would format every packet's line)."""
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        super().__init__("recyclops.paho", logging.ERROR)
+        self.sink = sink
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level >= logging.ERROR:
+            self.sink(str(msg) % args if args else str(msg))
+
+
 class MqttClient:
     def __init__(
         self,
@@ -97,7 +110,7 @@ class MqttClient:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._client.on_log = self._on_log
+        self._client.enable_logger(_PahoErrors(self._on_paho_error))
         reconnect = self._client.reconnect
 
         def reconnecting() -> Any:
@@ -172,13 +185,11 @@ class MqttClient:
             logger.warning("MQTT: %s", message)
         self.last_error = message
 
-    def _on_log(self, client, userdata, level, buf) -> None:  # type: ignore[no-untyped-def]
-        import paho.mqtt.client as mqtt
-
+    def _on_paho_error(self, text: str) -> None:
         # TLS 1.3: a broker refusing our certificate says so after the handshake, on the
-        # first read, which paho reports only here (its other errors say nothing new)
-        if level == mqtt.MQTT_LOG_ERR and "SSL" in str(buf) and not self.connected:
-            self._failed(str(buf))
+        # first read, which paho reports only in its log (its other errors say nothing new)
+        if "SSL" in text and not self.connected:
+            self._failed(text)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
