@@ -5,6 +5,7 @@ a 256-entry lookup table built from the manifest's scale and zero point, checked
 what the model itself declares, so a model whose manifest lies is refused, not mis-fed.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -181,8 +182,18 @@ class Classifier:
 
 def synthetic_images() -> list[np.ndarray]:
     """Self-test frames when no folder of real ones is configured: flat colours and noise."""
+    return list(_synthetic())
+
+
+@functools.cache
+def _synthetic() -> tuple[np.ndarray, ...]:
+    """Made once per process (every install self-tests on them), read-only so no caller can
+    change what the next install is tested on."""
     rng = np.random.default_rng(7)
     flat = [
         np.full((120, 160, 3), c, np.uint8) for c in ((0, 0, 0), (255, 255, 255), (200, 30, 30))
     ]
-    return [*flat, rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)]
+    images = (*flat, rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    for image in images:
+        image.flags.writeable = False
+    return images

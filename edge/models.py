@@ -187,11 +187,10 @@ class ModelRepo:
             raise
 
     def _install(self, notice: ModelRef, store: ObjectStore) -> Classifier:
-        final, manifest = self._fetch_verified(notice, store)
-        classifier = self._load(final, manifest)  # paths now point into versions/
-        self._point_current(manifest.version)
-        self.set_generation(max(notice.generation, self._generation), manifest.version)
-        self._prune(manifest.version)
+        classifier = self._fetch_verified(notice, store)
+        self._point_current(classifier.version)
+        self.set_generation(max(notice.generation, self._generation), classifier.version)
+        self._prune(classifier.version)
         return classifier
 
     def candidate(self, notice: ModelRef, store: ObjectStore) -> Classifier:
@@ -209,15 +208,17 @@ class ModelRepo:
                 ) and (classifier := self._first_usable([notice.version])):
                     return classifier
         try:
-            final, manifest = self._fetch_verified(notice, store)
+            classifier = self._fetch_verified(notice, store)
         except UpdateRejected as exc:
             self._reject(notice.manifest_sha256, str(exc))
             raise
-        self._prune(manifest.version)
-        return self._load(final, manifest)
+        self._prune(classifier.version)
+        return classifier
 
-    def _fetch_verified(self, notice: ModelRef, store: ObjectStore) -> tuple[Path, ModelManifest]:
-        """Fetch, verify, self-test and golden-check into ``versions/<version>``."""
+    def _fetch_verified(self, notice: ModelRef, store: ObjectStore) -> Classifier:
+        """Fetch, verify, self-test and golden-check into ``versions/<version>``; the
+        classifier returned is the one checked (one interpreter per install, not two: the
+        model file is mapped, so moving its folder into place leaves it valid)."""
         expected_key = layout.manifest_key(notice.version)
         if notice.manifest_key != expected_key:
             raise UpdateRejected(
@@ -259,7 +260,8 @@ class ModelRepo:
             shutil.rmtree(aside, ignore_errors=True)
         finally:
             shutil.rmtree(incoming, ignore_errors=True)
-        return final, manifest
+        classifier.folder = final
+        return classifier
 
     def _golden_check(self, folder: Path, manifest: ModelManifest, classifier: Classifier) -> None:
         """The cloud's outputs for real photos, reproduced by this bin's own runtime: catches

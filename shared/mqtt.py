@@ -10,7 +10,6 @@ MQTT payloads, the status file, the event stream, the live view's status.
 import json
 import logging
 import math
-import ssl
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from .config.mqtt import MqttConfig
-from .errors import RecyclopsError
+from .mqtt_tls import KEY_SECRET, MqttError, describe, tls_context
 from .secrets import read_secret
 
 logger = logging.getLogger(__name__)
@@ -28,8 +27,7 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], None]
 
 
-class MqttError(RecyclopsError):
-    """The broker cannot be reached or refused us."""
+__all__ = ["MqttClient", "MqttError", "dumps_json", "finite_json"]
 
 
 def finite_json(value: Any) -> Any:
@@ -61,6 +59,19 @@ def _payload(data: bytes | str | BaseModel) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
+class _PahoErrors(logging.Logger):
+    """paho's log, of which only errors are kept (handed to ``sink``); the rest is dropped
+    before paho formats it (an ``on_log`` callback would format every packet's line)."""
+
+    def __init__(self, sink: Callable[[str], None]) -> None:
+        super().__init__("recyclops.paho", logging.ERROR)
+        self.sink = sink
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if level >= logging.ERROR:
+            self.sink(str(msg) % args if args else str(msg))
+
+
 class MqttClient:
     def __init__(
         self,
@@ -69,6 +80,7 @@ class MqttClient:
         *,
         will: tuple[str, bytes | str | BaseModel] | None = None,
         password: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
 
@@ -79,6 +91,7 @@ class MqttClient:
         self._connect_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._connected = threading.Event()
+        self.last_error: str | None = None  # why the last connect failed, in plain words
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id or f"recyclops-{uuid.uuid4().hex[:8]}",
@@ -87,14 +100,28 @@ class MqttClient:
             secret = password if password is not None else read_secret("mqtt_password")[0]
             self._client.username_pw_set(config.username, secret)
         if config.tls:
-            context = ssl.create_default_context(cafile=config.ca_file)
-            self._client.tls_set_context(context)
+            key, origin = (
+                (client_key, "the caller") if client_key is not None else read_secret(KEY_SECRET)
+            )
+            self._client.tls_set_context(tls_context(config, key, origin))
         if will:
             self._client.will_set(will[0], _payload(will[1]), qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.enable_logger(_PahoErrors(self._on_paho_error))
+        reconnect = self._client.reconnect
+
+        def reconnecting() -> Any:
+            """paho's reconnect, keeping why it failed (paho retries and says nothing)."""
+            try:
+                return reconnect()
+            except OSError as exc:
+                self._failed(str(exc) or type(exc).__name__)
+                raise
+
+        self._client.reconnect = reconnecting  # type: ignore[method-assign]
 
     @property
     def connected(self) -> bool:
@@ -151,10 +178,24 @@ class MqttClient:
         if self.connected:
             self._client.subscribe(topic, qos)
 
+    def _failed(self, error: str) -> None:
+        """Keep (and log once, not at every retry) why connecting failed."""
+        message = describe(self.config, error)
+        if message != self.last_error:
+            logger.warning("MQTT: %s", message)
+        self.last_error = message
+
+    def _on_paho_error(self, text: str) -> None:
+        # TLS 1.3: a broker refusing our certificate says so after the handshake, on the
+        # first read, which paho reports only in its log (its other errors say nothing new)
+        if "SSL" in text and not self.connected:
+            self._failed(text)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
-            logger.warning("MQTT connect to %s refused: %s", self.config.host, reason_code)
+            self._failed(f"connection refused: {reason_code}")
             return
+        self.last_error = None
         logger.info("MQTT connected to %s:%s", self.config.host, self.config.port)
         with self._lock:
             subs = list(self._handlers.items())

@@ -69,7 +69,7 @@ kind = "evdev"
 TOML
   chmod 0640 "$ETC/recyclops.toml"; chgrp recyclops "$ETC/recyclops.toml"
 fi
-for name in aws_access_key_id aws_secret_access_key mqtt_password; do
+for name in aws_access_key_id aws_secret_access_key mqtt_password mqtt_client_key; do
   [[ -f "$ETC/credentials/$name" ]] || install -m 0600 /dev/null "$ETC/credentials/$name"
 done
 install -m 0644 "$UNIT_SRC" /etc/systemd/system/recyclops-edge.service

@@ -83,6 +83,7 @@ class SecretSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", validate_assignment=True, case_sensitive=True)
 
     mqtt_password: SecretStr | None = Field(None, exclude=True, title="MQTT password")
+    mqtt_client_key: SecretStr | None = Field(None, exclude=True, title="MQTT client key (PEM)")
     clean_token: SecretStr | None = Field(None, exclude=True, title="Review tool token")
     aws_access_key_id: SecretStr | None = Field(None, exclude=True)
     aws_secret_access_key: SecretStr | None = Field(None, exclude=True)

@@ -39,6 +39,7 @@ SECRET_KEYS = frozenset(
 #: boto3 reads AWS_* itself). Top-level fields of the settings, never of the file.
 SECRETS: dict[str, str | None] = {
     "mqtt_password": "RECYCLOPS_MQTT_PASSWORD",
+    "mqtt_client_key": "RECYCLOPS_MQTT_CLIENT_KEY",
     "clean_token": "RECYCLOPS_CLEAN_TOKEN",
     "aws_access_key_id": None,
     "aws_secret_access_key": None,
@@ -72,8 +73,8 @@ def find_secrets(tree: Any, path: str = "") -> list[str]:
 def secrets_refused(source: str, secrets: list[str]) -> str:
     return (
         f"{source}: {', '.join(secrets)}: secrets are never read from the config file; "
-        "use the environment (RECYCLOPS_MQTT_PASSWORD, RECYCLOPS_CLEAN_TOKEN, AWS_*), the AWS "
-        "credential chain or $CREDENTIALS_DIRECTORY"
+        "use the environment (RECYCLOPS_MQTT_PASSWORD, RECYCLOPS_MQTT_CLIENT_KEY, "
+        "RECYCLOPS_CLEAN_TOKEN, AWS_*), the AWS credential chain or $CREDENTIALS_DIRECTORY"
     )
 
 

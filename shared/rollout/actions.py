@@ -37,9 +37,10 @@ def notify(config: MqttConfig, pointer: ModelRef, timeout: float = 10.0) -> bool
         try:
             if not client.start(wait=timeout):
                 logger.warning(
-                    "MQTT broker %s:%s unreachable; devices will find the model by polling",
+                    "MQTT broker %s:%s unreachable (%s); devices will find the model by polling",
                     config.host,
                     config.port,
+                    client.last_error or "no answer",
                 )
                 return False
             if not client.publish(topic, pointer.notice_payload(), retain=True, wait=timeout):

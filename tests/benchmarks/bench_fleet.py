@@ -1,6 +1,7 @@
 """Fleet: N simulated bins on one broker and one S3 store, with the edge's real update logic.
 
-    .venv/bin/python tests/benchmarks/bench_fleet.py [--bins 200] [--jitter 3] [--json OUT]
+    .venv/bin/python tests/benchmarks/bench_fleet.py [--bins 200] [--procs 1,4] [--jitter 3]
+        [--outages 0,10] [--json OUT]
 
 Each bin is what the daemon wires for updates, without camera or frame loop: its own model
 folder and ``ModelRepo``, an ``Updater`` thread, and a ``Telemetry`` (its own paho
@@ -16,14 +17,18 @@ wrapped to timestamp every request. Measured in one run, side by side:
    reconnected and has the retained notice again, which it ignores (already serving): no
    model or manifest is fetched again.
 
-All bins share this one process, so its CPU (an install is 50-100 ms of it) bounds the
-roll-out at a few hundred bins: "fetches started" (after the jitter) is the load a fleet
-would offer, "S3 requests" what this process managed to send. docs/benchmarks.md says more.
+The bins are spread over ``--procs`` worker processes (fleet_worker.py; each value in the
+list is a fresh fleet, measured one after the other), their timestamps gathered here. The
+simulation's CPU, not a real bin's, bounds the roll-out: every install (about 30 ms of CPU,
+"CPU ms per install") runs on this machine's cores. "Fetches started" (after the jitter) is
+the load a fleet would offer, "S3 requests" what the workers managed to send.
+docs/benchmarks.md says more.
 """
 
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -35,11 +40,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
+sys.path.insert(0, str(ROOT / "tests" / "benchmarks"))
+import fleet_worker  # noqa: E402
 from edge_helpers import publish_model  # noqa: E402
-from fleet_sim import BUCKET_S, FLEET, Bin, Timeline, dist, make_bin, peak  # noqa: E402
+from fleet_sim import BUCKET_S, FLEET, dist, peak  # noqa: E402
 from support import devservers  # noqa: E402
 from support.benchutil import r2  # noqa: E402
-from support.waiting import wait_until  # noqa: E402
 
 from recyclops.shared import messages  # noqa: E402
 from recyclops.shared.config.edge import UpdatesConfig  # noqa: E402
@@ -49,46 +55,87 @@ from recyclops.shared.mqtt import MqttClient  # noqa: E402
 from recyclops.shared.store import ObjectStore  # noqa: E402
 from recyclops.shared.store.s3 import S3Store  # noqa: E402
 
+TOPIC = messages.model_topic(FLEET, "stable")
+
+
+class Workers:
+    """The fleet's worker processes (spawned: no paho or boto3 thread forked mid-flight);
+    each step goes to every worker and their answers come back in order."""
+
+    def __init__(
+        self, procs: int, bins_n: int, work: Path, s3: devservers.S3Server, port: int
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        first = 0
+        for i in range(procs):
+            count = bins_n // procs + (i < bins_n % procs)
+            spec = fleet_worker.Spec(first, count, str(work), s3, "127.0.0.1", port)
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=fleet_worker.run, args=(child, spec), daemon=True)
+            proc.start()
+            child.close()
+            self.conns.append(parent)
+            self.procs.append(proc)
+            first += count
+
+    def gather(self) -> list[Any]:
+        answers = []
+        for conn in self.conns:
+            kind, value = conn.recv()
+            if kind == "error":
+                raise RuntimeError(f"a fleet worker failed:\n{value}")
+            answers.append(value)
+        return answers
+
+    def step(self, name: str, **kwargs: Any) -> list[Any]:
+        for conn in self.conns:
+            conn.send((name, kwargs))
+        return self.gather()
+
+    def close(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(("stop", {}))
+        for proc in self.procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+
 
 def roll_out(
-    bins: list[Bin],
+    workers: Workers,
     store: ObjectStore,
     publisher: MqttClient,
-    tl: Timeline,
     version: str,
     generation: int,
     jitter: float,
     timeout: float,
 ) -> dict[str, Any]:
-    for b in bins:
-        b.updater.jitter_seconds = jitter
     notice: ModelRef = publish_model(store, version, generation=generation)
+    workers.step("arm", jitter=jitter)  # each worker counts its CPU from here
     t0 = time.monotonic()
-    cpu0 = time.process_time()  # every bin shares this process: its CPU is the fleet's
-    topic = messages.model_topic(FLEET, "stable")
-    assert publisher.publish(topic, notice.notice_payload(), retain=True, wait=10)
-    wait_until(
-        lambda: sum(b.version() == version for b in bins) == len(bins) or None,
-        timeout,
-        f"all {len(bins)} bins serving {version}",
-        max_step=0.05,
-    )
-    cpu = time.process_time() - cpu0
-    latency = [b.served_at[version] - t0 for b in bins]
-    events = tl.since(t0)
-    first = {}
+    assert publisher.publish(TOPIC, notice.notice_payload(), retain=True, wait=10)
+    answers = workers.step("serving", version=version, t0=t0, timeout=timeout)
+    bins = [b for a in answers for b in a["bins"]]
+    events = sorted(e for a in answers for e in a["events"])
+    latency = [b["served_at"] - t0 for b in bins]
+    first: dict[str, float] = {}
     for t, _, _, device in events:
         first.setdefault(device, t)
-    install = [b.served_at[version] - first[b.device] for b in bins]
+    install = [b["served_at"] - first[b["device"]] for b in bins]
     top, spread = peak(events, t0)
-    starts = sorted(b.fetch_started[version] for b in bins)
+    starts = sorted(b["fetch_started"] for b in bins)
     start_peak = max(Counter(int((t - t0) / BUCKET_S) for t in starts).values())
     gets = [e for e in events if e[1] == "GET"]
     return {
+        "procs": len(answers),
         "jitter": jitter,
         "latency": dist(latency),
         "install": dist(install),
-        "cpu_ms_per_bin": 1000 * cpu / len(bins),
+        "cpu_ms_per_bin": 1000 * sum(a["cpu"] for a in answers) / len(bins),
+        "cpu_ms_per_install": dist([1000 * b["install_cpu"] for b in bins]),
         "within_10s": sum(x <= 10 for x in latency),
         "requests": len(events),
         "gets": len(gets),
@@ -101,55 +148,48 @@ def roll_out(
 
 
 def restart_broker(
-    bins: list[Bin],
+    workers: Workers,
     stack: contextlib.ExitStack,
     broker: devservers.MqttBroker,
     work: Path,
-    tl: Timeline,
     version: str,
     outage: float,
     timeout: float,
 ) -> tuple[devservers.MqttBroker, dict[str, Any]]:
     """Stop the broker with every bin connected, leave it down ``outage`` seconds, start it
     again on the same port; until every bin is back and has handled the retained notice."""
-    served = [b.served_at[version] for b in bins]
-    seen = [len(b.handled) for b in bins]
+    workers.step("snapshot", version=version)
     t_stop = time.monotonic()
     broker.stop()
-    wait_until(lambda: not any(b.telemetry.connected for b in bins), timeout, "all disconnected")
-    down = time.monotonic() - t_stop
+    down = max(workers.step("disconnected", timeout=timeout)) - t_stop
     time.sleep(outage)  # the scenario: the broker away this long (a reboot, a deploy)
     broker = stack.enter_context(
         devservers.mosquitto(work / "mosquitto", broker.port, persistence=True)
     )
     t_up = time.monotonic()
-
-    def back() -> bool:
-        return all(
-            b.telemetry.connected and b.connects[-1] > t_up and len(b.handled) > s
-            for b, s in zip(bins, seen, strict=True)
-        )
-
-    wait_until(back, timeout, "all reconnected, retained notice handled", max_step=0.05)
-    reconnect = [b.connects[-1] - t_up for b in bins]
-    again = [b.handled[s] for b, s in zip(bins, seen, strict=True)]
-    events = [e for e in tl.since(t_stop) if e[1] == "GET"]
+    answers = workers.step("back", t_up=t_up, version=version, timeout=timeout)
+    bins = [b for a in answers for b in a["bins"]]
+    gets = [e for a in answers for e in a["gets"]]
     return broker, {
+        "procs": len(answers),
         "outage": outage,
         "disconnect_s": down,
-        "reconnect": dist(reconnect),
-        "handled": dist([t - t_up for t, _, _ in again]),
-        "ignored_as_served": sum(v == version and not installed for _, v, installed in again),
-        "reinstalled": sum(b.served_at[version] != t for b, t in zip(bins, served, strict=True)),
-        "model_gets": sum(k.startswith("models/") for _, _, k, _ in events),
-        "all_gets": len(events),
-        "still_serving": sum(b.version() == version for b in bins),
+        "reconnect": dist([b["reconnect"] - t_up for b in bins]),
+        "handled": dist([b["handled"][0] - t_up for b in bins]),
+        "ignored_as_served": sum(b["handled"][1] == version and not b["handled"][2] for b in bins),
+        "reinstalled": sum(b["reinstalled"] for b in bins),
+        "model_gets": sum(k.startswith("models/") for _, _, k, _ in gets),
+        "all_gets": len(gets),
+        "still_serving": sum(b["serving"] == version for b in bins),
     }
 
 
-def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) -> dict[str, Any]:
+def report(
+    bins_n: int, setups: dict[int, float], runs: list[dict], restarts: list[dict]
+) -> dict[str, Any]:
     rollout = [
         [
+            r["procs"],
             f"{r['jitter']:g}",
             r["start_peak"],
             r2(r["start_spread"]),
@@ -159,6 +199,7 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
             f"{r['within_10s']}/{bins_n}",
             r2(r["install"]["median"]),
             r2(r["install"]["max"]),
+            round(r["cpu_ms_per_install"]["median"]),
             round(r["cpu_ms_per_bin"]),
             r["requests"],
             r["peak_per_bucket"],
@@ -169,6 +210,7 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
     ]
     restart = [
         [
+            r["procs"],
             f"{r['outage']:g}",
             r2(r["disconnect_s"]),
             r2(r["reconnect"]["min"]),
@@ -188,10 +230,12 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
         "tables": [
             {
                 "caption": (
-                    f"Publish → all {bins_n} serving, by updates.jitter_seconds (s from the "
-                    "retained notice's publish; install = a bin's first S3 request → serving)"
+                    f"Publish → all {bins_n} serving, by worker processes and "
+                    "updates.jitter_seconds (s from the retained notice's publish; install = "
+                    "a bin's first S3 request → serving)"
                 ),
                 "headers": [
+                    "processes",
                     "jitter s",
                     "fetches started, peak per 100 ms",
                     "fetch starts spread s",
@@ -201,7 +245,8 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
                     "within 10 s",
                     "install median s",
                     "install max s",
-                    "CPU ms per bin",
+                    "CPU ms per install (its thread, median)",
+                    "CPU ms per bin (all threads)",
                     "S3 requests",
                     "S3 requests, peak per 100 ms",
                     "peak req/s",
@@ -215,6 +260,7 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
                     "broker is back, unless said)"
                 ),
                 "headers": [
+                    "processes",
                     "broker down s",
                     "all disconnected s (after stop)",
                     "first reconnect",
@@ -232,15 +278,60 @@ def report(bins_n: int, setup: float, runs: list[dict], restarts: list[dict]) ->
         ],
         "figures": {
             "bins (each: Updater + ModelRepo + Telemetry/MQTT connection + S3 client)": bins_n,
-            "set-up: bins built and connected (s)": r2(setup),
+            **{
+                f"set-up with {procs} processes: bins built and connected (s)": r2(t)
+                for procs, t in setups.items()
+            },
         },
         "notes": [],
     }
 
 
+def fleet(
+    procs: int,
+    bins_n: int,
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    work: Path,
+    s3: devservers.S3Server,
+    broker: devservers.MqttBroker,
+) -> tuple[devservers.MqttBroker, float, list[dict], list[dict]]:
+    """A fresh fleet over ``procs`` processes: two roll-outs (jitter 0, then --jitter) and
+    the broker restarts; the channel starts at v1 again, its retained notice cleared."""
+    admin = S3Store(s3.bucket, "fleet", endpoint_url=s3.endpoint_url, region="us-east-1")
+    publish_model(admin, "v1", generation=1)
+    publisher = MqttClient(MqttConfig(host=broker.host, port=broker.port, fleet=FLEET), "pub")
+    assert publisher.start(wait=10)
+    assert publisher.publish(TOPIC, b"", retain=True, wait=10)  # the last fleet's notice
+    t = time.monotonic()
+    workers = Workers(procs, bins_n, work / f"bins-{procs}", s3, broker.port)
+    try:
+        workers.gather()  # every worker: its bins built and connected
+        setup = time.monotonic() - t
+        print(f"{bins_n} bins in {procs} processes up and connected in {setup:.1f}s", flush=True)
+        runs = [
+            roll_out(workers, admin, publisher, "v2", 2, 0.0, args.timeout),
+            roll_out(workers, admin, publisher, "v3", 3, args.jitter, args.timeout),
+        ]
+        publisher.stop()
+        restarts = []
+        for outage in (float(x) for x in args.outages.split(",")):
+            broker, measured = restart_broker(
+                workers, stack, broker, work, "v3", outage, args.timeout
+            )
+            restarts.append(measured)
+    finally:
+        publisher.stop()
+        workers.close()
+    return broker, setup, runs, restarts
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bins", type=int, default=200)
+    parser.add_argument(
+        "--procs", default="4", help="worker processes; a list (1,4) runs one fleet each"
+    )
     parser.add_argument(
         "--jitter", type=float, default=UpdatesConfig().jitter_seconds, help="the compared value"
     )
@@ -252,44 +343,22 @@ def main() -> int:
     parser.add_argument("--json")
     args = parser.parse_args()
     bins_n = 20 if args.quick else args.bins
-    tl = Timeline()
     load_before = os.getloadavg()
+    setups: dict[int, float] = {}
+    runs: list[dict] = []
+    restarts: list[dict] = []
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-fleet-")))
         s3 = stack.enter_context(devservers.seaweedfs(work / "seaweedfs"))
         os.environ.update(s3.env())
         broker = stack.enter_context(devservers.mosquitto(work / "mosquitto", persistence=True))
-        admin = S3Store(s3.bucket, "fleet", endpoint_url=s3.endpoint_url, region="us-east-1")
-        publish_model(admin, "v1", generation=1)
-        mqtt = {"host": broker.host, "port": broker.port, "fleet": FLEET}
-        publisher = MqttClient(MqttConfig(**mqtt), "bench-publisher")
-        assert publisher.start(wait=10)
-        t = time.monotonic()
-        bins: list[Bin] = []
-        try:
-            for n in range(bins_n):
-                bins.append(make_bin(n, work / "bins", s3, broker, tl))
-            wait_until(lambda: all(b.telemetry.connected for b in bins), 60, "all connected")
-            setup = time.monotonic() - t
-            print(f"{bins_n} bins up and connected in {setup:.1f}s", flush=True)
-            runs = [
-                roll_out(bins, admin, publisher, tl, "v2", 2, 0.0, args.timeout),
-                roll_out(bins, admin, publisher, tl, "v3", 3, args.jitter, args.timeout),
-            ]
-            publisher.stop()
-            restarts = []
-            for outage in (float(x) for x in args.outages.split(",")):
-                broker, measured = restart_broker(
-                    bins, stack, broker, work, tl, "v3", outage, args.timeout
-                )
-                restarts.append(measured)
-        finally:
-            for b in bins:
-                b.updater.stop()
-            for b in bins:
-                b.updater.join(5)
-                b.telemetry.stop(b.version())
-    result = report(bins_n, setup, runs, restarts)
+        for procs in (int(x) for x in args.procs.split(",")):
+            broker, setups[procs], more_runs, more_restarts = fleet(
+                procs, bins_n, args, stack, work, s3, broker
+            )
+            runs += more_runs
+            restarts += more_restarts
+    result = report(bins_n, setups, runs, restarts)
     load_after = os.getloadavg()
     result["figures"]["load average (1 min) before / after"] = (
         f"{load_before[0]:.1f} / {load_after[0]:.1f}"

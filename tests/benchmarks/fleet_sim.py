@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -77,6 +78,7 @@ class Bin:
     serving: Classifier | None = None
     served_at: dict[str, float] = field(default_factory=dict)
     fetch_started: dict[str, float] = field(default_factory=dict)
+    install_cpu: dict[str, float] = field(default_factory=dict)  # the install thread's CPU s
     connects: list[float] = field(default_factory=list)
     handled: list[tuple[float, str, bool]] = field(default_factory=list)  # MQTT notices
 
@@ -84,9 +86,17 @@ class Bin:
         return self.serving.version if self.serving else None
 
 
-def make_bin(
-    n: int, work: Path, s3: devservers.S3Server, broker: devservers.MqttBroker, tl: Timeline
-) -> Bin:
+class Address(Protocol):
+    """A broker's address (devservers.MqttBroker, or fleet_worker.Broker in a worker)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def make_bin(n: int, work: Path, s3: devservers.S3Server, broker: Address, tl: Timeline) -> Bin:
     device = f"bin-{n:03d}"
     config = RecyclopsConfig.model_validate(
         {
@@ -116,8 +126,8 @@ def make_bin(
 
     def ready(clf: Classifier, via: str) -> None:
         b = holder[0]
+        b.served_at[clf.version] = time.monotonic()  # first: serving is what waiters watch
         b.serving = clf
-        b.served_at[clf.version] = time.monotonic()
 
     updater = Updater(
         repo,
@@ -149,7 +159,11 @@ def make_bin(
     def installing(notice: ModelRef, store: ObjectStore) -> Classifier:
         """The fetch starts here (after the jitter): the load a fleet would offer the store."""
         b.fetch_started[notice.version] = time.monotonic()
-        return install(notice, store)
+        cpu = time.thread_time()
+        try:
+            return install(notice, store)
+        finally:
+            b.install_cpu[notice.version] = time.thread_time() - cpu
 
     repo.install = installing  # type: ignore[method-assign]
     telemetry.start(updater.on_mqtt)

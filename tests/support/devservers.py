@@ -205,6 +205,16 @@ class MqttBroker:
         _stop(self.process)
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    """A TLS listener's files: the CA its clients' certificates must come from (and that
+    signed its own), its certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 @contextlib.contextmanager
 def mosquitto(
     workdir: str | Path,
@@ -212,21 +222,28 @@ def mosquitto(
     timeout: float = 15.0,
     *,
     persistence: bool = False,
+    tls: BrokerTls | None = None,
 ) -> Iterator[MqttBroker]:
     """Run mosquitto with one anonymous listener on 127.0.0.1. ``persistence=True`` keeps
-    retained messages in ``workdir`` across a restart, as a production broker does."""
+    retained messages in ``workdir`` across a restart, as a production broker does. ``tls``
+    makes the listener TLS-only and requires a client certificate issued by its CA (mutual
+    TLS, as AWS IoT Core does)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = workdir / "mosquitto.conf"
-    # as root mosquitto drops to its own user, who cannot write here: stay this user
-    keep = (
-        f"persistence true\npersistence_location {workdir}/\nuser {getpass.getuser()}\n"
-        if persistence
+    keep = f"persistence true\npersistence_location {workdir}/\n" if persistence else ""
+    # as root mosquitto drops to its own user, who cannot write or read here: stay this user
+    user = f"user {getpass.getuser()}\n" if persistence or tls else ""
+    secure = (
+        f"cafile {tls.ca}\ncertfile {tls.cert}\nkeyfile {tls.key}\nrequire_certificate true\n"
+        if tls
         else ""
     )
     conf.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        + secure
+        + user
         + (keep or "persistence false\n")
         + "log_dest stderr\nlog_type error\nlog_type warning\n"
     )
