@@ -185,7 +185,8 @@ class TelemetryLoader:
         got = dict(pool_map(self._read_raw, missing, self.workers))
         with self._lock:
             self._rollups = rollups_now
-            self._raw = {k: v for k, v in self._raw.items() if k in set(all_keys)} | got
+            listed_keys = set(all_keys)
+            self._raw = {k: v for k, v in self._raw.items() if k in listed_keys} | got
             self.fetched += len(got)
             self.rollups_read += len(fresh)
             raw = dict(self._raw)
