@@ -213,3 +213,42 @@ def parse_segment_key(key: str) -> SegmentKey | None:
     return SegmentKey(
         match["through"], int(match["count"]), match["digest"], match["device"], match["month"]
     )
+
+
+INDEX_TELEMETRY = "index/telemetry/"
+
+_ROLLUP_RE = re.compile(
+    r"^index/telemetry/(?P<device>[^/]+)/(?P<day>\d{4}-\d{2}-\d{2})/"
+    r"(?P<count>\d+)\.(?P<digest>[0-9a-f]{16})\.jsonl\.gz$"
+)
+
+
+class RollupKey(NamedTuple):
+    """One bin's telemetry of one closed UTC day, rolled into one object
+    (``recyclops.shared.telemetry_index``). Of a day's roll-ups the greatest (count, digest)
+    is the current one: a re-roll after a late period only ever adds keys."""
+
+    device: str
+    day: str  # YYYY-MM-DD
+    periods: int  # how many period objects it covers
+    digest: str  # of the sorted keys it covers
+
+
+def telemetry_rollup_prefix(device: str) -> str:
+    return f"{INDEX_TELEMETRY}{_segment('device', device)}/"
+
+
+def telemetry_rollup_key(device: str, day: date, count: int, digest: str) -> str:
+    """``index/telemetry/<device>/<day>/<count>.<digest>.jsonl.gz``: immutable, written
+    "only if absent"; a day rolled again (a late period) is a new key."""
+    if count < 0 or not re.fullmatch(r"[0-9a-f]{16}", digest):
+        raise InvalidKeyError(f"roll-up count {count} / digest {digest!r} is malformed")
+    return f"{telemetry_rollup_prefix(device)}{day.isoformat()}/{count}.{digest}.jsonl.gz"
+
+
+def parse_rollup_key(key: str) -> RollupKey | None:
+    """The parts of a roll-up key, None for anything else."""
+    match = _ROLLUP_RE.match(key)
+    if not match:
+        return None
+    return RollupKey(match["device"], match["day"], int(match["count"]), match["digest"])

@@ -14,18 +14,14 @@ generation names the canary's version (``actions.promote``), with the evidence i
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
-from .. import layout
 from ..config import RolloutConfig
-from ..errors import ObjectNotFoundError, RecyclopsError
+from ..errors import RecyclopsError
 from ..manifest import ModelRef
-from ..messages import DeviceQuality
 from ..store import ObjectStore
+from ..telemetry_index import load_telemetry
 from .channels import latest
 from .stats import Rates
 
@@ -86,17 +82,6 @@ class Telemetry:
         return self.by_version.get(version) or Tally(version)
 
 
-def _fetch(store: ObjectStore, key: str) -> DeviceQuality | None:
-    """One record; a vanished or unparsable one is skipped (logged), as ``load_quality`` does."""
-    try:
-        return DeviceQuality.model_validate_json(store.get(key))
-    except ObjectNotFoundError:
-        return None
-    except ValidationError as exc:
-        logger.warning("telemetry %s does not parse, skipped: %s", key, exc)
-        return None
-
-
 def window(
     canary: ModelRef, since_days: int, now: datetime | None = None
 ) -> tuple[datetime, datetime]:
@@ -109,19 +94,16 @@ def window(
 def gather(store: ObjectStore, since: datetime, until: datetime, *, workers: int = 16) -> Telemetry:
     """Every bin's periods that started between ``since`` and ``until``, tallied by version.
 
-    A bin writes a record a minute, so a week of a fleet is many small objects: keys are
-    filtered by their period start before anything is read, and reads run in parallel."""
-    earliest = since.replace(microsecond=0)  # keys keep the start to the second
-    keys = []
-    for key in store.list(layout.TELEMETRY):
-        parts = layout.parse_telemetry_key(key)
-        if parts is not None and earliest <= parts.start <= until:
-            keys.append(key)
+    A bin writes a record a minute, so a week of a fleet is many small objects: only the
+    window's days are listed, closed days come from their roll-ups (``recyclops compact``)
+    and the rest is read in parallel (``shared.telemetry_index``)."""
     out = Telemetry(since, until, {})
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        reports = list(pool.map(lambda k: _fetch(store, k), sorted(keys)))
+    loaded = load_telemetry(
+        store, since.astimezone(UTC).date(), until.astimezone(UTC).date(), workers=workers
+    )
+    reports = [r for records in loaded.values() for r in records]
     for report in reports:
-        if report is None or not since <= report.period_start <= until:
+        if not since <= report.period_start <= until:
             continue
         served = set(report.model_versions) | (
             {report.model_version} if report.model_version else set()
@@ -145,7 +127,7 @@ def gather(store: ObjectStore, since: datetime, until: datetime, *, workers: int
             shadow.bins.add(report.device)
     logger.info(
         "telemetry: %d record(s) read, %s",
-        len(keys),
+        len(reports),
         ", ".join(f"{v}: {t.periods}" for v, t in sorted(out.by_version.items())) or "none usable",
     )
     return out
