@@ -26,7 +26,9 @@ class InputSpec(StrictModel):
     scale: float | None = Field(None, gt=0, title="Quantisation scale (int8/uint8 input)")
     zero_point: int | None = Field(None, ge=-128, le=255, title="Quantisation zero point")
     color_order: Literal["RGB"] = "RGB"
-    resize: Literal["bilinear", "nearest", "bicubic", "area_linear"] = "bilinear"
+    resize: Literal["bilinear", "nearest", "bicubic", "area_linear", "area_antialiased"] = (
+        "bilinear"
+    )
     fit: Literal["stretch", "center_crop"] = "stretch"
 
     @property

@@ -1,6 +1,6 @@
 """The package version: the edge compares it with a manifest's minimum edge version."""
 
-__version__ = "0.2.0"  # 0.2.0: area_linear resize (preprocess.METHOD_MIN_EDGE)
+__version__ = "0.3.0"  # 0.2.0: area_linear resize, 0.3.0: area_antialiased (METHOD_MIN_EDGE)
 
 
 def parse_version(text: str) -> tuple[int, ...]:

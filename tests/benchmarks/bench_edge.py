@@ -4,13 +4,14 @@ and model update latency (MQTT and polling).
     .venv/bin/python tests/benchmarks/bench_edge.py [--quick] [--json OUT.json] [--model-dir RUN]
 
 The edge path: camera frame (640x480 RGB) → preprocess_for (the shared contract) → int8
-lookup → LiteRT invoke → smoothing, once for a manifest saying ``bilinear`` (Pillow, every
-model trained so far) and once ``area_linear`` (the default for new models). The original's
+lookup → LiteRT invoke → smoothing, for one model file under manifests saying ``bilinear``
+(Pillow, the new-model default), ``area_linear`` and ``area_antialiased``. The original's
 path: cv2.resize, divide by 255, Keras ``model.predict`` of the float model. All run on the
 same MobileNetV2 (ImageNet weights from ../shared/weights when present, random otherwise:
 timing is what matters) in this one run, interleaved. Also: resize candidates side by side
-with int8 inference, the edge against an independent scorer on the demo photos, and the
-accuracy check of tests/shared/test_preprocess_methods.py (``resize_accuracy``).
+with int8 inference and their pixels against Pillow's (edge_resize.py), the edge against an
+independent scorer on the demo photos, and the accuracy check of
+tests/shared/test_preprocess_methods.py (``resize_accuracy``).
 """
 
 import argparse
@@ -21,7 +22,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge"))
 sys.path.insert(0, str(ROOT / "tests" / "shared"))
 sys.path.insert(0, str(ROOT / "tests"))
+from edge_resize import bench_resize, fidelity, resize_table  # noqa: E402
 from support.benchutil import r2, timed, timed_both  # noqa: E402
 from test_preprocess_methods import box2  # noqa: E402  (a 640x480 frame → its lores stream)
 
@@ -41,7 +42,7 @@ WEIGHTS = SHARED / "weights" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_
 TRASHNET = SHARED / "datasets" / "trashnet"
 CATEGORIES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 SIZE = 224
-METHODS = ("bilinear", "area_linear")
+METHODS = ("bilinear", "area_linear", "area_antialiased")
 
 
 def sample_images(count: int) -> list[np.ndarray]:
@@ -123,54 +124,6 @@ def frames_640(count: int) -> list[np.ndarray]:
     return [cv2.resize(i, (640, 480), interpolation=cv2.INTER_AREA) for i in sample_images(count)]
 
 
-def bench_resize(int8_dir: Path, quick: bool) -> dict[str, tuple[float, float]]:
-    """Resize candidates from a 640x480 frame interleaved with raw int8 inference: median wall
-    ms and median process CPU ms. Inference also on 1 thread: 2 threads wait on each other
-    when other jobs hold the cores (flattering a resize), and their CPU time counts both."""
-    import cv2
-    from PIL import Image
-
-    from recyclops.edge.classifier import Classifier
-    from recyclops.shared.preprocess import resize_rgb
-
-    clf, clf1 = Classifier(int8_dir, threads=2), Classifier(int8_dir, threads=1)
-    frames = frames_640(8)
-    small = [box2(f) for f in frames]
-    tensor = clf.prepare(frames[0])
-
-    def pil(method: Image.Resampling) -> Any:
-        return lambda f: np.asarray(Image.fromarray(f).resize((SIZE, SIZE), method))
-
-    def cv(flag: int, size: tuple[int, int] = (SIZE, SIZE)) -> Any:
-        return lambda f: cv2.resize(f, size, interpolation=flag)
-
-    def contract(method: str) -> Any:
-        return lambda f: resize_rgb(f, SIZE, SIZE, method)
-
-    cases: dict[str, Any] = {
-        "contract bilinear (Pillow, antialiased) → 224x224": contract("bilinear"),
-        "contract area_linear → 224x224": contract("area_linear"),
-        "contract area_linear, 320x240 lores → 224x224": None,  # fed the lores frame below
-        "Pillow box (area) → 224x224": pil(Image.Resampling.BOX),
-        "OpenCV INTER_AREA → 224x224 (fractional factor)": cv(cv2.INTER_AREA),
-        "OpenCV INTER_LINEAR → 224x224 (no antialiasing; the original's)": cv(cv2.INTER_LINEAR),
-        "OpenCV INTER_AREA → 320x240 (exact factor 2)": cv(cv2.INTER_AREA, (320, 240)),
-        "int8 inference, 2 threads": clf.run,
-        "int8 inference, 1 thread": clf1.run,
-    }
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    cpu: dict[str, list[float]] = {k: [] for k in cases}  # CPU time: what other jobs cannot bend
-    for i in range((60 if quick else 300) + 10):
-        for key, fn in cases.items():
-            arg = tensor if key.startswith("int8") else (small if fn is None else frames)[i % 8]
-            fn = fn or contract("area_linear")  # None: the lores case
-            t, c = timed(fn, arg), timed(fn, arg, time.process_time)
-            if i >= 10:
-                times[key].append(t)
-                cpu[key].append(c)
-    return {k: (statistics.median(times[k]), statistics.median(cpu[k])) for k in cases}
-
-
 def bench_frame_path(
     orig_model: Any, int8_dirs: dict[str, Path], float_dir: Path, quick: bool
 ) -> dict[str, Any]:
@@ -187,9 +140,11 @@ def bench_frame_path(
     for name, folder, size in (
         ("int8 LiteRT, bilinear", int8_dirs["bilinear"], "640x480"),
         ("int8 LiteRT, area_linear", int8_dirs["area_linear"], "640x480"),
+        ("int8 LiteRT, area_antialiased", int8_dirs["area_antialiased"], "640x480"),
         ("int8 LiteRT, bilinear", int8_dirs["bilinear"], "320x240 lores"),
         ("int8 LiteRT, area_linear", int8_dirs["area_linear"], "320x240 lores"),
-        ("float TFLite, area_linear", float_dir, "640x480"),
+        ("int8 LiteRT, area_antialiased", int8_dirs["area_antialiased"], "320x240 lores"),
+        ("float TFLite, area_antialiased", float_dir, "640x480"),
     ):
         clf = Classifier(folder, threads=2)
         smoother = Smoother(CATEGORIES, "mean", 5, 0.5)
@@ -280,8 +235,9 @@ def main() -> int:
             shutil.copy(int8_path, folder / "model.tflite")
             write_manifest(folder, f"bench-int8-{method}", "uint8", method)
             int8_dirs[method] = folder
-        write_manifest(float_path.parent, "bench-float", "float32", "area_linear")
-        resize = bench_resize(int8_dirs["area_linear"], args.quick)
+        write_manifest(float_path.parent, "bench-float", "float32", "area_antialiased")
+        resize = bench_resize(int8_dirs["area_linear"], frames_640(8), args.quick)
+        pixels = fidelity(sample_images(16 if args.quick else 64))
         path = bench_frame_path(orig_model, int8_dirs, float_path.parent, args.quick)
         agree = agreement(int8_dirs)
         if not args.no_accuracy:
@@ -306,7 +262,6 @@ def main() -> int:
         rows[-1] += [r2(r["p10"]), round(orig10 / r["p10"], 1)]
         rows[-1] += [r2(r["cpu"]), round(orig_cpu / r["cpu"], 1)]
     infer = resize["int8 inference, 2 threads"][0]
-    pil, pil_cpu = resize["contract bilinear (Pillow, antialiased) → 224x224"]
     cpu1 = resize["int8 inference, 1 thread"][1]
     figures: dict[str, Any] = {}
     for key in METHODS:
@@ -318,31 +273,24 @@ def main() -> int:
         figures[f"speedup_int8_{key}_vs_original"] = round(orig / r["path"], 1)
         figures[f"speedup_int8_{key}_vs_original_p10"] = round(orig10 / r["p10"], 1)
         figures[f"speedup_int8_{key}_vs_original_cpu"] = round(orig_cpu / r["cpu"], 1)
-    lo = path["int8 LiteRT, area_linear, 320x240 lores frame"]
-    area, area_cpu = resize["contract area_linear → 224x224"]
-    figures |= {
-        "edge_int8_area_linear_lores_path_ms": r2(lo["path"]),
-        "speedup_int8_area_linear_lores_vs_original": round(orig / lo["path"], 1),
-        "original_keras_path_ms": r2(orig),
-        "resize_area_linear_fraction_of_inference": r2(area / infer),
-        "resize_bilinear_fraction_of_inference": r2(pil / infer),
-        "resize_area_linear_cpu_fraction_of_1_thread_inference": r2(area_cpu / cpu1),
-        "resize_bilinear_cpu_fraction_of_1_thread_inference": r2(pil_cpu / cpu1),
-    }
+    figures["original_keras_path_ms"] = r2(orig)
+    for key in METHODS:
+        lo = path[f"int8 LiteRT, {key}, 320x240 lores frame"]
+        figures[f"edge_int8_{key}_lores_path_ms"] = r2(lo["path"])
+        figures[f"speedup_int8_{key}_lores_vs_original"] = round(orig / lo["path"], 1)
+        for h, w in ((224, 224), (240, 320)):
+            label = " (Pillow, antialiased)" if key == "bilinear" else ""
+            took, took_cpu = resize[f"contract {key}{label} → {h}x{w}"]
+            figures[f"resize_{key}_{h}x{w}_ms"] = r2(took)
+            figures[f"resize_{key}_{h}x{w}_fraction_of_inference"] = r2(took / infer)
+            figures[f"resize_{key}_{h}x{w}_cpu_fraction_of_1_thread_inference"] = r2(
+                took_cpu / cpu1
+            )
     for method, (same, total) in agree.items():
         figures[f"edge_vs_scorer_agree_{method}"] = f"{same}/{total}"
     tables: list[dict[str, Any]] = [
-        {
-            "caption": "Resize from a 640x480 RGB frame, interleaved with int8 inference, ms",
-            "headers": [
-                *("resize", "median ms", "× int8 inference (2 threads)", "× contract bilinear"),
-                *("CPU ms", "CPU × 1-thread int8 inference CPU"),
-            ],
-            "rows": [
-                [k, r2(v), r2(v / infer), r2(v / pil), r2(c), r2(c / cpu1)]
-                for k, (v, c) in resize.items()
-            ],
-        },
+        resize_table(resize),
+        pixels,
         {
             "caption": f"Per frame (RGB frame → smoothed answer, interleaved), median ms; "
             f"MobileNetV2 {SIZE}px, {weights} weights, 2 threads",

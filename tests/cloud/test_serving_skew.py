@@ -4,7 +4,8 @@ pixels the edge feeds, and both give the same answer, image by image, on the dem
 Training side: ``cloud/pixels.load_pixels`` over a data set folder (thread pool, the npz cache
 written and read back), scored by the cloud's evaluator (``TfliteModel``, batched). Serving
 side: ``edge/classifier.Classifier`` on each image's bytes, one frame at a time, with its own
-input quantisation. The model (the committed fixture network) declares ``area_linear``.
+input quantisation. The model (the committed fixture network) declares ``area_linear``, then
+``area_antialiased``.
 """
 
 import json
@@ -19,22 +20,23 @@ from recyclops.cloud.convert import TfliteModel
 from recyclops.cloud.dataset import dataset_from_folders
 from recyclops.cloud.pixels import load_pixels
 from recyclops.edge.classifier import Classifier
-from recyclops.shared.preprocess import OPENCV_AVAILABLE, decode_rgb, load_rgb
+from recyclops.shared.manifest import InputSpec
+from recyclops.shared.preprocess import OPENCV_AVAILABLE, decode_rgb, load_rgb, min_edge_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "app" / "demo" / "sample"
 FIXTURE = ROOT / "tests" / "edge" / "fixture"
 CATS = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 
-pytestmark = pytest.mark.skipif(not OPENCV_AVAILABLE, reason="area_linear needs OpenCV")
+pytestmark = pytest.mark.skipif(not OPENCV_AVAILABLE, reason="the area_* resizes need OpenCV")
 
 
-def area_linear_model(folder: Path) -> Path:
-    """The fixture model with a manifest that says area_linear (the model bytes unchanged)."""
+def model_with_resize(folder: Path, method: str) -> Path:
+    """The fixture model with a manifest that names ``method`` (the model bytes unchanged)."""
     shutil.copytree(FIXTURE, folder)
     data = json.loads((folder / "manifest.json").read_text())
-    data["input"]["resize"] = "area_linear"
-    data["min_edge_version"] = "0.2.0"
+    data["input"]["resize"] = method
+    data["min_edge_version"] = min_edge_for(InputSpec.model_validate(data["input"]))
     (folder / "manifest.json").write_text(json.dumps(data))
     return folder
 
@@ -51,12 +53,13 @@ def photo_tree(root: Path) -> Path:
     return root
 
 
-def test_training_pixels_and_the_edge_agree_image_by_image(tmp_path: Path) -> None:
-    folder = area_linear_model(tmp_path / "model")
+@pytest.mark.parametrize("method", ["area_linear", "area_antialiased"])
+def test_training_pixels_and_the_edge_agree_image_by_image(tmp_path: Path, method: str) -> None:
+    folder = model_with_resize(tmp_path / "model", method)
     ds = dataset_from_folders(photo_tree(tmp_path / "data"), CATS, cache_dir=tmp_path / "cache")
     shas = sorted(ds.labels)
     spec = Classifier(folder, threads=1).manifest.input
-    assert spec.resize == "area_linear"
+    assert spec.resize == method
     load_pixels(ds, shas, spec.height, spec.resize)  # writes the cache training reads
     px = load_pixels(ds, shas, spec.height, spec.resize)  # read back from the npz cache
     assert px.shas == shas and not px.problems
@@ -78,7 +81,7 @@ def test_training_pixels_and_the_edge_agree_image_by_image(tmp_path: Path) -> No
     assert len(answers) >= 2  # not one answer for everything: the comparison has teeth
 
     # The check would catch the old skew: training pixels made with Pillow's bilinear differ
-    # from what the edge feeds this model on most photos.
+    # from what the edge feeds this model on most photos (the 32x32 input needs a box step).
     old = load_pixels(ds, shas, spec.height, "bilinear", cache=False)
     differ = sum(not np.array_equal(a, b) for a, b in zip(old.images, px.images, strict=True))
     assert differ > len(shas) // 2

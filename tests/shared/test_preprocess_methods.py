@@ -109,6 +109,42 @@ def test_area_linear_is_close_to_a_true_area_average() -> None:
 
 
 @pytest.mark.edge_numpy1
+def test_area_antialiased_is_pillow_after_an_exact_box_step() -> None:
+    """The box step is area_linear's (exact integers; a frame and its 2x2 box average give the
+    same input); the rest is Pillow's antialiased bilinear, so with a box factor of 1 (e.g.
+    TrashNet's 384x288 to 224x224) it is exactly the ``bilinear`` of older models."""
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert np.array_equal(resize_rgb(frame, 240, 320, "area_antialiased"), box2(frame))
+    for image in [frame, *(np.asarray(Image.fromarray(p).resize((640, 480))) for p in photos(99))]:
+        full = resize_rgb(image, 224, 224, "area_antialiased")
+        assert full.shape == (224, 224, 3) and full.dtype == np.uint8
+        assert np.array_equal(full, resize_rgb(box2(image), 224, 224, "area_antialiased"))
+        assert np.array_equal(full, resize_rgb(box2(image), 224, 224, "bilinear"))
+    trashnet_sized = rng.integers(0, 256, (288, 384, 3), dtype=np.uint8)
+    for image in [trashnet_sized, *photos(step=60)]:  # the demo photos are 256x192
+        for size in ((224, 224), (160, 200), (300, 400)):  # down, and up
+            want = resize_rgb(image, *size, "bilinear")
+            assert np.array_equal(resize_rgb(image, *size, "area_antialiased"), want)
+    odd = rng.integers(0, 256, (963, 1281, 3), dtype=np.uint8)  # factors 4 and 5 crop
+    assert resize_rgb(odd, 224, 224, "area_antialiased", fit="center_crop").shape == (224, 224, 3)
+    gray = rng.integers(0, 256, (480, 640), dtype=np.uint8)
+    assert resize_rgb(gray, 224, 224, "area_antialiased").shape == (224, 224, 3)
+
+
+@pytest.mark.edge_numpy1
+def test_area_antialiased_does_not_alias_where_area_linear_does() -> None:
+    """One-pixel stripes (mean 127.5) from 384x288 to 224x224, box factor 1: the linear step
+    alone turns them into a strong false pattern; the antialiased step leaves near-flat grey."""
+    stripes = np.zeros((288, 384, 3), np.uint8)
+    stripes[:, ::2] = 255
+    linear = resize_rgb(stripes, 224, 224, "area_linear").astype(float)
+    smooth = resize_rgb(stripes, 224, 224, "area_antialiased").astype(float)
+    assert linear.std() > 40  # aliasing: a beat pattern of most of the full range
+    assert smooth.std() < 0.25 * linear.std() and abs(smooth.mean() - 127.5) < 3
+
+
+@pytest.mark.edge_numpy1
 def test_unknown_method_is_an_image_error() -> None:
     with pytest.raises(ImageError, match="unknown resize method"):
         check_method("lanczos")
@@ -127,8 +163,9 @@ def test_missing_opencv_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
     with pytest.raises(ImageError, match="opencv-python-headless"):
         check_method("area_linear")
-    with pytest.raises(ImageError, match="opencv-python-headless"):
-        resize_rgb(np.zeros((48, 64, 3), np.uint8), 8, 8, "area_linear")
+    for method in ("area_linear", "area_antialiased"):
+        with pytest.raises(ImageError, match="opencv-python-headless"):
+            resize_rgb(np.zeros((48, 64, 3), np.uint8), 8, 8, method)
     assert resize_rgb(np.zeros((48, 64, 3), np.uint8), 8, 8, "bilinear").shape == (8, 8, 3)
     with pytest.raises(ModelError, match="opencv"):
         Classifier(model_copy(tmp_path / "m", "area_linear"), threads=1)
@@ -179,7 +216,7 @@ def scorer_agreement(folder: Path, frames: Iterable[np.ndarray]) -> tuple[int, i
 
 
 @pytest.mark.slow  # two models on 1800+ frames: 8-12 s of CPU per method
-@pytest.mark.parametrize("method", ["bilinear", "area_linear"])
+@pytest.mark.parametrize("method", ["bilinear", "area_linear", "area_antialiased"])
 def test_edge_and_an_independent_scorer_agree_on_real_photos(tmp_path: Path, method: str) -> None:
     """Every demo photo, three frame sizes: the edge Classifier and the cloud's TfliteModel
     fed preprocess_for's pixels give the same answer."""
