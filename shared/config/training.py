@@ -43,7 +43,7 @@ class TrainConfig(StrictModel):
         description="Unset: square (image_size). 320 with image_size 240 keeps a 4:3 camera "
         "frame's aspect, and 640x480 frames reduce by an exact factor of 2.",
     )
-    resize: Literal["bilinear", "area_linear"] | None = Field(
+    resize: Literal["bilinear", "area_linear", "area_antialiased"] | None = Field(
         None,
         title="Resize of new models",
         description="Unset: the project's current default (recyclops.shared.preprocess."
