@@ -202,22 +202,18 @@ def compute_features(
     pool = keras.layers.GlobalAveragePooling2D()
     pooled_model = keras.Sequential([parts.upper, pool])
     cut_val = _predict(parts.lower, data.x_val, pixels=True)
-    cut_train: np.ndarray | None = None
-    pooled_train: np.ndarray | None = None
+    cut_train: np.ndarray | None = None  # filled in place: no second copy of every view
+    pooled: list[np.ndarray] = []
     for v in range(views):
         cut = _predict(parts.lower, fixed_view(data.x_train, config, v), pixels=True)
-        pooled = _predict(pooled_model, cut)
-        if pooled_train is None:
-            pooled_train = np.empty((views, *pooled.shape), np.float32)
-        pooled_train[v] = pooled
+        pooled.append(_predict(pooled_model, cut))
         if need_cut:
             if cut_train is None:
                 cut_train = np.empty((views, *cut.shape), np.float16)
             cut_train[v] = cut
-        del cut
-    assert pooled_train is not None
+        del cut  # before the next view's activations are allocated
     return CachedFeatures(
-        cut_train, cut_val if need_cut else None, pooled_train, _predict(pooled_model, cut_val)
+        cut_train, cut_val if need_cut else None, np.stack(pooled), _predict(pooled_model, cut_val)
     )
 
 

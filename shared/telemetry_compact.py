@@ -15,10 +15,10 @@ a GET for each period object not rolled yet: it grows with new work, not with hi
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from . import layout
+from .compact import CompactSummary
 from .errors import ObjectNotFoundError, StoreError
 from .gathered_index import keys_digest, parallel
 from .store import ObjectStore
@@ -41,24 +41,9 @@ RECHECK_DAYS = 7
 DEVICE_WORKERS = 4
 
 
-@dataclass
-class RollupSummary:
-    """What a telemetry compaction did; a day it could not read stays raw (a failure)."""
-
-    devices: int = 0
-    written: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    raw_reads: int = 0
-    deleted: int = 0
-    failures: list[str] = field(default_factory=list)
-
-    def merge(self, other: "RollupSummary") -> None:
-        self.devices += other.devices
-        self.written += other.written
-        self.unchanged += other.unchanged
-        self.raw_reads += other.raw_reads
-        self.deleted += other.deleted
-        self.failures += other.failures
+class RollupSummary(CompactSummary):
+    """What a telemetry compaction did (the gathered index's counts, per day roll-up); a day
+    it could not read stays raw (a failure)."""
 
     def lines(self) -> list[str]:
         out = [
