@@ -15,6 +15,11 @@ recipes (one 283-image test split is ±3.5 points at 95%, too noisy to rank reci
   from the same starting weights. Each fold's model goes through the real int8 converter and
   is scored on LiteRT, because int8 is what ships.
 
+* With ``refit`` (as ``recyclops train`` would ship) each fold trains twice: once with the
+  inner slice choosing each stage's epochs, then a fresh model on training + inner images for
+  exactly those epochs. Both are scored on the held-out fold; the refit is the fold's figure and
+  the selected model is kept as ``selected`` (a paired comparison of the two in one run).
+
 ``out_dir/folds/fold-<k>.json`` is written as each fold ends (a rerun with the same recipe and
 data skips it); ``out_dir/crossval.json`` holds every fold, the aggregate and the
 out-of-fold predictions (for paired comparisons of two recipes).
@@ -44,6 +49,7 @@ logger = logging.getLogger(__name__)
 CV_SALT = "recyclops-cv-v1"
 RESULT_FILE = "crossval.json"
 FOLDS_DIR = "folds"
+KINDS = ("int8", "float")
 
 
 class CrossValError(RecyclopsError):
@@ -211,6 +217,12 @@ def run_crossval(
         "held_out_per_class": folds.per_class(ds.categories),
         "int8": aggregate(done, ds.categories, "int8"),
         "float": aggregate(done, ds.categories, "float"),
+        # with refit: the same folds' models before the refit (stopping chosen on inner val)
+        "selected": (
+            {k_: aggregate([r["selected"] for r in done], ds.categories, k_) for k_ in KINDS}
+            if done and all("selected" in r for r in done)
+            else None
+        ),
         "cost": {
             "this_run_minutes": round((time.monotonic() - t0) / 60, 2),
             "features_seconds_this_run": round(features_seconds, 1),
@@ -286,11 +298,22 @@ def _run_folds(
             )
         }
         result = _one_fold(config, ds, parts, features, px.images, y, ix, tune, verbose)
+        if config.refit:
+            parts.base.set_weights(start[0])
+            parts.head.set_weights(start[1])
+            keras.utils.set_random_seed(config.seed + f)
+            refit = _refit_fold(config, ds, parts, features, px.images, y, ix, result, verbose)
+            selected = {k_: result.pop(k_) for k_ in ("int8", "float", "int8_predicted")}
+            result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)
+        chosen = result.get("selected", {}).pop("int8_predicted", None)
         result["predictions"] = [
             {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p}
             for i, p in zip(ix["held"], result.pop("int8_predicted"), strict=True)
         ]
+        if chosen is not None:
+            for p, c in zip(result["predictions"], chosen, strict=True):
+                p["int8_selected"] = c
         atomic_write_text(_fold_file(out, f), json.dumps(result, indent=1) + "\n")
         results[f] = result
         logger.info(
@@ -316,43 +339,117 @@ def _one_fold(
     verbose: int,
 ) -> dict[str, Any]:
     """Train the top on this fold's share of the cached activations, convert, score."""
-    from .convert import export_int8, representative
-    from .fit import CachedFeatures, SplitArrays, fit_cached
+    from .fit import fit_cached
 
     t0 = time.monotonic()
-    tr, val, held = ix["train"], ix["val"], ix["held"]
-    cut = features.cut_train  # V x N x h x w x c, or None without fine-tuning
-    pooled = features.pooled_train  # V x N x C
-    mine = CachedFeatures(
+    tr, val = ix["train"], ix["val"]
+    history = fit_cached(
+        parts,
+        config,
+        _arrays(ds, images, y, tr, val),
+        verbose=verbose,
+        features=_features(features, tr, val),
+    )
+    t_fit = time.monotonic() - t0
+    result = _score(config, ds, parts, features, images, y, ix, tune)
+    result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
+    result["stages"] = [
+        {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
+        for s in history["stages"]
+    ]
+    convert = result.pop("convert_seconds")
+    result["seconds"] = {
+        "fit": round(t_fit, 1),
+        "convert": round(convert, 1),
+        "score": round(time.monotonic() - t0 - t_fit - convert, 1),
+        "total": round(time.monotonic() - t0, 1),
+    }
+    return result
+
+
+def _refit_fold(
+    config: TrainConfig,
+    ds: Dataset,
+    parts: Any,
+    features: Any,
+    images: np.ndarray,
+    y: np.ndarray,
+    ix: dict[str, np.ndarray],
+    selected: dict[str, Any],
+    verbose: int,
+) -> dict[str, Any]:
+    """The fold as ``train --refit`` ships it: the same starting weights trained on training
+    + inner images for the epochs the inner slice chose, scored on the held-out fold."""
+    from .fit import fit_cached, refit_config
+
+    t0 = time.monotonic()
+    cfg = refit_config(config, selected)
+    both = np.concatenate([ix["train"], ix["val"]])
+    fit_cached(
+        parts,
+        cfg,
+        _arrays(ds, images, y, both, ix["val"]),
+        verbose=verbose,
+        features=_features(features, both, ix["val"]),
+        select=False,
+    )
+    t_fit = time.monotonic() - t0
+    tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
+    result = _score(cfg, ds, parts, features, images, y, {**ix, "train": both}, tune)
+    convert = result.pop("convert_seconds")
+    seconds = dict(selected["seconds"])
+    seconds["refit"] = round(t_fit, 1)
+    seconds["convert"] = round(seconds["convert"] + convert, 1)
+    seconds["total"] = round(seconds["total"] + time.monotonic() - t0, 1)
+    result["seconds"] = seconds
+    result["refit"] = {"images": len(both), "epochs": [cfg.epochs, cfg.fine_tune_epochs]}
+    return result
+
+
+def _arrays(ds: Dataset, images: np.ndarray, y: np.ndarray, tr: np.ndarray, val: np.ndarray) -> Any:
+    """Labels only: fit_cached trains on the activations given, never on these pixels."""
+    from .fit import SplitArrays
+
+    return SplitArrays(images[:0], y[tr], images[:0], y[val], len(ds.categories))
+
+
+def _features(features: Any, tr: np.ndarray, val: np.ndarray) -> Any:
+    """This fold's share of the cached activations (view 0 for the validation images)."""
+    from .fit import CachedFeatures
+
+    cut, pooled = features.cut_train, features.pooled_train  # V x N x ..., cut None untuned
+    return CachedFeatures(
         cut[:, tr] if cut is not None else None,
         cut[0, val].astype(np.float32) if cut is not None else None,
         pooled[:, tr],
         pooled[0, val],
     )
-    # the pixels are not needed: fit_cached trains on the activations given
-    data = SplitArrays(images[:0], y[tr], images[:0], y[val], len(ds.categories))
-    history = fit_cached(parts, config, data, verbose=verbose, features=mine)
-    t_fit = time.monotonic() - t0
-    float_probs = _float_probs(parts, cut[0, held] if cut is not None else pooled[0, held], tune)
-    calibration = representative(images[tr], config.representative_images, config.seed)
+
+
+def _score(
+    config: TrainConfig,
+    ds: Dataset,
+    parts: Any,
+    features: Any,
+    images: np.ndarray,
+    y: np.ndarray,
+    ix: dict[str, np.ndarray],
+    tune: bool,
+) -> dict[str, Any]:
+    """The float model and its int8 conversion (calibrated on training images) on the
+    held-out fold."""
+    from .convert import export_int8, representative
+
+    held, cut, pooled = ix["held"], features.cut_train, features.pooled_train
+    # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top still holds
+    float_probs = _float_probs(parts, cut[0, held] if tune else pooled[0, held], tune)
+    calibration = representative(images[ix["train"]], config.representative_images, config.seed)
     exported = export_int8(parts.full(), calibration, images[held])
-    t_convert = exported.convert_seconds
     int8_probs = exported.scores
-    q = Scores.of(int8_probs, y[held], ds.categories)
-    fl = Scores.of(float_probs, y[held], ds.categories)
     return {
-        "images": {"training": len(tr), "inner_val": len(val), "held_out": len(held)},
-        "int8": asdict(q),
-        "float": asdict(fl),
-        "stages": [
-            {k: s[k] for k in ("stage", "epochs", "best_val_accuracy")} for s in history["stages"]
-        ],
-        "seconds": {
-            "fit": round(t_fit, 1),
-            "convert": round(t_convert, 1),
-            "score": round(time.monotonic() - t0 - t_fit - t_convert, 1),
-            "total": round(time.monotonic() - t0, 1),
-        },
+        "int8": asdict(Scores.of(int8_probs, y[held], ds.categories)),
+        "float": asdict(Scores.of(float_probs, y[held], ds.categories)),
+        "convert_seconds": exported.convert_seconds,
         "int8_predicted": [ds.categories[int(p)] for p in int8_probs.argmax(axis=1)],
     }
 

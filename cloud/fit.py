@@ -283,6 +283,22 @@ def fit_cached(
     return history
 
 
+def refit_config(config: TrainConfig, history: dict[str, Any]) -> TrainConfig:
+    """The recipe of a refit on training + validation images: each stage for the epochs
+    validation chose (a fine-tuning stage that never beat the head alone is left out), so
+    the refit keeps the stopping point and gains the validation images."""
+    stages = {s["stage"]: s for s in history["stages"]}
+    head = max(1, int(stages["head"]["best_epochs"]))
+    tune = int(stages.get("fine_tune", {}).get("best_epochs", 0))
+    return config.model_copy(
+        update={
+            "epochs": head,
+            "fine_tune_epochs": tune,
+            "fine_tune": config.fine_tune and tune > 0,
+        }
+    )
+
+
 def _stage(name: str, h: dict[str, Any], best: Any, first: int = 0) -> dict[str, Any]:
     """One stage's record in the run history: its epochs, best validation accuracy and how
     many of the stage's epochs led to it (0: the stage never beat what came before), curves."""

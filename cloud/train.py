@@ -125,19 +125,11 @@ def _refit(
 ) -> tuple[Any, dict[str, Any]]:
     """A fresh model trained on training + validation images for the epochs validation chose
     (a stage that never beat the one before is skipped): more data, the same stopping point."""
-    from .fit import fit_cached, fit_pixels
+    from .fit import fit_cached, fit_pixels, refit_config
     from .model import build_parts
 
-    stages = {s["stage"]: s for s in history["stages"]}
-    head = max(1, int(stages["head"]["best_epochs"]))
-    tune = int(stages.get("fine_tune", {}).get("best_epochs", 0))
-    cfg = config.model_copy(
-        update={
-            "epochs": head,
-            "fine_tune_epochs": tune,
-            "fine_tune": config.fine_tune and tune > 0,
-        }
-    )
+    cfg = refit_config(config, history)
+    head, tune = cfg.epochs, cfg.fine_tune_epochs
     seed_everything(config.seed)
     parts = build_parts(cfg, classes)
     merged = data.merged()

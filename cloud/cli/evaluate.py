@@ -118,16 +118,27 @@ def format_table(result: dict[str, Any]) -> str:
     lines += [
         f"float: {pct(fl['mean'])} ± {pct(fl['std'])} (int8 − float "
         f"{100 * ((q['mean'] or 0) - (fl['mean'] or 0)):+.2f} points)",
+    ]
+    if result.get("selected"):
+        sel = result["selected"]["int8"]
+        lo, hi = sel["pooled_ci95"]
+        lines.append(
+            f"before the refit (epochs chosen on the inner slice): int8 {pct(sel['mean'])} ± "
+            f"{pct(sel['std'])}, pooled {pct(sel['pooled'])} ({pct(lo)}–{pct(hi)})"
+        )
+    lines += [
         "",
         f"{'fold':>4} {'train':>6} {'inner val':>9} {'held out':>8} {'int8 %':>7} "
-        f"{'float %':>7} {'epochs':>7} {'minutes':>7}",
+        f"{'float %':>7} {'epochs':>11} {'minutes':>7}",
     ]
     for r in result["folds"]:
         epochs = "+".join(str(s["epochs"]) for s in r["stages"])
+        if "refit" in r:  # then the refit's epochs, as the inner slice chose them
+            epochs += ">" + "+".join(str(e) for e in r["refit"]["epochs"])
         lines.append(
             f"{r['fold']:>4} {r['images']['training']:>6} {r['images']['inner_val']:>9} "
             f"{r['images']['held_out']:>8} {pct(r['int8']['accuracy']):>7} "
-            f"{pct(r['float']['accuracy']):>7} {epochs:>7} {r['seconds']['total'] / 60:>7.1f}"
+            f"{pct(r['float']['accuracy']):>7} {epochs:>11} {r['seconds']['total'] / 60:>7.1f}"
         )
     cost = result["cost"]
     lines.append(

@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +170,33 @@ def test_cross_validation_end_to_end(
     monkeypatch.setattr(crossval, "_run_folds", boom)
     again = run_crossval(config, dataset_from_folders(root, cache_dir=cache), out, 2)
     assert again["int8"]["mean"] == pytest.approx(result["int8"]["mean"])
+
+
+@pytest.mark.slow
+def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
+    """``refit``: each fold's figure is a fresh model trained on training + inner images for
+    the epochs the inner slice chose; the selected model is scored on the same images."""
+    root = tmp_path / "shapes"
+    for c, images in shapes(CATS, 16, seed=5).items():
+        (root / c).mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / c / f"{i}.jpg").write_bytes(data)
+    tiny = tomllib.loads(TINY_TOML.read_text())["train"]
+    quick = {"epochs": 3, "fine_tune_epochs": 2, "representative_images": 16, "refit": True}
+    config = TrainConfig.model_validate({**tiny, **quick})
+    ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
+    result = run_crossval(config, ds, tmp_path / "cv", 2)
+    assert result["complete"] and result["selected"] is not None
+    for fold in result["folds"]:
+        images = fold["images"]
+        assert fold["refit"]["images"] == images["training"] + images["inner_val"]
+        chosen = {s["stage"]: s["best_epochs"] for s in fold["stages"]}
+        assert fold["refit"]["epochs"] == [max(1, chosen["head"]), chosen.get("fine_tune", 0)]
+        assert fold["selected"]["int8"]["support"] == fold["int8"]["support"]
+        assert fold["seconds"]["refit"] > 0
+    preds = result["predictions"]
+    assert all(p["int8_selected"] in CATS for p in preds)
+    for kind, key in (("int8", "int8"), ("selected", "int8_selected")):
+        agg = result["int8"] if kind == "int8" else result["selected"]["int8"]
+        right = sum(p[key] == p["label"] for p in preds)
+        assert agg["pooled"] == pytest.approx(right / len(preds))
