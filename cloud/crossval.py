@@ -20,6 +20,8 @@ recipes (one 283-image test split is ±3.5 points at 95%, too noisy to rank reci
   exactly those epochs. Both are scored on the held-out fold; the refit is the fold's figure and
   the selected model is kept as ``selected`` (a paired comparison of the two in one run).
 
+One fold's training, refit and scoring is ``cloud/cv_fold.py``.
+
 ``out_dir/folds/fold-<k>.json`` is written as each fold ends (a rerun with the same recipe and
 data skips it); ``out_dir/crossval.json`` holds every fold, the aggregate and the
 out-of-fold predictions (for paired comparisons of two recipes).
@@ -30,7 +32,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,6 @@ from ..shared.atomic import atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.errors import RecyclopsError
 from .dataset import Dataset
-from .evaluate import Scores
 from .pixels import model_input
 from .stats import wilson
 
@@ -265,6 +266,7 @@ def _run_folds(
     """Pixels and base activations once, then each fold's training, conversion and scoring."""
     import keras
 
+    from .cv_fold import refit_fold, train_fold
     from .fit import SplitArrays, compute_features
     from .model import build_parts
     from .pixels import spec_pixels
@@ -297,12 +299,12 @@ def _run_folds(
                 ("held", folds.held_out(f)),
             )
         }
-        result = _one_fold(config, ds, parts, features, px.images, y, ix, tune, verbose)
+        result = train_fold(config, ds, parts, features, px.images, y, ix, tune, verbose)
         if config.refit:
             parts.base.set_weights(start[0])
             parts.head.set_weights(start[1])
             keras.utils.set_random_seed(config.seed + f)
-            refit = _refit_fold(config, ds, parts, features, px.images, y, ix, result, verbose)
+            refit = refit_fold(config, ds, parts, features, px.images, y, ix, result, verbose)
             selected = {k_: result.pop(k_) for k_ in ("int8", "float", "int8_predicted")}
             result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)
@@ -325,147 +327,3 @@ def _run_folds(
             result["seconds"]["total"],
         )
     return features_seconds
-
-
-def _one_fold(
-    config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
-    ix: dict[str, np.ndarray],
-    tune: bool,
-    verbose: int,
-) -> dict[str, Any]:
-    """Train the top on this fold's share of the cached activations, convert, score."""
-    from .fit import fit_cached
-
-    t0 = time.monotonic()
-    tr, val = ix["train"], ix["val"]
-    history = fit_cached(
-        parts,
-        config,
-        _arrays(ds, images, y, tr, val),
-        verbose=verbose,
-        features=_features(features, tr, val),
-    )
-    t_fit = time.monotonic() - t0
-    result = _score(config, ds, parts, features, images, y, ix, tune)
-    result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
-    result["stages"] = [
-        {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
-        for s in history["stages"]
-    ]
-    convert = result.pop("convert_seconds")
-    result["seconds"] = {
-        "fit": round(t_fit, 1),
-        "convert": round(convert, 1),
-        "score": round(time.monotonic() - t0 - t_fit - convert, 1),
-        "total": round(time.monotonic() - t0, 1),
-    }
-    return result
-
-
-def _refit_fold(
-    config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
-    ix: dict[str, np.ndarray],
-    selected: dict[str, Any],
-    verbose: int,
-) -> dict[str, Any]:
-    """The fold as ``train --refit`` ships it: the same starting weights trained on training
-    + inner images for the epochs the inner slice chose, scored on the held-out fold."""
-    from .fit import fit_cached, refit_config
-
-    t0 = time.monotonic()
-    cfg = refit_config(config, selected)
-    both = np.concatenate([ix["train"], ix["val"]])
-    fit_cached(
-        parts,
-        cfg,
-        _arrays(ds, images, y, both, ix["val"]),
-        verbose=verbose,
-        features=_features(features, both, ix["val"]),
-        select=False,
-    )
-    t_fit = time.monotonic() - t0
-    tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
-    result = _score(cfg, ds, parts, features, images, y, {**ix, "train": both}, tune)
-    convert = result.pop("convert_seconds")
-    seconds = dict(selected["seconds"])
-    seconds["refit"] = round(t_fit, 1)
-    seconds["convert"] = round(seconds["convert"] + convert, 1)
-    seconds["total"] = round(seconds["total"] + time.monotonic() - t0, 1)
-    result["seconds"] = seconds
-    result["refit"] = {"images": len(both), "epochs": [cfg.epochs, cfg.fine_tune_epochs]}
-    return result
-
-
-def _arrays(ds: Dataset, images: np.ndarray, y: np.ndarray, tr: np.ndarray, val: np.ndarray) -> Any:
-    """Labels only: fit_cached trains on the activations given, never on these pixels."""
-    from .fit import SplitArrays
-
-    return SplitArrays(images[:0], y[tr], images[:0], y[val], len(ds.categories))
-
-
-def _features(features: Any, tr: np.ndarray, val: np.ndarray) -> Any:
-    """This fold's share of the cached activations (view 0 for the validation images)."""
-    from .fit import CachedFeatures
-
-    cut, pooled = features.cut_train, features.pooled_train  # V x N x ..., cut None untuned
-    return CachedFeatures(
-        cut[:, tr] if cut is not None else None,
-        cut[0, val].astype(np.float32) if cut is not None else None,
-        pooled[:, tr],
-        pooled[0, val],
-    )
-
-
-def _score(
-    config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
-    ix: dict[str, np.ndarray],
-    tune: bool,
-) -> dict[str, Any]:
-    """The float model and its int8 conversion (calibrated on training images) on the
-    held-out fold."""
-    from .convert import export_int8, representative
-
-    held, cut, pooled = ix["held"], features.cut_train, features.pooled_train
-    # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top still holds
-    float_probs = _float_probs(parts, cut[0, held] if tune else pooled[0, held], tune)
-    calibration = representative(images[ix["train"]], config.representative_images, config.seed)
-    exported = export_int8(parts.full(), calibration, images[held])
-    int8_probs = exported.scores
-    return {
-        "int8": asdict(Scores.of(int8_probs, y[held], ds.categories)),
-        "float": asdict(Scores.of(float_probs, y[held], ds.categories)),
-        "convert_seconds": exported.convert_seconds,
-        "int8_predicted": [ds.categories[int(p)] for p in int8_probs.argmax(axis=1)],
-    }
-
-
-def _float_probs(parts: Any, acts: np.ndarray, tune: bool, batch: int = 64) -> np.ndarray:
-    """The float model on the held-out view-0 activations (same maths as the full model on
-    pixels, without running the frozen network again)."""
-    import keras
-
-    if tune:
-        inp = keras.Input(acts.shape[1:])
-        model = keras.Model(inp, parts.head(parts.upper(inp, training=False), training=False))
-    else:
-        model = parts.pooled_head
-    outs = [
-        np.asarray(model(acts[i : i + batch].astype(np.float32), training=False))
-        for i in range(0, len(acts), batch)
-    ]
-    return np.concatenate(outs)
