@@ -11,10 +11,11 @@ sealed by the next run; it reads only the objects its current segment lacks.
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from . import layout
 from .errors import ObjectNotFoundError, StoreError
@@ -79,17 +80,58 @@ def compact_gathered(
 ) -> CompactSummary:
     """Seal every device's UTC days before ``today`` (default: now). Idempotent: a second run
     with nothing new writes nothing and reads no record."""
-    today = today or datetime.now(UTC).date()
+    day = today or datetime.now(UTC).date()
     names = list(devices) if devices is not None else device_ids(store)
-    summary = CompactSummary()
+    return per_device(
+        names, workers, lambda d, each: _compact_device(store, d, day, each), CompactSummary()
+    )
+
+
+Summary = TypeVar("Summary", bound=CompactSummary)
+
+
+def per_device(
+    names: Sequence[str],
+    workers: int,
+    compact_one: Callable[[str, int], Summary],
+    summary: Summary,
+) -> Summary:
+    """``compact_one(device, threads)`` for every device, ``DEVICE_WORKERS`` at once sharing
+    about ``workers`` requests in flight, merged into ``summary``; failures are logged."""
     at_once = max(1, min(DEVICE_WORKERS, len(names) or 1))
-    each = max(1, workers // at_once)  # about ``workers`` requests in flight in all
+    each = max(1, workers // at_once)
     with ThreadPoolExecutor(max_workers=at_once) as pool:
-        for part in pool.map(lambda d: _compact_device(store, d, today, each), names):
+        for part in pool.map(lambda d: compact_one(d, each), names):
             summary.merge(part)
     for failure in summary.failures:
         logger.error("compact: %s", failure)
     return summary
+
+
+def delete_superseded(store: ObjectStore, keys: list[str], summary: CompactSummary) -> None:
+    """Delete index objects a newer one replaces (one left behind only costs a listing)."""
+    for key in keys:
+        try:
+            store.delete(key)
+            summary.deleted += 1
+        except StoreError as exc:
+            logger.warning("compact: cannot delete superseded %s: %s", key, exc)
+
+
+def read_objects(
+    store: ObjectStore, keys: list[str], workers: int, summary: CompactSummary
+) -> dict[str, bytes]:
+    """GET ``keys`` in parallel; one deleted since the listing is left out, any other store
+    error is raised (the caller leaves that day or month raw)."""
+    got: dict[str, bytes] = {}
+    for key, result in parallel(store.get, keys, workers):
+        if isinstance(result, ObjectNotFoundError):
+            continue
+        if isinstance(result, StoreError):
+            raise result
+        got[key] = result
+    summary.raw_reads += len(got)
+    return got
 
 
 def _compact_device(store: ObjectStore, device: str, today: date, workers: int) -> CompactSummary:
@@ -118,12 +160,7 @@ def _compact_device(store: ObjectStore, device: str, today: date, workers: int) 
         summary.written.append(written)
         if held is not None and held != written:
             superseded.append(held)
-    for key in superseded:
-        try:
-            store.delete(key)
-            summary.deleted += 1
-        except StoreError as exc:
-            logger.warning("compact: cannot delete superseded %s: %s", key, exc)
+    delete_superseded(store, superseded, summary)
     return summary
 
 
@@ -145,14 +182,7 @@ def _seal(
             have = {}  # a racing compactor superseded it: read the month's objects instead
     tombstones = {k for k in keys if k.endswith(".undo.json")}
     records = [k for k in keys if k not in have and k not in tombstones]
-    got: dict[str, bytes] = {}
-    for key, result in parallel(store.get, records, workers):
-        if isinstance(result, ObjectNotFoundError):
-            continue  # deleted since the listing: not sealed
-        if isinstance(result, StoreError):
-            raise result
-        got[key] = result
-    summary.raw_reads += len(got)
+    got = read_objects(store, records, workers, summary)  # one deleted since: not sealed
     entries: list[Entry] = []
     for key in keys:
         if key in have:

@@ -14,13 +14,12 @@ a GET for each period object not rolled yet: it grows with new work, not with hi
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 from . import layout
-from .compact import CompactSummary
+from .compact import CompactSummary, delete_superseded, per_device, read_objects
 from .errors import ObjectNotFoundError, StoreError
-from .gathered_index import keys_digest, parallel
+from .gathered_index import keys_digest
 from .store import ObjectStore
 from .telemetry_index import (
     current_rollups,
@@ -37,8 +36,6 @@ logger = logging.getLogger(__name__)
 CLOSE_MARGIN = timedelta(hours=2)
 #: Days (before today) listed again each run, so a late upload is folded into its day.
 RECHECK_DAYS = 7
-#: Bins compacted at once (sharing ``workers`` threads for their reads).
-DEVICE_WORKERS = 4
 
 
 class RollupSummary(CompactSummary):
@@ -73,18 +70,13 @@ def compact_telemetry(
     new writes nothing and reads no period object."""
     before = closed_before(now or datetime.now(UTC), margin)
     names = list(devices) if devices is not None else telemetry_devices(store)
-    summary = RollupSummary()
-    at_once = max(1, min(DEVICE_WORKERS, len(names) or 1))
-    each = max(1, workers // at_once)  # about ``workers`` requests in flight in all
     recheck_from = before - timedelta(days=recheck_days)
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
-        for part in pool.map(
-            lambda d: _compact_device(store, d, before, recheck_from, each), names
-        ):
-            summary.merge(part)
-    for failure in summary.failures:
-        logger.error("compact: %s", failure)
-    return summary
+    return per_device(
+        names,
+        workers,
+        lambda d, each: _compact_device(store, d, before, recheck_from, each),
+        RollupSummary(),
+    )
 
 
 def _days(store: ObjectStore, device: str) -> list[date]:
@@ -119,12 +111,7 @@ def _compact_device(
         summary.written.append(written)
         if held is not None and held != written:
             superseded.append(held)
-    for key in superseded:
-        try:
-            store.delete(key)
-            summary.deleted += 1
-        except StoreError as exc:
-            logger.warning("compact: cannot delete superseded %s: %s", key, exc)
+    delete_superseded(store, superseded, summary)
     return summary
 
 
@@ -152,13 +139,8 @@ def _roll(
             logger.warning("compact: %s is unreadable, rolling its day from raw: %s", held, exc)
             have = {}
     bodies = {k: have[k] for k in keys if k in have}
-    for key, result in parallel(store.get, [k for k in keys if k not in have], workers):
-        if isinstance(result, ObjectNotFoundError):
-            continue  # deleted since the listing: not rolled
-        if isinstance(result, StoreError):
-            raise result
-        bodies[key] = result
-        summary.raw_reads += 1
+    # one deleted since the listing is not rolled
+    bodies.update(read_objects(store, [k for k in keys if k not in have], workers, summary))
     count, digest = _name(sorted(bodies))
     key = layout.telemetry_rollup_key(device, day, count, digest)
     if store.put(key, rollup_bytes(device, day, bodies), if_absent=True):
