@@ -266,7 +266,7 @@ def _run_folds(
     """Pixels and base activations once, then each fold's training, conversion and scoring."""
     import keras
 
-    from .cv_fold import refit_fold, train_fold
+    from .cv_fold import FoldInputs, refit_fold, train_fold
     from .fit import SplitArrays, compute_features
     from .model import build_parts
     from .pixels import spec_pixels
@@ -287,6 +287,7 @@ def _run_folds(
     start = (parts.base.get_weights(), parts.head.get_weights())
     features_seconds = time.monotonic() - t0
     logger.info("base activations for %d images: %.0f s", len(y), features_seconds)
+    inputs = FoldInputs(ds, parts, features, px.images, y)
     for f in todo:
         parts.base.set_weights(start[0])
         parts.head.set_weights(start[1])
@@ -299,12 +300,12 @@ def _run_folds(
                 ("held", folds.held_out(f)),
             )
         }
-        result = train_fold(config, ds, parts, features, px.images, y, ix, tune, verbose)
+        result = train_fold(config, inputs, ix, tune, verbose)
         if config.refit:
             parts.base.set_weights(start[0])
             parts.head.set_weights(start[1])
             keras.utils.set_random_seed(config.seed + f)
-            refit = refit_fold(config, ds, parts, features, px.images, y, ix, result, verbose)
+            refit = refit_fold(config, inputs, ix, result, verbose)
             selected = {k_: result.pop(k_) for k_ in ("int8", "float", "int8_predicted")}
             result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)

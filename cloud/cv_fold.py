@@ -3,7 +3,7 @@ activations, optionally refit on training + inner images, convert to int8 and sc
 held-out fold on LiteRT (``cloud/crossval.py`` deals the folds and aggregates them)."""
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -13,13 +13,21 @@ from .dataset import Dataset
 from .evaluate import Scores
 
 
+@dataclass(frozen=True)
+class FoldInputs:
+    """What every fold indexes: the data set, the model (reset to its starting weights before
+    each training), the cached activations and the pixels and labels of every image."""
+
+    ds: Dataset
+    parts: Any
+    features: Any
+    images: np.ndarray
+    y: np.ndarray
+
+
 def train_fold(
     config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
+    inputs: FoldInputs,
     ix: dict[str, np.ndarray],
     tune: bool,
     verbose: int,
@@ -30,14 +38,14 @@ def train_fold(
     t0 = time.monotonic()
     tr, val = ix["train"], ix["val"]
     history = fit_cached(
-        parts,
+        inputs.parts,
         config,
-        _arrays(ds, images, y, tr, val),
+        _labels(inputs, tr, val),
         verbose=verbose,
-        features=_features(features, tr, val),
+        features=_features(inputs.features, tr, val),
     )
     t_fit = time.monotonic() - t0
-    result = _score(config, ds, parts, features, images, y, ix, tune)
+    result = _score(config, inputs, ix, tune)
     result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
     result["stages"] = [
         {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
@@ -55,11 +63,7 @@ def train_fold(
 
 def refit_fold(
     config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
+    inputs: FoldInputs,
     ix: dict[str, np.ndarray],
     selected: dict[str, Any],
     verbose: int,
@@ -72,16 +76,16 @@ def refit_fold(
     cfg = refit_config(config, selected)
     both = np.concatenate([ix["train"], ix["val"]])
     fit_cached(
-        parts,
+        inputs.parts,
         cfg,
-        _arrays(ds, images, y, both, ix["val"]),
+        _labels(inputs, both, ix["val"]),
         verbose=verbose,
-        features=_features(features, both, ix["val"]),
+        features=_features(inputs.features, both, ix["val"]),
         select=False,
     )
     t_fit = time.monotonic() - t0
     tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
-    result = _score(cfg, ds, parts, features, images, y, {**ix, "train": both}, tune)
+    result = _score(cfg, inputs, {**ix, "train": both}, tune)
     convert = result.pop("convert_seconds")
     seconds = dict(selected["seconds"])
     seconds["refit"] = round(t_fit, 1)
@@ -92,11 +96,12 @@ def refit_fold(
     return result
 
 
-def _arrays(ds: Dataset, images: np.ndarray, y: np.ndarray, tr: np.ndarray, val: np.ndarray) -> Any:
+def _labels(inputs: FoldInputs, tr: np.ndarray, val: np.ndarray) -> Any:
     """Labels only: fit_cached trains on the activations given, never on these pixels."""
     from .fit import SplitArrays
 
-    return SplitArrays(images[:0], y[tr], images[:0], y[val], len(ds.categories))
+    none = inputs.images[:0]
+    return SplitArrays(none, inputs.y[tr], none, inputs.y[val], len(inputs.ds.categories))
 
 
 def _features(features: Any, tr: np.ndarray, val: np.ndarray) -> Any:
@@ -114,11 +119,7 @@ def _features(features: Any, tr: np.ndarray, val: np.ndarray) -> Any:
 
 def _score(
     config: TrainConfig,
-    ds: Dataset,
-    parts: Any,
-    features: Any,
-    images: np.ndarray,
-    y: np.ndarray,
+    inputs: FoldInputs,
     ix: dict[str, np.ndarray],
     tune: bool,
 ) -> dict[str, Any]:
@@ -126,17 +127,18 @@ def _score(
     held-out fold."""
     from .convert import export_int8, representative
 
-    held, cut, pooled = ix["held"], features.cut_train, features.pooled_train
+    held, cut, pooled = ix["held"], inputs.features.cut_train, inputs.features.pooled_train
+    images, y, categories = inputs.images, inputs.y, inputs.ds.categories
     # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top still holds
-    float_probs = _float_probs(parts, cut[0, held] if tune else pooled[0, held], tune)
+    float_probs = _float_probs(inputs.parts, cut[0, held] if tune else pooled[0, held], tune)
     calibration = representative(images[ix["train"]], config.representative_images, config.seed)
-    exported = export_int8(parts.full(), calibration, images[held])
+    exported = export_int8(inputs.parts.full(), calibration, images[held])
     int8_probs = exported.scores
     return {
-        "int8": asdict(Scores.of(int8_probs, y[held], ds.categories)),
-        "float": asdict(Scores.of(float_probs, y[held], ds.categories)),
+        "int8": asdict(Scores.of(int8_probs, y[held], categories)),
+        "float": asdict(Scores.of(float_probs, y[held], categories)),
         "convert_seconds": exported.convert_seconds,
-        "int8_predicted": [ds.categories[int(p)] for p in int8_probs.argmax(axis=1)],
+        "int8_predicted": [categories[int(p)] for p in int8_probs.argmax(axis=1)],
     }
 
 
