@@ -41,3 +41,31 @@ def fixed_view(images: np.ndarray, config: TrainConfig, view: int, batch: int = 
         done = chunk if aug is None else np.asarray(aug(chunk, training=True))
         out[i : i + batch] = np.clip(np.rint(done), 0, 255).astype(np.uint8)
     return out
+
+
+def mixup(ds: Any, alpha: float, seed: int) -> Any:
+    """Mixup on a batched ``(x, onehot, weight)`` dataset: every example is blended with the
+    batch's reversed order (the batches are shuffled, so that pairing is random) by a
+    Beta(alpha, alpha) weight of its own, and so are its label and sample weight. On cached
+    activations this is the one augmentation that is not limited to the fixed views.
+    ``alpha`` 0: the dataset unchanged."""
+    if alpha <= 0:
+        return ds
+    import tensorflow as tf
+
+    @tf.autograph.experimental.do_not_convert
+    def blend(batch: Any, r: Any) -> Any:
+        x, y, w = batch
+        b = tf.shape(y)[0]
+        g = tf.random.stateless_gamma([2, b], seed=tf.stack([r, r // 7 + 1]), alpha=alpha)
+        lam = tf.math.divide_no_nan(g[0], g[0] + g[1])
+        lx = tf.reshape(lam, tf.concat([[b], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+        ly = lam[:, None]
+        return (
+            lx * x + (1 - lx) * tf.reverse(x, [0]),
+            ly * y + (1 - ly) * tf.reverse(y, [0]),
+            lam * w + (1 - lam) * tf.reverse(w, [0]),
+        )
+
+    pairs = tf.data.Dataset.zip((ds, tf.data.Dataset.random(seed=seed)))
+    return pairs.map(blend, num_parallel_calls=tf.data.AUTOTUNE)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..shared.config import TrainConfig
-from .augment import augmenter, fixed_view
+from .augment import augmenter, fixed_view, mixup
 from .model import Parts, calibrate_batchnorm, make_optimizer, schedule, set_upper_trainable
 
 logger = logging.getLogger(__name__)
@@ -134,9 +134,16 @@ def _predict(
 
 
 def _view_dataset(
-    feats: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int
+    feats: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n: int,
+    batch: int,
+    seed: int,
+    mix: float = 0.0,
 ) -> Any:
-    """A random one of the V views of every image, each epoch reshuffled."""
+    """A random one of the V views of every image, each epoch reshuffled (``mix``: mixup's
+    alpha, 0 off)."""
     import tensorflow as tf
 
     views = feats.shape[0]
@@ -152,9 +159,8 @@ def _view_dataset(
         v = tf.cast(r % views, tf.int32)
         return tf.cast(table[v, tf.cast(i, tf.int32)], tf.float32), onehot, weight
 
-    return (
-        pairs.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(tf.data.AUTOTUNE)
-    )
+    batches = pairs.map(pick, num_parallel_calls=tf.data.AUTOTUNE).batch(batch)
+    return mixup(batches, mix, seed + 7).prefetch(tf.data.AUTOTUNE)
 
 
 def _fit(
@@ -239,7 +245,7 @@ def fit_cached(
     pooled_train, pooled_val = features.pooled_train, features.pooled_val
     w = data.sample_weights(config.class_weights)
     history: dict[str, Any] = {"stages": []}
-    train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed)
+    train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed, config.mixup)
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
     cbs, best = _callbacks(config, run_dir, callbacks or [], select)
@@ -263,7 +269,9 @@ def fit_cached(
         set_upper_trainable(parts, True)
         inp = keras.Input(cut_train.shape[2:])
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
-        train = _view_dataset(cut_train, data.y_train, w, n, config.batch_size, seed + 1)
+        train = _view_dataset(
+            cut_train, data.y_train, w, n, config.batch_size, seed + 1, config.mixup
+        )
         _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
         cbs, best2 = _callbacks(config, run_dir, callbacks or [], select)
         if select:
@@ -323,7 +331,14 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 
 def pixel_dataset(
-    x: np.ndarray, y: np.ndarray, w: np.ndarray, n: int, batch: int, seed: int, aug: Any | None
+    x: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n: int,
+    batch: int,
+    seed: int,
+    aug: Any | None,
+    mix: float = 0.0,
 ) -> Any:
     import tensorflow as tf
 
@@ -336,7 +351,8 @@ def pixel_dataset(
             xb = aug(xb, training=True)
         return xb, yb, wb
 
-    return ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = mixup(ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE), mix, seed + 7)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def fit_pixels(
@@ -354,7 +370,14 @@ def fit_pixels(
     model = parts.full(fine_tuning=config.fine_tune)
     w = data.sample_weights(config.class_weights)
     train = pixel_dataset(
-        data.x_train, data.y_train, w, n, config.batch_size, config.seed, augmenter(config)
+        data.x_train,
+        data.y_train,
+        w,
+        n,
+        config.batch_size,
+        config.seed,
+        augmenter(config),
+        config.mixup,
     )
     val = (data.x_val.astype(np.float32), _onehot(data.y_val, n))
     steps = -(-len(data.y_train) // config.batch_size)

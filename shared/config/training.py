@@ -75,6 +75,14 @@ class TrainConfig(StrictModel):
     flip: bool = Field(True, title="Random horizontal flip")
     rotation: float = Field(0.08, ge=0.0, le=0.5, title="Random rotation (fraction of a turn)")
     zoom: float = Field(0.15, ge=0.0, le=0.9, title="Random zoom")
+    mixup: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        title="Mixup alpha (0: off)",
+        description="Each training example blended with another of its batch, and its label "
+        "with it, by a Beta(alpha, alpha) weight. Both pipelines, both stages.",
+    )
     class_weights: bool = Field(True, title="Weight classes by inverse frequency")
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
     refit: bool = Field(
