@@ -13,7 +13,9 @@ recipes (one 283-image test split is ±3.5 points at 95%, too noisy to rank reci
 * The frozen lower network runs once per fixed view of every image (``fit.compute_features``)
   and every fold indexes those activations; only the head and the unfrozen top train per fold,
   from the same starting weights. Each fold's model goes through the real int8 converter and
-  is scored on LiteRT, because int8 is what ships.
+  is scored on LiteRT, because int8 is what ships. With ``pipeline = "pixels"`` nothing is
+  cached: every fold trains the whole network with live augmentation, as ``train`` would
+  (affordable on a GPU instance, not on 2 cores).
 
 * With ``refit`` (as ``recyclops train`` would ship) each fold trains twice: once with the
   inner slice choosing each stage's epochs, then a fresh model on training + inner images for
@@ -283,7 +285,11 @@ def _run_folds(
     # Every image's fixed views, once. With weights="none" the BatchNorm statistics are
     # estimated here from all cross-validated images (pixels only, never labels).
     everything = SplitArrays(px.images, y, px.images[:0], y[:0], len(ds.categories))
-    features = compute_features(parts, config, everything, need_cut=tune)
+    features = (
+        compute_features(parts, config, everything, need_cut=tune)
+        if config.pipeline == "cached"
+        else None  # pixels: every fold runs the whole network, live augmentation
+    )
     start = (parts.base.get_weights(), parts.head.get_weights())
     features_seconds = time.monotonic() - t0
     logger.info("base activations for %d images: %.0f s", len(y), features_seconds)

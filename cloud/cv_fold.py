@@ -1,6 +1,7 @@
-"""One cross-validation fold: train the recipe's top on the fold's share of the cached
-activations, optionally refit on training + inner images, convert to int8 and score the
-held-out fold on LiteRT (``cloud/crossval.py`` deals the folds and aggregates them)."""
+"""One cross-validation fold: train the recipe on the fold's training images (the cached
+pipeline on its share of the cached activations, ``pixels`` on the images themselves),
+optionally refit on training + inner images, convert to int8 and score the held-out fold on
+LiteRT (``cloud/crossval.py`` deals the folds and aggregates them)."""
 
 import time
 from dataclasses import asdict, dataclass
@@ -16,7 +17,8 @@ from .evaluate import Scores
 @dataclass(frozen=True)
 class FoldInputs:
     """What every fold indexes: the data set, the model (reset to its starting weights before
-    each training), the cached activations and the pixels and labels of every image."""
+    each training), the cached activations (None for ``pipeline = "pixels"``) and the pixels
+    and labels of every image."""
 
     ds: Dataset
     parts: Any
@@ -32,18 +34,10 @@ def train_fold(
     tune: bool,
     verbose: int,
 ) -> dict[str, Any]:
-    """Train the top on this fold's share of the cached activations, convert, score."""
-    from .fit import fit_cached
-
+    """Train the recipe on this fold's training images, convert, score."""
     t0 = time.monotonic()
     tr, val = ix["train"], ix["val"]
-    history = fit_cached(
-        inputs.parts,
-        config,
-        _labels(inputs, tr, val),
-        verbose=verbose,
-        features=_features(inputs.features, tr, val),
-    )
+    history = _fit(config, inputs, tr, val, verbose, select=True)
     t_fit = time.monotonic() - t0
     result = _score(config, inputs, ix, tune)
     result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
@@ -70,19 +64,12 @@ def refit_fold(
 ) -> dict[str, Any]:
     """The fold as ``train --refit`` ships it: the same starting weights trained on training
     + inner images for the epochs the inner slice chose, scored on the held-out fold."""
-    from .fit import fit_cached, refit_config
+    from .fit import refit_config
 
     t0 = time.monotonic()
     cfg = refit_config(config, selected)
     both = np.concatenate([ix["train"], ix["val"]])
-    fit_cached(
-        inputs.parts,
-        cfg,
-        _labels(inputs, both, ix["val"]),
-        verbose=verbose,
-        features=_features(inputs.features, both, ix["val"]),
-        select=False,
-    )
+    _fit(cfg, inputs, both, ix["val"], verbose, select=False)
     t_fit = time.monotonic() - t0
     tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
     result = _score(cfg, inputs, {**ix, "train": both}, tune)
@@ -94,6 +81,32 @@ def refit_fold(
     result["seconds"] = seconds
     result["refit"] = {"images": len(both), "epochs": [cfg.epochs, cfg.fine_tune_epochs]}
     return result
+
+
+def _fit(
+    config: TrainConfig,
+    inputs: FoldInputs,
+    tr: np.ndarray,
+    val: np.ndarray,
+    verbose: int,
+    select: bool,
+) -> dict[str, Any]:
+    """The recipe's own pipeline: the cached one on this fold's share of the activations,
+    or ``pixels`` (live augmentation through the whole model) on the fold's images."""
+    from .fit import SplitArrays, fit_cached, fit_pixels
+
+    if inputs.features is None:  # pipeline = "pixels"
+        images, y, n = inputs.images, inputs.y, len(inputs.ds.categories)
+        data = SplitArrays(images[tr], y[tr], images[val], y[val], n)
+        return fit_pixels(inputs.parts, config, data, verbose=verbose, select=select)
+    return fit_cached(
+        inputs.parts,
+        config,
+        _labels(inputs, tr, val),
+        verbose=verbose,
+        features=_features(inputs.features, tr, val),
+        select=select,
+    )
 
 
 def _labels(inputs: FoldInputs, tr: np.ndarray, val: np.ndarray) -> Any:
@@ -126,11 +139,15 @@ def _score(
     """The float model and its int8 conversion (calibrated on training images) on the
     held-out fold."""
     from .convert import export_int8, representative
+    from .fit import predict
 
-    held, cut, pooled = ix["held"], inputs.features.cut_train, inputs.features.pooled_train
-    images, y, categories = inputs.images, inputs.y, inputs.ds.categories
-    # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top still holds
-    float_probs = _float_probs(inputs.parts, cut[0, held] if tune else pooled[0, held], tune)
+    held, images, y, categories = ix["held"], inputs.images, inputs.y, inputs.ds.categories
+    if inputs.features is None:  # pixels: the float model itself on the held-out pixels
+        float_probs = predict(inputs.parts.full(), images[held], pixels=True)
+    else:
+        cut, pooled = inputs.features.cut_train, inputs.features.pooled_train
+        # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top holds
+        float_probs = _float_probs(inputs.parts, cut[0, held] if tune else pooled[0, held], tune)
     calibration = representative(images[ix["train"]], config.representative_images, config.seed)
     exported = export_int8(inputs.parts.full(), calibration, images[held])
     int8_probs = exported.scores

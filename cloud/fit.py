@@ -117,9 +117,7 @@ def _onehot(y: np.ndarray, n: int) -> np.ndarray:
     return np.eye(n, dtype=np.float32)[y]
 
 
-def _predict(
-    model: Any, x: np.ndarray, pixels: bool = False, dtype: Any = np.float32
-) -> np.ndarray:
+def predict(model: Any, x: np.ndarray, pixels: bool = False, dtype: Any = np.float32) -> np.ndarray:
     """``model`` over ``x`` in batches into one preallocated array (``pixels``: x is uint8
     pixels, normalised batch by batch so no float copy of every image is ever made)."""
     out: np.ndarray | None = None
@@ -207,19 +205,19 @@ def compute_features(
     views = config.augment_views if config.augment else 1
     pool = keras.layers.GlobalAveragePooling2D()
     pooled_model = keras.Sequential([parts.upper, pool])
-    cut_val = _predict(parts.lower, data.x_val, pixels=True)
+    cut_val = predict(parts.lower, data.x_val, pixels=True)
     cut_train: np.ndarray | None = None  # filled in place: no second copy of every view
     pooled: list[np.ndarray] = []
     for v in range(views):
-        cut = _predict(parts.lower, fixed_view(data.x_train, config, v), pixels=True)
-        pooled.append(_predict(pooled_model, cut))
+        cut = predict(parts.lower, fixed_view(data.x_train, config, v), pixels=True)
+        pooled.append(predict(pooled_model, cut))
         if need_cut:
             if cut_train is None:
                 cut_train = np.empty((views, *cut.shape), np.float16)
             cut_train[v] = cut
         del cut  # before the next view's activations are allocated
     return CachedFeatures(
-        cut_train, cut_val if need_cut else None, np.stack(pooled), _predict(pooled_model, cut_val)
+        cut_train, cut_val if need_cut else None, np.stack(pooled), predict(pooled_model, cut_val)
     )
 
 

@@ -200,3 +200,49 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
         agg = result["int8"] if kind == "int8" else result["selected"]["int8"]
         right = sum(p[key] == p["label"] for p in preds)
         assert agg["pooled"] == pytest.approx(right / len(preds))
+
+
+@pytest.mark.slow
+def test_cross_validation_of_the_pixels_pipeline_trains_on_pixels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pipeline = "pixels"`` is measured as ``train`` runs it: every fold (and its refit)
+    trains the whole model on its images with live augmentation, nothing is cached, and the
+    float figure is the full model on the held-out pixels."""
+    from recyclops.cloud import fit
+
+    root = tmp_path / "shapes"
+    for c, images in shapes(CATS, 12, seed=7).items():
+        (root / c).mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / c / f"{i}.jpg").write_bytes(data)
+    calls: list[tuple[int, bool]] = []
+    real = fit.fit_pixels
+
+    def spy(parts, config, data, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((len(data.y_train), kwargs.get("select", True)))
+        return real(parts, config, data, *args, **kwargs)
+
+    def no_cache(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pixels pipeline computed cached activations")
+
+    monkeypatch.setattr(fit, "fit_pixels", spy)
+    monkeypatch.setattr(fit, "compute_features", no_cache)
+    tiny = tomllib.loads(TINY_TOML.read_text())["train"]
+    quick = {"epochs": 2, "fine_tune_epochs": 1, "representative_images": 16}
+    config = TrainConfig.model_validate(
+        {**tiny, **quick, "pipeline": "pixels", "refit": True, "mixup": 0.2}
+    )
+    ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
+    result = run_crossval(config, ds, tmp_path / "cv", 2)
+    assert result["complete"] and result["config"]["pipeline"] == "pixels"
+    sizes = result["fold_sizes"]
+    # per fold: the selection run on its training images, then the refit on training + inner
+    assert calls == [
+        x for s in sizes for x in ((s["training"], True), (s["training"] + s["inner_val"], False))
+    ]
+    preds = result["predictions"]
+    assert len(preds) == sum(s["held_out"] for s in sizes)
+    right = sum(p["int8"] == p["label"] for p in preds)
+    assert result["int8"]["pooled"] == pytest.approx(right / len(preds))
+    assert all(0.0 <= f["float"]["accuracy"] <= 1.0 for f in result["folds"])
