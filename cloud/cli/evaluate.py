@@ -1,5 +1,7 @@
 """``recyclops evaluate --cv K``: K-fold cross-validated int8 accuracy of a recipe over the
-non-test images (the figure that chooses recipes; the test split stays for the blessing)."""
+non-test images (the figure that chooses recipes; the test split stays for the blessing).
+
+``recyclops evaluate --compare REF NEW``: two such runs paired image by image (no training)."""
 
 import argparse
 import logging
@@ -53,11 +55,24 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     parser.add_argument(
         "--folds", type=_folds, metavar="I,J", help="run only these folds (0-based) this time"
     )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        action="append",
+        metavar=("REF", "NEW"),
+        help="instead of training: pair two runs' --out folders image by image (exact "
+        "McNemar); repeat for more pairs, e.g. a second seed, and their counts add",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare:
+        from ..cv_compare import compare, format_comparison, load_run
+
+        print(format_comparison(compare([(load_run(a), load_run(b)) for a, b in args.compare])))
+        return 0
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads

@@ -162,6 +162,10 @@ def test_cross_validation_end_to_end(
     held = sum(sum(f["int8"]["support"].values()) for f in result["folds"])
     assert result["int8"]["images"] == len(predicted) == held
     assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(2))
+    # a real run's output is what --compare reads: paired with itself, nothing is discordant
+    assert main(["evaluate", "--compare", str(out), str(out)]) == 0
+    total = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("ALL"))
+    assert total.split()[1:4] == [str(len(predicted)), "0", "0"]
 
     # the same recipe and data again: every fold is reused, nothing trains
     def boom(*args: object, **kwargs: object) -> None:
