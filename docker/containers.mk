@@ -14,7 +14,7 @@ JOBS = $(COMPOSE) --profile $(PROFILE)
 HADOLINT = $(VENV)/bin/hadolint
 DOCKERFILES := $(wildcard docker/*.Dockerfile)
 
-.PHONY: setup search train publish clean-ui tensorboard images container-test compose-check docker-lint
+.PHONY: setup search cv train publish clean-ui tensorboard images container-test compose-check docker-lint
 
 .env:
 	@cp .env.example .env && echo "made .env from .env.example: set the passwords and the store in it"
@@ -27,6 +27,9 @@ setup: .env ## sync reviewed images from the store into the data volume (job con
 
 search: .env ## hyperparameter grid search in the job container (GPU when present)
 	$(JOBS) run --rm search$(JOB_SUFFIX)
+
+cv: .env ## cross-validate the recipe in the job container (GPU when present); CV_ARGS="--pipeline pixels"
+	$(JOBS) run --rm cv$(JOB_SUFFIX) cv $(CV_ARGS)
 
 train: .env ## on an EC2 GPU host: setup, then train, then publish, in the job container
 	$(JOBS) run --rm train$(JOB_SUFFIX) all

@@ -5,6 +5,7 @@
 #   recyclops-job train [FLAGS…]        # /data/dataset -> a run folder under /runs
 #   recyclops-job publish [RUN_DIR]     # the newest run (or RUN_DIR) -> the store, then MQTT
 #   recyclops-job search [FLAGS…]       # the grid search, runs under /runs/search
+#   recyclops-job cv [FLAGS…]           # cross-validate the recipe (train flags) under /runs/cv
 #   recyclops-job all [FLAGS…]          # setup, then train, then publish (`make train`)
 #
 # The configuration comes from $RECYCLOPS_CONFIG and RECYCLOPS_* overrides; extra train
@@ -50,6 +51,13 @@ case "$command" in
   train) do_train "$@" ;;
   publish) do_publish "$@" ;;
   search) say "search $DATA -> $RUNS/search"; recyclops search --data "$DATA" --out "$RUNS/search" "$@" ;;
+  cv)
+    # A folder per run; pass --out /runs/cv/NAME to resume a run cut off (saved folds are kept).
+    out="$RUNS/cv/${RECYCLOPS_RUN_ID:-cv-$(date -u +%Y%m%dT%H%M%SZ)}"
+    say "cross-validation $DATA -> $out"
+    # shellcheck disable=SC2086  # RECYCLOPS_TRAIN_ARGS is a list of flags
+    recyclops evaluate --cv "${RECYCLOPS_CV_FOLDS:-5}" --data "$DATA" --out "$out" ${RECYCLOPS_TRAIN_ARGS:-} "$@"
+    ;;
   all)
     # A run id of our own, so publish takes exactly the run this job trained.
     run_id="${RECYCLOPS_RUN_ID:-job-$(date -u +%Y%m%dT%H%M%SZ)}"

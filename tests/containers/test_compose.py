@@ -97,18 +97,18 @@ def test_clean_is_loopback_only_with_a_health_check_and_a_token() -> None:
 
 def test_gpu_jobs_reserve_nvidia_devices_and_cpu_jobs_do_not() -> None:
     services = resolved("gpu", "cpu")["services"]
-    for name in ("train", "search"):
+    for name in ("train", "search", "cv"):
         devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"], name
         assert services[name]["profiles"] == ["gpu"]
-    for name in ("train-cpu", "search-cpu"):
+    for name in ("train-cpu", "search-cpu", "cv-cpu"):
         assert "deploy" not in services[name], name
         assert services[name]["profiles"] == ["cpu"]
     for name in ("setup", "publish"):
         assert "deploy" not in services[name]
         assert sorted(services[name]["profiles"]) == ["cpu", "gpu"]
     # Without a profile, no job runs (and no GPU is asked for) by accident.
-    assert not {"train", "search", "setup", "publish"} & set(resolved()["services"])
+    assert not {"train", "search", "cv", "setup", "publish"} & set(resolved()["services"])
 
 
 def test_jobs_share_data_runs_and_models_volumes() -> None:

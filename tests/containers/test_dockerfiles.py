@@ -212,8 +212,8 @@ def test_the_job_script_uses_only_flags_the_commands_have() -> None:
     from recyclops.app.cli import build_parser
 
     script = (DOCKER / "job.sh").read_text()
-    calls = re.findall(r"\brecyclops (setup|train|publish|search) ([^;\n]*)", script)
-    assert {name for name, _ in calls} == {"setup", "train", "publish", "search"}
+    calls = re.findall(r"\brecyclops (setup|train|publish|search|evaluate) ([^;\n]*)", script)
+    assert {name for name, _ in calls} == {"setup", "train", "publish", "search", "evaluate"}
     for name, rest in calls:
         parser = build_parser(only=name)
         sub = next(
