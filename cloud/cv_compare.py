@@ -9,9 +9,9 @@ Several pairs (``--compare`` again, for example the same two recipes under a sec
 add their discordant counts: each pair is a fresh draw of the training noise on the same
 images, so the sum is a sharper test of the same question than either pair alone.
 
-A run is read from its folder: ``crossval.json`` when the run finished, else the fold files
-written as each fold ended (a run cut off after some folds still counts, on its folds). Only
-images both runs scored are compared, and an image must sit in the same fold in both.
+A run is read from its folder: ``crossval.json`` and the fold files written as each fold
+ended (a run cut off after some folds still counts, on its folds). Only images both runs
+scored are compared, and an image must sit in the same fold in both.
 """
 
 import json
@@ -55,25 +55,30 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def load_run(path: str | Path) -> Run:
-    """A run from its ``--out`` folder (or its ``crossval.json``)."""
+    """A run from its ``--out`` folder (or its ``crossval.json``).
+
+    The fold files are read too: a run resumed and cut off again has more folds on disk than
+    its last ``crossval.json``. Fold files of another recipe left in the folder are ignored."""
     p = Path(path)
-    if p.is_dir() and (p / RESULT_FILE).is_file():
-        p = p / RESULT_FILE
-    if p.is_file():
-        data = _read(p)
-        parts = [data]
-        key, categories = data.get("key"), data.get("categories")
-    elif p.is_dir():
-        files = sorted((p / FOLDS_DIR).glob("fold-*.json"))
-        if not files:
-            raise CompareError(f"{p}: neither {RESULT_FILE} nor {FOLDS_DIR}/fold-*.json")
-        parts = [_read(f) for f in files]
-        keys = {d.get("key") for d in parts}
-        if len(keys) != 1:
-            raise CompareError(f"{p}: fold files of {len(keys)} different recipes; keep one")
-        key, categories = keys.pop(), None
-    else:
+    result = p / RESULT_FILE if p.is_dir() else p
+    if not p.exists():
         raise CompareError(f"{p}: no such cross-validation folder")
+    parts: list[dict[str, Any]] = []
+    key = categories = None
+    if result.is_file():
+        data = _read(result)
+        parts.append(data)
+        key, categories = data.get("key"), data.get("categories")
+    if p.is_dir():
+        files = [_read(f) for f in sorted((p / FOLDS_DIR).glob("fold-*.json"))]
+        if key is None:
+            keys = {d.get("key") for d in files}
+            if len(keys) > 1:
+                raise CompareError(f"{p}: fold files of {len(keys)} different recipes; keep one")
+            key = keys.pop() if keys else None
+        parts += [d for d in files if d.get("key") == key]
+        if not parts:
+            raise CompareError(f"{p}: neither {RESULT_FILE} nor {FOLDS_DIR}/fold-*.json")
     labels: dict[str, str] = {}
     fold_of: dict[str, int] = {}
     predicted: dict[str, str] = {}

@@ -116,3 +116,16 @@ def test_the_command_prints_the_pairs_and_their_sum(
     assert "pair 1:" in out and "pair 2:" in out and "all pairs summed" in out
     total = next(line for line in out.splitlines() if line.startswith("ALL"))
     assert total.split()[1:4] == ["80", "0", "2"]
+
+
+def test_fold_files_newer_than_the_result_count_and_other_recipes_do_not(tmp_path: Path) -> None:
+    """A run resumed and cut off again: crossval.json holds fold 0, the fold files both."""
+    out = _write_run(tmp_path / "run", set(range(40)))
+    result = json.loads((out / RESULT_FILE).read_text())
+    result["predictions"] = [r for r in result["predictions"] if r["fold"] == 0]
+    (out / RESULT_FILE).write_text(json.dumps(result))
+    stale = json.loads((out / FOLDS_DIR / "fold-1.json").read_text())
+    (out / FOLDS_DIR / "fold-7.json").write_text(json.dumps({**stale, "key": "other"}))
+    run = load_run(out)
+    assert run.folds == [0, 1] and len(run.predicted) == 40
+    assert load_run(out / RESULT_FILE).folds == [0]
