@@ -15,6 +15,7 @@ import numpy as np
 
 from ..shared.config import TrainConfig
 from .augment import augmenter, fixed_view, mixup
+from .callbacks import stage_callbacks
 from .model import Parts, calibrate_batchnorm, make_optimizer, schedule, set_upper_trainable
 
 logger = logging.getLogger(__name__)
@@ -49,58 +50,6 @@ class SplitArrays:
             counts > 0, len(self.y_train) / (self.num_classes * np.maximum(counts, 1)), 0
         )
         return per_class[self.y_train].astype(np.float32)
-
-
-class BestWeights:
-    """Keeps the weights of the epoch with the best validation accuracy; restores them
-    (``restore=False``: only records which epoch that was)."""
-
-    def __new__(cls, restore: bool = True) -> Any:
-        import keras
-
-        class _Best(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.best = -1.0
-                self.weights: list[Any] | None = None
-                self.best_epoch = -1
-                self.restore = restore
-
-            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                acc = float((logs or {}).get("val_accuracy", -1.0))
-                if acc > self.best:
-                    self.best, self.best_epoch = acc, epoch
-                    self.weights = [w.copy() for w in self.model.get_weights()]
-
-            def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-                if self.weights is not None and self.restore:
-                    self.model.set_weights(self.weights)
-
-        return _Best()
-
-
-def _callbacks(
-    config: TrainConfig, run_dir: Path | None, extra: list[Any], select: bool = True
-) -> tuple[list[Any], Any]:
-    """Best-epoch selection and early stopping on validation (``select``), logs."""
-    import keras
-
-    best = BestWeights(restore=select)
-    cbs: list[Any] = [best]
-    if select:
-        cbs.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=config.early_stopping_patience, mode="max"
-            )
-        )
-    if run_dir is not None:
-        cbs.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
-        cbs.append(
-            keras.callbacks.TensorBoard(
-                str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
-            )
-        )
-    return cbs + extra, best
 
 
 def _compile(model: Any, config: TrainConfig, lr: float, steps: int, warmup: int = 0) -> None:
@@ -246,16 +195,9 @@ def fit_cached(
     train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed, config.mixup)
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
-    cbs, best = _callbacks(config, run_dir, callbacks or [], select)
-    h = _fit(
-        parts.pooled_head,
-        train,
-        (pooled_val, _onehot(data.y_val, n)),
-        config.epochs,
-        0,
-        cbs,
-        verbose,
-    )
+    val = (pooled_val, _onehot(data.y_val, n))
+    cbs, best = stage_callbacks(config, run_dir, callbacks or [], select, val)
+    h = _fit(parts.pooled_head, train, val, config.epochs, 0, cbs, verbose)
     history["stages"].append(_stage("head", h, best))
     done = len(h.get("loss", []))
     if tune:
@@ -271,19 +213,12 @@ def fit_cached(
             cut_train, data.y_train, w, n, config.batch_size, seed + 1, config.mixup
         )
         _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
-        cbs, best2 = _callbacks(config, run_dir, callbacks or [], select)
+        val = (cut_val, _onehot(data.y_val, n))
+        cbs, best2 = stage_callbacks(config, run_dir, callbacks or [], select, val)
         if select:
             best2.best = best.best  # only keep fine-tuned weights that beat the head alone
             best2.weights = [v.copy() for v in tuned.get_weights()]
-        h = _fit(
-            tuned,
-            train,
-            (cut_val, _onehot(data.y_val, n)),
-            done + config.fine_tune_epochs,
-            done,
-            cbs,
-            verbose,
-        )
+        h = _fit(tuned, train, val, done + config.fine_tune_epochs, done, cbs, verbose)
         history["stages"].append(_stage("fine_tune", h, best2, first=done))
         set_upper_trainable(parts, False)
     return history
@@ -380,14 +315,14 @@ def fit_pixels(
     val = (data.x_val.astype(np.float32), _onehot(data.y_val, n))
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(model, config, config.learning_rate, steps * config.epochs)
-    cbs, best = _callbacks(config, run_dir, callbacks or [], select)
+    cbs, best = stage_callbacks(config, run_dir, callbacks or [], select, val)
     h = _fit(model, train, val, config.epochs, 0, cbs, verbose)
     history: dict[str, Any] = {"stages": [_stage("head", h, best)]}
     done = len(h.get("loss", []))
     if config.fine_tune and config.fine_tune_epochs > 0:
         set_upper_trainable(parts, True)
         _compile(model, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
-        cbs, best2 = _callbacks(config, run_dir, callbacks or [], select)
+        cbs, best2 = stage_callbacks(config, run_dir, callbacks or [], select, val)
         if select:
             best2.best = best.best
             best2.weights = [v.copy() for v in model.get_weights()]

@@ -83,6 +83,14 @@ class TrainConfig(StrictModel):
         description="Each training example blended with another of its batch, and its label "
         "with it, by a Beta(alpha, alpha) weight. Both pipelines, both stages.",
     )
+    ema: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        title="Weight average: EMA momentum per step (0: off)",
+        description="An exponential moving average of the trainable weights (e.g. 0.99); "
+        "the average is what validation scores, the best epoch keeps and the model ships.",
+    )
     class_weights: bool = Field(True, title="Weight classes by inverse frequency")
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
     refit: bool = Field(
