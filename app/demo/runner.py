@@ -63,7 +63,6 @@ def train_config(opts: DemoOptions) -> TrainConfig:
         weights=opts.weights,
         image_size=224,
         fine_tune=False,  # the frozen base: minutes, not tens of minutes, on 2 cores
-        refit=False,  # a refit would run the frozen base over every view a second time
         epochs=40,
         batch_size=16,
         learning_rate=1e-3,
