@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from recyclops.cloud.augment import mixup
-from recyclops.cloud.fit import SplitArrays, _view_dataset, fit_cached
-from recyclops.cloud.model import build_parts
-from recyclops.shared.config import TrainConfig
+from recyclops.cloud.fit import _view_dataset
+
+from .tiny_fit import fit_tiny_cached
 
 
 def _batches(x: np.ndarray, y: np.ndarray, w: np.ndarray, batch: int):
@@ -77,25 +77,6 @@ def test_the_cached_pipeline_trains_on_blended_labels() -> None:
     assert set(np.unique(plain)) <= {0.0, 1.0}
     assert ((mixed > 0.01) & (mixed < 0.99)).any()
 
-    rng = np.random.default_rng(1)
-    data = SplitArrays(
-        rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8),
-        np.arange(24) % 3,
-        rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8),
-        np.arange(9) % 3,
-        3,
-    )
-    config = TrainConfig(
-        image_size=32,
-        weights="none",
-        epochs=2,
-        fine_tune_epochs=2,
-        fine_tune_layers=20,
-        augment_views=2,
-        batch_size=8,
-        mixup=0.4,
-    )
-    parts = build_parts(config, 3)
-    history = fit_cached(parts, config, data)
+    history = fit_tiny_cached(mixup=0.4)
     assert [s["stage"] for s in history["stages"]] == ["head", "fine_tune"]
     assert all(np.isfinite(s["loss"]).all() for s in history["stages"])

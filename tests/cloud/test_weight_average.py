@@ -6,9 +6,8 @@ from typing import Any
 import numpy as np
 
 from recyclops.cloud.callbacks import WeightAverage
-from recyclops.cloud.fit import SplitArrays, fit_cached
-from recyclops.cloud.model import build_parts
-from recyclops.shared.config import TrainConfig
+
+from .tiny_fit import fit_tiny_cached
 
 
 def _linear(seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -73,25 +72,7 @@ def test_training_steps_from_the_raw_weights_not_the_average() -> None:
 
 
 def test_validation_scores_the_average_in_both_cached_stages() -> None:
-    rng = np.random.default_rng(1)
-    data = SplitArrays(
-        rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8),
-        np.arange(24) % 3,
-        rng.integers(0, 256, (9, 32, 32, 3), dtype=np.uint8),
-        np.arange(9) % 3,
-        3,
-    )
-    config = TrainConfig(
-        image_size=32,
-        weights="none",
-        epochs=2,
-        fine_tune_epochs=2,
-        fine_tune_layers=20,
-        augment_views=2,
-        batch_size=8,
-        ema=0.9,
-    )
-    history = fit_cached(build_parts(config, 3), config, data)
+    history = fit_tiny_cached(ema=0.9)
     stages = history["stages"]
     assert [s["stage"] for s in stages] == ["head", "fine_tune"]
     for s in stages:
@@ -99,5 +80,5 @@ def test_validation_scores_the_average_in_both_cached_stages() -> None:
         assert s["best_val_accuracy"] == max(
             [*s["val_accuracy"], *([stages[0]["best_val_accuracy"]] if s is stages[1] else [])]
         )
-    off = fit_cached(build_parts(config, 3), config.model_copy(update={"ema": 0.0}), data)
+    off = fit_tiny_cached(ema=0.0)
     assert all("val_accuracy_raw" not in s for s in off["stages"])
