@@ -34,7 +34,6 @@ class Run:
     """One cross-validation run's out-of-fold int8 predictions, by image."""
 
     path: Path
-    key: str
     categories: list[str]
     folds: list[int]
     labels: dict[str, str]  # sha256 -> true category
@@ -95,7 +94,6 @@ def load_run(path: str | Path) -> Run:
         raise CompareError(f"{p}: no out-of-fold predictions")
     return Run(
         path=p,
-        key=str(key),
         categories=list(categories) if categories else sorted(set(labels.values())),
         folds=sorted(set(fold_of.values())),
         labels=labels,
