@@ -156,16 +156,14 @@ def compare(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
         for c in [*ref.categories, *new.categories]:
             if c not in categories:
                 categories.append(c)
-        per_class = {}
+        counts = {}  # class ("" = all) -> this pair's paired counts
         for c in ["", *categories]:
             ix = [i for i, s in enumerate(shas) if not c or ref.labels[s] == c]
             if not ix:
                 continue
-            p = paired([ok_new[i] for i in ix], [ok_ref[i] for i in ix])
+            p = counts[c] = paired([ok_new[i] for i in ix], [ok_ref[i] for i in ix])
             t = totals.setdefault(c, [0, 0, 0])
             t[0], t[1], t[2] = t[0] + p.images, t[1] + p.only_new, t[2] + p.only_ref
-            if c:
-                per_class[c] = _paired_dict(p)
         rows.append(
             {
                 "ref": str(ref.path),
@@ -173,8 +171,8 @@ def compare(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
                 "folds": sorted({ref.fold_of[s] for s in shas}),
                 "ref_int8": _accuracy(sum(ok_ref), len(shas)),
                 "new_int8": _accuracy(sum(ok_new), len(shas)),
-                "paired": _paired_dict(paired(ok_new, ok_ref)),
-                "per_class": per_class,
+                "paired": _paired_dict(counts[""]),
+                "per_class": {c: _paired_dict(p) for c, p in counts.items() if c},
             }
         )
     summed = {c: _paired_dict(Paired(*t)) for c, t in totals.items()}
