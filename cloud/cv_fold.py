@@ -39,13 +39,15 @@ def train_fold(
     tr, val = ix["train"], ix["val"]
     history = _fit(config, inputs, tr, val, verbose, select=True)
     t_fit = time.monotonic() - t0
-    result = _score(config, inputs, ix, tune)
+    # with a refit, this model only chooses epochs: the refit is the one made for int8
+    result = _score(config, inputs, ix, tune, qat=not config.refit)
     result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
     result["stages"] = [
         {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
         for s in history["stages"]
     ]
     convert = result.pop("convert_seconds")
+    t_fit += result.get("qat", {}).get("seconds", 0.0)  # quantisation-aware epochs are fitting
     result["seconds"] = {
         "fit": round(t_fit, 1),
         "convert": round(convert, 1),
@@ -72,10 +74,10 @@ def refit_fold(
     _fit(cfg, inputs, both, ix["val"], verbose, select=False)
     t_fit = time.monotonic() - t0
     tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
-    result = _score(cfg, inputs, {**ix, "train": both}, tune)
+    result = _score(cfg, inputs, {**ix, "train": both}, tune, qat=True)
     convert = result.pop("convert_seconds")
     seconds = dict(selected["seconds"])
-    seconds["refit"] = round(t_fit, 1)
+    seconds["refit"] = round(t_fit + result.get("qat", {}).get("seconds", 0.0), 1)
     seconds["convert"] = round(seconds["convert"] + convert, 1)
     seconds["total"] = round(seconds["total"] + time.monotonic() - t0, 1)
     result["seconds"] = seconds
@@ -135,20 +137,27 @@ def _score(
     inputs: FoldInputs,
     ix: dict[str, np.ndarray],
     tune: bool,
+    qat: bool,
 ) -> dict[str, Any]:
     """The float model and its int8 conversion (calibrated on training images) on the
-    held-out fold."""
+    held-out fold; first, if ``qat`` and the recipe asks, its quantisation-aware epochs."""
     from .convert import export_int8, representative
-    from .fit import predict
+    from .fit import SplitArrays, predict
+    from .qat import quantisation_aware
 
     held, images, y, categories = ix["held"], inputs.images, inputs.y, inputs.ds.categories
+    calibration = representative(images[ix["train"]], config.representative_images, config.seed)
+    extra: dict[str, Any] = {}
+    if qat and config.qat_epochs > 0:
+        tr = ix["train"]
+        data = SplitArrays(images[tr], y[tr], images[:0], y[:0], len(categories))
+        extra["qat"] = quantisation_aware(inputs.parts, config, data, calibration)
     if inputs.features is None:  # pixels: the float model itself on the held-out pixels
         float_probs = predict(inputs.parts.full(), images[held], pixels=True)
     else:
         cut, pooled = inputs.features.cut_train, inputs.features.pooled_train
         # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top holds
         float_probs = _float_probs(inputs.parts, cut[0, held] if tune else pooled[0, held], tune)
-    calibration = representative(images[ix["train"]], config.representative_images, config.seed)
     exported = export_int8(inputs.parts.full(), calibration, images[held])
     int8_probs = exported.scores
     return {
@@ -156,6 +165,7 @@ def _score(
         "float": asdict(Scores.of(float_probs, y[held], categories)),
         "convert_seconds": exported.convert_seconds,
         "int8_predicted": [categories[int(p)] for p in int8_probs.argmax(axis=1)],
+        **extra,
     }
 
 

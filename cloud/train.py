@@ -178,6 +178,7 @@ def train(
     from .fit import fit_cached, fit_pixels
     from .golden_set import build as build_golden
     from .model import build_parts
+    from .qat import quantisation_aware
 
     t0 = time.monotonic()
     ds = (
@@ -201,11 +202,14 @@ def train(
     history = fit(parts, config, data, run_dir, verbose=verbose)
     if config.refit:
         parts, history["refit"] = _refit(config, data, history, len(ds.categories), verbose)
+    calibration = representative(data.x_train, config.representative_images, config.seed)
+    if config.qat_epochs > 0:
+        trained_on = data.merged() if config.refit else data
+        history["qat"] = quantisation_aware(parts, config, trained_on, calibration, verbose)
     t_fit = time.monotonic() - t0
     model = parts.full()
     model.save(model_dir / layout.KERAS_FILE)
     atomic_write_bytes(model_dir / FLOAT_FILE, to_float_tflite(model))
-    calibration = representative(data.x_train, config.representative_images, config.seed)
     exported = export_int8(model, calibration, x_test, path=model_dir / layout.MODEL_FILE)
     int8, int8_bytes, int8_probs = exported.model, exported.data, exported.scores
     keras_probs = _predict_keras(model, x_test)

@@ -99,6 +99,18 @@ class TrainConfig(StrictModel):
         description="After validation chose each stage's epochs, train a fresh model on "
         "training and validation images for exactly those epochs (the test split stays out).",
     )
+    qat_epochs: int = Field(
+        0,
+        ge=0,
+        le=100,
+        title="Quantisation-aware fine-tuning epochs (0: off)",
+        description="After training (and the refit), this many epochs on the pixels with the "
+        "int8 model's rounding simulated (folded, per-channel weights; calibrated activation "
+        "ranges), so the int8 conversion keeps the float model's answers.",
+    )
+    qat_learning_rate: float = Field(
+        1e-5, gt=0.0, le=1.0, title="Quantisation-aware fine-tuning learning rate (constant)"
+    )
 
     @property
     def input_hw(self) -> tuple[int, int]:

@@ -187,7 +187,7 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
             (root / c / f"{i}.jpg").write_bytes(data)
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
     quick = {"epochs": 3, "fine_tune_epochs": 2, "representative_images": 16, "refit": True}
-    config = TrainConfig.model_validate({**tiny, **quick})
+    config = TrainConfig.model_validate({**tiny, **quick, "qat_epochs": 1})
     ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
     result = run_crossval(config, ds, tmp_path / "cv", 2)
     assert result["complete"] and result["selected"] is not None
@@ -198,6 +198,8 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
         assert fold["refit"]["epochs"] == [max(1, chosen["head"]), chosen.get("fine_tune", 0)]
         assert fold["selected"]["int8"]["support"] == fold["int8"]["support"]
         assert fold["seconds"]["refit"] > 0
+        # quantisation-aware epochs for the refit model, the one scored
+        assert fold["qat"]["epochs"] == 1 and fold["qat"]["images"] == fold["refit"]["images"]
     preds = result["predictions"]
     assert all(p["int8_selected"] in CATS for p in preds)
     for kind, key in (("int8", "int8"), ("selected", "int8_selected")):

@@ -51,7 +51,9 @@ def test_train_with_refit_ships_a_model_trained_on_training_and_validation(
             (root / cat / f"{i}.jpg").write_bytes(data)
     ds = dataset_from_folders(root, CATS, cache_dir=tmp_path / "cache")
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
-    config = TrainConfig(**{**tiny, "refit": True, "epochs": 4, "fine_tune_epochs": 3})
+    config = TrainConfig(
+        **{**tiny, "refit": True, "epochs": 4, "fine_tune_epochs": 3, "qat_epochs": 1}
+    )
     result = train(config, ds, tmp_path / "runs", run_id="refit")
 
     metrics = json.loads((tmp_path / "runs" / "refit" / "metrics.json").read_text())
@@ -66,6 +68,8 @@ def test_train_with_refit_ships_a_model_trained_on_training_and_validation(
     trained = {s["stage"]: s["epochs"] for s in refit["stages"]}
     assert trained["head"] == refit["head_epochs"]
     assert trained.get("fine_tune", 0) == refit["fine_tune_epochs"]
+    # then the refit model's quantisation-aware epoch, on the same images
+    assert history["qat"]["epochs"] == 1 and history["qat"]["images"] == refit["images"]
     # and it is the model that was converted, scored on the untouched test split and judged
     assert result.model_path.is_file()
     assert sum(metrics["int8"]["support"].values()) == len(prep.y_test)
