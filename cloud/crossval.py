@@ -226,6 +226,12 @@ def run_crossval(
             if done and all("selected" in r for r in done)
             else None
         ),
+        # with qat_epochs: the same models before their quantisation-aware epochs
+        "before_qat": (
+            {k_: aggregate([r["before_qat"] for r in done], ds.categories, k_) for k_ in KINDS}
+            if done and all("before_qat" in r for r in done)
+            else None
+        ),
         "cost": {
             "this_run_minutes": round((time.monotonic() - t0) / 60, 2),
             "features_seconds_this_run": round(features_seconds, 1),
@@ -315,14 +321,15 @@ def _run_folds(
             selected = {k_: result.pop(k_) for k_ in ("int8", "float", "int8_predicted")}
             result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)
-        chosen = result.get("selected", {}).pop("int8_predicted", None)
         result["predictions"] = [
             {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p}
             for i, p in zip(ix["held"], result.pop("int8_predicted"), strict=True)
         ]
-        if chosen is not None:
-            for p, c in zip(result["predictions"], chosen, strict=True):
-                p["int8_selected"] = c
+        for model, key in (("selected", "int8_selected"), ("before_qat", "int8_before_qat")):
+            other = result.get(model, {}).pop("int8_predicted", None)
+            if other is not None:
+                for p, c in zip(result["predictions"], other, strict=True):
+                    p[key] = c
         atomic_write_text(_fold_file(out, f), json.dumps(result, indent=1) + "\n")
         results[f] = result
         logger.info(

@@ -140,18 +140,32 @@ def _score(
     qat: bool,
 ) -> dict[str, Any]:
     """The float model and its int8 conversion (calibrated on training images) on the
-    held-out fold; first, if ``qat`` and the recipe asks, its quantisation-aware epochs."""
-    from .convert import export_int8, representative
-    from .fit import SplitArrays, predict
+    held-out fold. If ``qat`` and the recipe asks, the model is scored before its
+    quantisation-aware epochs too (``before_qat``: a paired comparison on the same model)."""
+    from .convert import representative
+    from .fit import SplitArrays
     from .qat import quantisation_aware
 
-    held, images, y, categories = ix["held"], inputs.images, inputs.y, inputs.ds.categories
+    images, y = inputs.images, inputs.y
     calibration = representative(images[ix["train"]], config.representative_images, config.seed)
-    extra: dict[str, Any] = {}
-    if qat and config.qat_epochs > 0:
-        tr = ix["train"]
-        data = SplitArrays(images[tr], y[tr], images[:0], y[:0], len(categories))
-        extra["qat"] = quantisation_aware(inputs.parts, config, data, calibration)
+    if not (qat and config.qat_epochs > 0):
+        return _evaluate(inputs, ix, tune, calibration)
+    before = _evaluate(inputs, ix, tune, calibration)
+    tr = ix["train"]
+    data = SplitArrays(images[tr], y[tr], images[:0], y[:0], len(inputs.ds.categories))
+    record = quantisation_aware(inputs.parts, config, data, calibration)
+    after = _evaluate(inputs, ix, tune, calibration)
+    after["convert_seconds"] += before.pop("convert_seconds")
+    return {**after, "qat": record, "before_qat": before}
+
+
+def _evaluate(
+    inputs: FoldInputs, ix: dict[str, np.ndarray], tune: bool, calibration: np.ndarray
+) -> dict[str, Any]:
+    from .convert import export_int8
+    from .fit import predict
+
+    held, images, y, categories = ix["held"], inputs.images, inputs.y, inputs.ds.categories
     if inputs.features is None:  # pixels: the float model itself on the held-out pixels
         float_probs = predict(inputs.parts.full(), images[held], pixels=True)
     else:
@@ -165,7 +179,6 @@ def _score(
         "float": asdict(Scores.of(float_probs, y[held], categories)),
         "convert_seconds": exported.convert_seconds,
         "int8_predicted": [categories[int(p)] for p in int8_probs.argmax(axis=1)],
-        **extra,
     }
 
 

@@ -171,9 +171,8 @@ def _per_channel(w: Any) -> Any:
 
 def _folded_conv(conv: Any, bn: Any, x: Any, quantise: bool) -> Any:
     """The convolution with its BatchNorm folded in: what the int8 model computes."""
-    import tensorflow as tf
-
     import keras
+    import tensorflow as tf
 
     if tuple(conv.dilation_rate) != (1, 1) or getattr(conv, "groups", 1) != 1:
         raise QatError(f"{conv.name}: dilated or grouped convolutions are not supported")

@@ -141,6 +141,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"before the refit (epochs chosen on the inner slice): int8 {pct(sel['mean'])} ± "
             f"{pct(sel['std'])}, pooled {pct(sel['pooled'])} ({pct(lo)}–{pct(hi)})"
         )
+    if result.get("before_qat"):
+        lines.append(_before_qat_line(result, pct))
     lines += [
         "",
         f"{'fold':>4} {'train':>6} {'inner val':>9} {'held out':>8} {'int8 %':>7} "
@@ -162,3 +164,21 @@ def format_table(result: dict[str, Any]) -> str:
         " min in all"
     )
     return "\n".join(lines)
+
+
+def _before_qat_line(result: dict[str, Any], pct: Any) -> str:
+    """The same models before their quantisation-aware epochs, paired image by image."""
+    from ..stats import paired
+
+    before, q = result["before_qat"], result["int8"]
+    rows = [p for p in result["predictions"] if "int8_before_qat" in p]
+    pair = paired(
+        [p["int8"] == p["label"] for p in rows], [p["int8_before_qat"] == p["label"] for p in rows]
+    )
+    return (
+        f"before the quantisation-aware epochs: int8 {pct(before['int8']['mean'])} ± "
+        f"{pct(before['int8']['std'])}, float {pct(before['float']['mean'])}; after them int8 "
+        f"{pct(q['mean'])}: {pair.only_ref} images right only before, {pair.only_new} only "
+        f"after ({pair.delta_points:+.1f} points, p better {pair.p_better:.3g}, "
+        f"p worse {pair.p_worse:.3g})"
+    )

@@ -15,6 +15,7 @@ from support.synthetic import shapes
 
 from recyclops.app.cli import main
 from recyclops.cloud import crossval
+from recyclops.cloud.cli.evaluate import format_table
 from recyclops.cloud.crossval import (
     RESULT_FILE,
     CrossValError,
@@ -201,11 +202,16 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
         # quantisation-aware epochs for the refit model, the one scored
         assert fold["qat"]["epochs"] == 1 and fold["qat"]["images"] == fold["refit"]["images"]
     preds = result["predictions"]
-    assert all(p["int8_selected"] in CATS for p in preds)
-    for kind, key in (("int8", "int8"), ("selected", "int8_selected")):
-        agg = result["int8"] if kind == "int8" else result["selected"]["int8"]
+    assert all(p["int8_selected"] in CATS and p["int8_before_qat"] in CATS for p in preds)
+    for agg, key in (
+        (result["int8"], "int8"),
+        (result["selected"]["int8"], "int8_selected"),
+        (result["before_qat"]["int8"], "int8_before_qat"),  # the refit model, paired
+    ):
         right = sum(p[key] == p["label"] for p in preds)
         assert agg["pooled"] == pytest.approx(right / len(preds))
+    only_before = sum(p["int8_before_qat"] == p["label"] != p["int8"] for p in preds)
+    assert f"{only_before} images right only before" in format_table(result)
 
 
 @pytest.mark.slow
