@@ -325,11 +325,11 @@ def _run_folds(
             {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p}
             for i, p in zip(ix["held"], result.pop("int8_predicted"), strict=True)
         ]
-        for model, key in (("selected", "int8_selected"), ("before_qat", "int8_before_qat")):
+        for model, column in (("selected", "int8_selected"), ("before_qat", "int8_before_qat")):
             other = result.get(model, {}).pop("int8_predicted", None)
             if other is not None:
                 for p, c in zip(result["predictions"], other, strict=True):
-                    p[key] = c
+                    p[column] = c
         atomic_write_text(_fold_file(out, f), json.dumps(result, indent=1) + "\n")
         results[f] = result
         logger.info(
