@@ -55,12 +55,13 @@ class TrainConfig(StrictModel):
     alpha: float = Field(1.0, gt=0.0, le=1.4, title="MobileNetV2 width multiplier")
     fine_tune: bool = Field(True, title="Fine-tune the top of the base after the head")
     fine_tune_layers: int = Field(
-        91,
+        118,
         ge=1,
         le=500,
         title="Top base layers to unfreeze",
-        description="Rounded up to a clean cut (91 = block 7 and up, 38 = block 13 and up); "
-        "BatchNorm stays frozen. 91 beat 38 by 2.2 points cross-validated (docs/training.md).",
+        description="Rounded up to a clean cut (118 = block 4 and up, 91 = block 7 and up, "
+        "38 = block 13 and up); BatchNorm stays frozen. 91 beat 38 by 2.2 points "
+        "cross-validated; 118 with refit and qat_epochs blessed (docs/training.md).",
     )
     fine_tune_epochs: int = Field(16, ge=0, le=1000, title="Fine-tuning epochs")
     fine_tune_learning_rate: float | None = Field(None, gt=0, le=1.0, title="Fine-tune LR")
@@ -94,13 +95,13 @@ class TrainConfig(StrictModel):
     class_weights: bool = Field(True, title="Weight classes by inverse frequency")
     early_stopping_patience: int = Field(4, ge=1, le=1000, title="Early stopping patience")
     refit: bool = Field(
-        False,
+        True,
         title="Refit on training + validation images",
         description="After validation chose each stage's epochs, train a fresh model on "
         "training and validation images for exactly those epochs (the test split stays out).",
     )
     qat_epochs: int = Field(
-        0,
+        3,
         ge=0,
         le=100,
         title="Quantisation-aware fine-tuning epochs (0: off)",
