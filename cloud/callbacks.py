@@ -57,9 +57,11 @@ def stage_callbacks(
     extra: list[Any],
     select: bool,
     val: tuple[np.ndarray, np.ndarray] | None,
+    watch_from: int = 0,
 ) -> tuple[list[Any], Any]:
     """Weight averaging (``ema``; first, so the rest see the average's score), best-epoch
-    selection and early stopping on validation (``select``), logs."""
+    selection and early stopping on validation (``select``), logs. Early stopping watches
+    from epoch ``watch_from`` on (best-epoch selection watches every epoch)."""
     import keras
 
     best = BestWeights(restore=select)
@@ -70,7 +72,10 @@ def stage_callbacks(
     if select:
         cbs.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", patience=config.early_stopping_patience, mode="max"
+                monitor="val_accuracy",
+                patience=config.early_stopping_patience,
+                mode="max",
+                start_from_epoch=watch_from,
             )
         )
     if run_dir is not None:
