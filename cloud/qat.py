@@ -19,6 +19,7 @@ models, not for the Keras 3 models here.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -270,6 +271,7 @@ def quantisation_aware(
         return loss
 
     losses = []
+    start = [v.numpy() for v in variables]
     try:
         for epoch in range(config.qat_epochs):
             total, count = 0.0, 0
@@ -277,6 +279,14 @@ def quantisation_aware(
                 total += float(step(x, y, w)) * int(x.shape[0])
                 count += int(x.shape[0])
             losses.append(round(total / max(1, count), 4))
+            if not math.isfinite(losses[-1]):
+                for v, value in zip(variables, start, strict=True):
+                    v.assign(value)
+                raise QatError(
+                    f"quantisation-aware epoch {epoch + 1}: the loss is {losses[-1]}; the "
+                    "model's weights are put back as they were before the epochs "
+                    f"(try a lower qat_learning_rate than {config.qat_learning_rate:g})"
+                )
             if verbose:
                 logger.info("quantisation-aware epoch %d: loss %.4f", epoch + 1, losses[-1])
     finally:

@@ -121,3 +121,24 @@ def test_a_layer_it_cannot_simulate_is_named() -> None:
     graph = QatGraph(keras.Model(inp, out))
     with pytest.raises(QatError, match="odd_norm: LayerNormalization"):
         graph.observe(iter([np.zeros((1, 8, 8, 3), np.float32)]))
+
+
+def test_a_loss_that_is_not_finite_stops_the_epochs_and_puts_the_weights_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import keras
+
+    parts, config, data = _trained(qat_epochs=3)
+    before = [w.numpy() for w in parts.full().weights]
+    calibration = representative(data.x_train, config.representative_images, config.seed)
+
+    class Diverged(keras.losses.CategoricalCrossentropy):  # what a diverging run reports
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return super().__call__(*args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(keras.losses, "CategoricalCrossentropy", Diverged)
+    with pytest.raises(QatError, match=r"epoch 1: the loss is nan.*qat_learning_rate"):
+        quantisation_aware(parts, config, data, calibration)
+    for b, w in zip(before, parts.full().weights, strict=True):
+        np.testing.assert_array_equal(b, w.numpy(), err_msg=w.path)
+    assert not parts.upper.trainable_weights
