@@ -10,7 +10,7 @@ method it was trained with):
 - ``bilinear`` / ``bicubic`` / ``nearest``: Pillow's resampling (antialiased when shrinking).
   Every model trained before ``area_linear`` existed says ``bilinear`` and keeps exactly these
   pixels on every path.
-- ``area_linear`` (:data:`DEFAULT_RESIZE` where OpenCV is installed; not yet for new models,
+- ``area_linear`` (:data:`DEFAULT_RESIZE` where OpenCV is installed; not for new models,
   see :data:`NEW_MODEL_RESIZE`): an exact
   integer box average (OpenCV ``INTER_AREA`` at an integer factor per axis, the largest that
   keeps the image at least the target size), then OpenCV's bit-exact bilinear
@@ -20,7 +20,7 @@ method it was trained with):
   640x480 frame and its exact 2x2 box average (a 320x240 low-res stream) give the same input.
   Its linear step is not antialiased: from TrashNet's 384x288 the box factor is 1 and the
   whole 1.71x downscale skips part of the pixels.
-- ``area_antialiased`` (edge 0.3.0): the same exact integer box step, then Pillow's
+- ``area_antialiased`` (edge 0.3.0; :data:`NEW_MODEL_RESIZE`): the same exact integer box step, then Pillow's
   antialiased bilinear (fixed-point integer arithmetic, like ``bilinear``) for the rest. When
   the box factor is 1 (TrashNet's 384x288 to 224x224) it *is* ``bilinear``, pixel for pixel;
   from 640x480 it costs about half of Pillow's full resize, and to an exact factor (640x480
@@ -58,13 +58,14 @@ OPENCV_AVAILABLE: Final[bool] = importlib.util.find_spec("cv2") is not None
 #: The fast method where OpenCV is installed (Pillow's bilinear otherwise): what a model
 #: trained with ``area_linear`` gets, and what benchmarks and tests of that path use.
 DEFAULT_RESIZE: Final[ResizeMethod] = "area_linear" if OPENCV_AVAILABLE else "bilinear"
-#: The resize a NEW model is trained with (and its manifest records). Still Pillow's
-#: antialiased bilinear: with ``area_linear`` the int8 model lost more against its float
-#: twin (5-fold CV on TrashNet: 1.3 points, against 0.1 with bilinear; the demo's model
-#: 72.4% vs 77.6%, p = 0.038, and was refused). Suspected cause: from TrashNet's 384×288 the
-#: integer area step is 1, so all of it is a linear downscale by 1.71× with no antialiasing.
-#: Switching needs that fixed and shown by cross-validation (docs/training.md).
-NEW_MODEL_RESIZE: Final[ResizeMethod] = "bilinear"
+#: The resize a NEW model is trained with (and its manifest records): ``area_antialiased``.
+#: Where no integer box step applies (TrashNet's 384×288, the demo's 256×192, anything under
+#: twice the input) it is Pillow's antialiased ``bilinear`` pixel for pixel, so every
+#: cross-validated figure of ``bilinear`` holds for it; from a 640×480 frame it halves the
+#: edge's preprocessing (docs/benchmarks.md). Not ``area_linear``: its int8 model lost more
+#: against its float twin (5-fold CV on TrashNet: 1.3 points, against 0.1 with bilinear),
+#: because its linear step is not antialiased. Such a model needs edge 0.3.0 (METHOD_MIN_EDGE).
+NEW_MODEL_RESIZE: Final[ResizeMethod] = "area_antialiased"
 #: The first edge version able to feed a model with this resize. Methods not listed work on
 #: every edge. A manifest naming one declares it as ``min_edge_version`` (``min_edge_for``),
 #: so an older bin refuses the model by version instead of feeding it wrong pixels.

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not OPENCV_AVAILABLE, reason="the area_* resizes
 
 def test_new_models_declare_the_edge_that_feeds_them() -> None:
     assert min_edge_for(InputSpec(height=224, width=224, resize="area_linear")) == "0.2.0"
-    assert min_edge_for(new_model_input(224)) == "0.1.0"  # new models: still Pillow's bilinear
+    assert min_edge_for(new_model_input(224)) == "0.3.0"  # new models: area_antialiased
     assert min_edge_for(InputSpec(height=8, width=8)) == "0.1.0"  # bilinear: every edge
     assert min_edge_for(InputSpec(height=8, width=8, resize="area_linear"), "0.3") == "0.3"
     assert min_edge_for(InputSpec(height=8, width=8, resize="area_antialiased")) == "0.3.0"
