@@ -5,10 +5,11 @@ and model update latency (MQTT and polling).
 
 The edge path: camera frame (640x480 RGB) → preprocess_for (the shared contract) → int8
 lookup → LiteRT invoke → smoothing, for one model file under manifests saying ``bilinear``
-(Pillow, the new-model default), ``area_linear`` and ``area_antialiased``. The original's
-path: cv2.resize, divide by 255, Keras ``model.predict`` of the float model. All run on the
-same MobileNetV2 (ImageNet weights from ../shared/weights when present, random otherwise:
-timing is what matters) in this one run, interleaved. Also: resize candidates side by side
+(Pillow, models trained before 2026-12-06), ``area_linear`` and ``area_antialiased`` (the
+new-model default). The original's path: cv2.resize, divide by 255, Keras
+``model.predict`` of the float model. All run on the same MobileNetV2 (ImageNet weights
+from ../shared/weights when present, random otherwise: timing is what matters) in this one
+run, interleaved. Also: resize candidates side by side
 with int8 inference and their pixels against Pillow's (edge_resize.py), the edge against an
 independent scorer on the demo photos, and the accuracy check of
 tests/shared/test_preprocess_methods.py (``resize_accuracy``).
