@@ -42,8 +42,10 @@ def train_fold(
     # with a refit, this model only chooses epochs: the refit is the one made for int8
     result = _score(config, inputs, ix, tune, qat=not config.refit)
     result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
+    # with the validation curve: where a stage collapses or peaks shows in the fold file
     result["stages"] = [
         {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
+        | {"val_accuracy": [round(v, 4) for v in s.get("val_accuracy", [])]}
         for s in history["stages"]
     ]
     convert = result.pop("convert_seconds")

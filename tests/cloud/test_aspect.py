@@ -17,7 +17,7 @@ from recyclops.cloud.pixels import model_input, spec_pixels
 from recyclops.cloud.train import train
 from recyclops.edge.classifier import Classifier
 from recyclops.shared.config import TrainConfig
-from recyclops.shared.preprocess import OPENCV_AVAILABLE, decode_rgb
+from recyclops.shared.preprocess import NEW_MODEL_RESIZE, OPENCV_AVAILABLE, decode_rgb
 
 from .helpers import TINY_TOML
 
@@ -30,7 +30,7 @@ def test_config_input_is_height_by_width() -> None:
     assert config.input_hw == (240, 320)
     spec = model_input(config)
     assert (spec.height, spec.width, spec.resize) == (240, 320, "area_linear")
-    assert model_input(TrainConfig()).resize == "bilinear"  # unset: the project default
+    assert model_input(TrainConfig()).resize == NEW_MODEL_RESIZE == "area_antialiased"  # unset
 
 
 @pytest.mark.skipif(not OPENCV_AVAILABLE, reason="area_linear needs OpenCV")

@@ -197,6 +197,13 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
         assert fold["refit"]["images"] == images["training"] + images["inner_val"]
         chosen = {s["stage"]: s["best_epochs"] for s in fold["stages"]}
         assert fold["refit"]["epochs"] == [max(1, chosen["head"]), chosen.get("fine_tune", 0)]
+        for stage in fold["stages"]:  # the validation curve, one value per epoch trained
+            assert len(stage["val_accuracy"]) == stage["epochs"]
+            # the best so far (fine-tuning's may still be the head's)
+            assert max(stage["val_accuracy"]) <= stage["best_val_accuracy"] + 1e-4
+        assert max(fold["stages"][0]["val_accuracy"]) == pytest.approx(
+            fold["stages"][0]["best_val_accuracy"], abs=1e-4
+        )
         assert fold["selected"]["int8"]["support"] == fold["int8"]["support"]
         assert fold["seconds"]["refit"] > 0
         # quantisation-aware epochs for the refit model, the one scored

@@ -68,8 +68,11 @@ def trained(tmp_path_factory) -> Path:
         )[:40]:
             shutil.copy(jpg, photos / folder.name / jpg.name)
     ds = dataset_from_folders(photos, cache_dir=work / "cache")
-    # these tests are about publish, not the floor: a modest model on 240 photos at 96 px
-    config = quick_config(min_accuracy=0.4, min_class_accuracy=0.2)
+    # these tests are about publish, not the floors: a modest model on 240 photos at 96 px.
+    # On 57 test images one image is 1.75 points, so the int8-against-float limit flips with
+    # the seed or the resize (2 net images: seeds 1-3 refused bilinear and blessed
+    # area_antialiased, seed 1337 the reverse).
+    config = quick_config(min_accuracy=0.4, min_class_accuracy=0.2, int8_max_drop=10.0)
     result = train(config, ds, work / "runs", run_id="v1", store=LocalStore(work / "store"))
     assert result.blessed, result.verdict.summary
     return result.run_dir
