@@ -20,13 +20,13 @@ method it was trained with):
   640x480 frame and its exact 2x2 box average (a 320x240 low-res stream) give the same input.
   Its linear step is not antialiased: from TrashNet's 384x288 the box factor is 1 and the
   whole 1.71x downscale skips part of the pixels.
-- ``area_antialiased`` (edge 0.3.0; :data:`NEW_MODEL_RESIZE`): the same exact integer box step, then Pillow's
-  antialiased bilinear (fixed-point integer arithmetic, like ``bilinear``) for the rest. When
-  the box factor is 1 (TrashNet's 384x288 to 224x224) it *is* ``bilinear``, pixel for pixel;
-  from 640x480 it costs about half of Pillow's full resize, and to an exact factor (640x480
-  to 240x320) only the box step runs. A frame and its 2x2 box average still give the same
-  input. A new name, not a change to ``area_linear``: manifests that record ``area_linear``
-  keep its pixels.
+- ``area_antialiased`` (edge 0.3.0; :data:`NEW_MODEL_RESIZE`): the same exact integer box
+  step, then Pillow's antialiased bilinear (fixed-point integer arithmetic, like
+  ``bilinear``) for the rest. When the box factor is 1 (TrashNet's 384x288 to 224x224, the
+  Pi's 320x240 stream to 224x224) it *is* ``bilinear``, pixel for pixel; from 640x480 it
+  costs about half of Pillow's full resize, and to an exact factor (640x480 to 240x320) only
+  the box step runs. A frame and its 2x2 box average still give the same input. A new name,
+  not a change to ``area_linear``: manifests that record ``area_linear`` keep its pixels.
 """
 
 import importlib.util
