@@ -318,14 +318,20 @@ def _run_folds(
             parts.head.set_weights(start[1])
             keras.utils.set_random_seed(config.seed + f)
             refit = refit_fold(config, inputs, ix, result, verbose)
-            selected = {k_: result.pop(k_) for k_ in ("int8", "float", "int8_predicted")}
+            keep = ("int8", "float", "int8_predicted", "int8_probs")
+            selected = {k_: result.pop(k_) for k_ in keep}
             result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)
+        # the scored model's int8 probabilities too: ensembles of runs and per-class
+        # thresholds can then be measured on saved folds, without training again
         result["predictions"] = [
-            {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p}
-            for i, p in zip(ix["held"], result.pop("int8_predicted"), strict=True)
+            {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p, "probs": q}
+            for i, p, q in zip(
+                ix["held"], result.pop("int8_predicted"), result.pop("int8_probs"), strict=True
+            )
         ]
         for model, column in (("selected", "int8_selected"), ("before_qat", "int8_before_qat")):
+            result.get(model, {}).pop("int8_probs", None)
             other = result.get(model, {}).pop("int8_predicted", None)
             if other is not None:
                 for p, c in zip(result["predictions"], other, strict=True):

@@ -181,6 +181,7 @@ def _evaluate(
         "float": asdict(Scores.of(float_probs, y[held], categories)),
         "convert_seconds": exported.convert_seconds,
         "int8_predicted": [categories[int(p)] for p in int8_probs.argmax(axis=1)],
+        "int8_probs": np.round(int8_probs.astype(np.float64), 4).tolist(),
     }
 
 

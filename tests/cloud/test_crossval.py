@@ -160,6 +160,10 @@ def test_cross_validation_end_to_end(
     assert len(predicted) == len(set(predicted)) == len(ds.labels) - len(test)
     assert not set(predicted) & test and set(predicted) | test == set(ds.labels)
     assert all(p["label"] == ds.labels[p["sha256"]] for p in result["predictions"])
+    for p in result["predictions"]:  # the int8 probabilities behind each answer
+        assert len(p["probs"]) == len(CATS) and sum(p["probs"]) == pytest.approx(1, abs=1e-2)
+        assert p["int8"] == result["categories"][int(np.argmax(p["probs"]))]
+    assert all("int8_probs" not in f and "probs" not in f for f in result["folds"])
     held = sum(sum(f["int8"]["support"].values()) for f in result["folds"])
     assert result["int8"]["images"] == len(predicted) == held
     assert all((out / "folds" / f"fold-{f}.json").is_file() for f in range(2))
