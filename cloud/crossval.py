@@ -276,7 +276,7 @@ def _run_folds(
 
     from .cv_fold import FoldInputs, refit_fold, train_fold
     from .fit import SplitArrays, compute_features
-    from .model import build_parts
+    from .model import build_parts, snapshot
     from .pixels import spec_pixels
 
     keras.utils.set_random_seed(config.seed)
@@ -296,13 +296,12 @@ def _run_folds(
         if config.pipeline == "cached"
         else None  # pixels: every fold runs the whole network, live augmentation
     )
-    start = (parts.base.get_weights(), parts.head.get_weights())
+    restore = snapshot(parts)  # every fold and refit starts from here, whatever ran before
     features_seconds = time.monotonic() - t0
     logger.info("base activations for %d images: %.0f s", len(y), features_seconds)
     inputs = FoldInputs(ds, parts, features, px.images, y)
     for f in todo:
-        parts.base.set_weights(start[0])
-        parts.head.set_weights(start[1])
+        restore()
         keras.utils.set_random_seed(config.seed + f)
         ix = {
             name: np.array([row[s] for s in shas if s in row], np.int64)
@@ -314,8 +313,7 @@ def _run_folds(
         }
         result = train_fold(config, inputs, ix, tune, verbose)
         if config.refit:
-            parts.base.set_weights(start[0])
-            parts.head.set_weights(start[1])
+            restore()
             keras.utils.set_random_seed(config.seed + f)
             refit = refit_fold(config, inputs, ix, result, verbose)
             keep = ("int8", "float", "int8_predicted", "int8_probs")

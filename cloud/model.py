@@ -190,6 +190,28 @@ def build_parts(config: TrainConfig, num_classes: int) -> Parts:
     )
 
 
+def snapshot(parts: Parts) -> Any:
+    """A function that puts ``parts`` back as they are now: weights and the random seed
+    generators' states (Dropout's). Keras keeps those states across fits and ``get_weights``
+    leaves them out, so without them a cross-validation fold's dropout masks would depend on
+    which folds ran before it in the process, and a resumed run would not repeat itself."""
+    weights_now = (parts.base.get_weights(), parts.head.get_weights())
+    seen: dict[int, Any] = {}
+    for model in (parts.base, parts.head):
+        for v in model.variables:
+            if v.path.endswith("seed_generator_state"):
+                seen[id(v)] = v
+    states = [(v, np.array(v.numpy())) for v in seen.values()]
+
+    def restore() -> None:
+        parts.base.set_weights(weights_now[0])
+        parts.head.set_weights(weights_now[1])
+        for v, value in states:
+            v.assign(value)
+
+    return restore
+
+
 def set_upper_trainable(parts: Parts, trainable: bool) -> None:
     """Unfreeze the upper base except BatchNorm (its statistics stay ImageNet's). With no
     pretrained weights there are no statistics to protect, so BatchNorm trains too."""

@@ -269,3 +269,25 @@ def test_cross_validation_of_the_pixels_pipeline_trains_on_pixels(
     right = sum(p["int8"] == p["label"] for p in preds)
     assert result["int8"]["pooled"] == pytest.approx(right / len(preds))
     assert all(0.0 <= f["float"]["accuracy"] <= 1.0 for f in result["folds"])
+
+
+def test_a_fold_trains_the_same_alone_or_after_another(tmp_path: Path) -> None:
+    """A resumed run repeats itself: fold 1 run alone gives the same int8 probabilities as
+    fold 1 run after fold 0 in the same process (Dropout's seed state is reset per fold,
+    not carried over from the fold before)."""
+    root = tmp_path / "shapes"
+    for c, images in shapes(CATS, 12, seed=9).items():
+        (root / c).mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / c / f"{i}.jpg").write_bytes(data)
+    tiny = tomllib.loads(TINY_TOML.read_text())["train"]
+    quick = {"epochs": 3, "fine_tune_epochs": 2, "representative_images": 16, "dropout": 0.5}
+    config = TrainConfig.model_validate({**tiny, **quick})
+    ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
+    alone = run_crossval(config, ds, tmp_path / "alone", 2, only=[1])
+    after = run_crossval(config, ds, tmp_path / "after", 2)
+    probs = [
+        {p["sha256"]: p["probs"] for p in run["predictions"] if p["fold"] == 1}
+        for run in (alone, after)
+    ]
+    assert probs[0] and probs[0] == probs[1]
