@@ -32,6 +32,16 @@ from .helpers import TINY_TOML
 CATS = ["red", "green", "blue"]
 
 
+def shapes_folder(tmp_path: Path, per_class: int, seed: int) -> Path:
+    """A <category>/*.jpg tree of synthetic shapes, as ``--folders`` reads it."""
+    root = tmp_path / "shapes"
+    for c, images in shapes(CATS, per_class, seed=seed).items():
+        (root / c).mkdir(parents=True)
+        for i, data in enumerate(images):
+            (root / c / f"{i}.jpg").write_bytes(data)
+    return root
+
+
 def _fake(per_class: dict[str, int], salt: str = "") -> Dataset:
     """A data set of made-up hashes (fold assignment never opens an image)."""
     labels = {}
@@ -138,11 +148,7 @@ def test_evaluate_parser_never_imports_tensorflow() -> None:
 def test_cross_validation_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = tmp_path / "shapes"
-    for c, images in shapes(CATS, 20, seed=3).items():
-        (root / c).mkdir(parents=True)
-        for i, data in enumerate(images):
-            (root / c / f"{i}.jpg").write_bytes(data)
+    root = shapes_folder(tmp_path, 20, seed=3)
     out, cache = tmp_path / "cv", tmp_path / "cache"
     quick = ["--epochs", "2", "--fine-tune-epochs", "1", "--representative-images", "16"]
     argv = ["evaluate", "--cv", "2", "--folders", str(root), "--cache-dir", str(cache)]
@@ -185,11 +191,7 @@ def test_cross_validation_end_to_end(
 def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
     """``refit``: each fold's figure is a fresh model trained on training + inner images for
     the epochs the inner slice chose; the selected model is scored on the same images."""
-    root = tmp_path / "shapes"
-    for c, images in shapes(CATS, 16, seed=5).items():
-        (root / c).mkdir(parents=True)
-        for i, data in enumerate(images):
-            (root / c / f"{i}.jpg").write_bytes(data)
+    root = shapes_folder(tmp_path, 16, seed=5)
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
     quick = {"epochs": 3, "fine_tune_epochs": 2, "representative_images": 16, "refit": True}
     config = TrainConfig.model_validate({**tiny, **quick, "qat_epochs": 1})
@@ -234,11 +236,7 @@ def test_cross_validation_of_the_pixels_pipeline_trains_on_pixels(
     float figure is the full model on the held-out pixels."""
     from recyclops.cloud import fit
 
-    root = tmp_path / "shapes"
-    for c, images in shapes(CATS, 12, seed=7).items():
-        (root / c).mkdir(parents=True)
-        for i, data in enumerate(images):
-            (root / c / f"{i}.jpg").write_bytes(data)
+    root = shapes_folder(tmp_path, 12, seed=7)
     calls: list[tuple[int, bool]] = []
     real = fit.fit_pixels
 
@@ -275,11 +273,7 @@ def test_a_fold_trains_the_same_alone_or_after_another(tmp_path: Path) -> None:
     """A resumed run repeats itself: fold 1 run alone gives the same int8 probabilities as
     fold 1 run after fold 0 in the same process (Dropout's seed state is reset per fold,
     not carried over from the fold before)."""
-    root = tmp_path / "shapes"
-    for c, images in shapes(CATS, 12, seed=9).items():
-        (root / c).mkdir(parents=True)
-        for i, data in enumerate(images):
-            (root / c / f"{i}.jpg").write_bytes(data)
+    root = shapes_folder(tmp_path, 12, seed=9)
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
     quick = {"epochs": 3, "fine_tune_epochs": 2, "representative_images": 16, "dropout": 0.5}
     config = TrainConfig.model_validate({**tiny, **quick})
