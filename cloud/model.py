@@ -10,6 +10,7 @@ image view and trains ``upper`` + head on those activations.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,7 @@ def build_parts(config: TrainConfig, num_classes: int) -> Parts:
     )
 
 
-def snapshot(parts: Parts) -> Any:
+def snapshot(parts: Parts) -> Callable[[], None]:
     """A function that puts ``parts`` back as they are now: weights and the random seed
     generators' states (Dropout's). Keras keeps those states across fits and ``get_weights``
     leaves them out, so without them a cross-validation fold's dropout masks would depend on

@@ -211,6 +211,7 @@ def test_cross_validation_with_refit_scores_both_models(tmp_path: Path) -> None:
             fold["stages"][0]["best_val_accuracy"], abs=1e-4
         )
         assert fold["selected"]["int8"]["support"] == fold["int8"]["support"]
+        assert "int8_probs" not in fold["selected"] and "int8_probs" not in fold["before_qat"]
         assert fold["seconds"]["refit"] > 0
         # quantisation-aware epochs for the refit model, the one scored
         assert fold["qat"]["epochs"] == 1 and fold["qat"]["images"] == fold["refit"]["images"]
