@@ -15,14 +15,23 @@ scored are compared, and an image must sit in the same fold in both.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .crossval import FOLDS_DIR, RESULT_FILE, CrossValError
 from .stats import Paired, paired, wilson
 
-__all__ = ["CompareError", "Run", "compare", "format_comparison", "load_run"]
+__all__ = [
+    "CompareError",
+    "Run",
+    "accuracy",
+    "common_images",
+    "compare",
+    "format_comparison",
+    "load_run",
+    "paired_dict",
+]
 
 
 class CompareError(CrossValError):
@@ -39,6 +48,8 @@ class Run:
     labels: dict[str, str]  # sha256 -> true category
     fold_of: dict[str, int]
     predicted: dict[str, str]
+    # int8 probabilities in ``categories`` order, where the run saved them
+    probs: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -81,11 +92,14 @@ def load_run(path: str | Path) -> Run:
     labels: dict[str, str] = {}
     fold_of: dict[str, int] = {}
     predicted: dict[str, str] = {}
+    probs: dict[str, list[float]] = {}
     try:
         for part in parts:
             for row in part["predictions"]:
                 sha = row["sha256"]
                 labels[sha], fold_of[sha], predicted[sha] = row["label"], row["fold"], row["int8"]
+                if "probs" in row:
+                    probs[sha] = row["probs"]
     except (KeyError, TypeError) as exc:
         raise CompareError(
             f"{p}: predictions without {exc}: not a cross-validation result"
@@ -99,10 +113,13 @@ def load_run(path: str | Path) -> Run:
         labels=labels,
         fold_of=fold_of,
         predicted=predicted,
+        probs=probs,
     )
 
 
-def _common(ref: Run, new: Run) -> list[str]:
+def common_images(ref: Run, new: Run) -> list[str]:
+    """The images both runs scored, refused unless they sit in the same folds under the
+    same labels (otherwise the runs are not paired)."""
     shas = sorted(ref.predicted.keys() & new.predicted.keys())
     moved = [s for s in shas if ref.fold_of[s] != new.fold_of[s]]
     if moved:
@@ -121,7 +138,7 @@ def _common(ref: Run, new: Run) -> list[str]:
     return shas
 
 
-def _accuracy(correct: int, n: int) -> dict[str, Any]:
+def accuracy(correct: int, n: int) -> dict[str, Any]:
     lo, hi = wilson(correct, n)
     return {
         "correct": correct,
@@ -131,7 +148,7 @@ def _accuracy(correct: int, n: int) -> dict[str, Any]:
     }
 
 
-def _paired_dict(p: Paired) -> dict[str, Any]:
+def paired_dict(p: Paired) -> dict[str, Any]:
     return {
         "images": p.images,
         "only_new": p.only_new,
@@ -150,7 +167,7 @@ def compare(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
     totals: dict[str, list[int]] = {}  # class ("" = all) -> [images, only_new, only_ref]
     categories: list[str] = []
     for ref, new in pairs:
-        shas = _common(ref, new)
+        shas = common_images(ref, new)
         ok_ref = [ref.predicted[s] == ref.labels[s] for s in shas]
         ok_new = [new.predicted[s] == new.labels[s] for s in shas]
         for c in [*ref.categories, *new.categories]:
@@ -169,13 +186,13 @@ def compare(pairs: list[tuple[Run, Run]]) -> dict[str, Any]:
                 "ref": str(ref.path),
                 "new": str(new.path),
                 "folds": sorted({ref.fold_of[s] for s in shas}),
-                "ref_int8": _accuracy(sum(ok_ref), len(shas)),
-                "new_int8": _accuracy(sum(ok_new), len(shas)),
-                "paired": _paired_dict(counts[""]),
-                "per_class": {c: _paired_dict(p) for c, p in counts.items() if c},
+                "ref_int8": accuracy(sum(ok_ref), len(shas)),
+                "new_int8": accuracy(sum(ok_new), len(shas)),
+                "paired": paired_dict(counts[""]),
+                "per_class": {c: paired_dict(p) for c, p in counts.items() if c},
             }
         )
-    summed = {c: _paired_dict(Paired(*t)) for c, t in totals.items()}
+    summed = {c: paired_dict(Paired(*t)) for c, t in totals.items()}
     return {
         "pairs": rows,
         "total": summed[""],

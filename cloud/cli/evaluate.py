@@ -1,7 +1,10 @@
 """``recyclops evaluate --cv K``: K-fold cross-validated int8 accuracy of a recipe over the
 non-test images (the figure that chooses recipes; the test split stays for the blessing).
 
-``recyclops evaluate --compare REF NEW``: two such runs paired image by image (no training)."""
+``recyclops evaluate --compare REF NEW``: two such runs paired image by image (no training).
+
+``recyclops evaluate --ensemble RUN RUN ...``: what those runs would score together (no
+training): the bound on distilling them into one model."""
 
 import argparse
 import logging
@@ -63,6 +66,14 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
         help="instead of training: pair two runs' --out folders image by image (exact "
         "McNemar); repeat for more pairs, e.g. a second seed, and their counts add",
     )
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        metavar="RUN",
+        help="instead of training: combine two or more runs' --out folders image by image "
+        "(mean of saved probabilities, else a vote) and score the ensemble against its best "
+        "member",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
@@ -72,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         from ..cv_compare import compare, format_comparison, load_run
 
         print(format_comparison(compare([(load_run(a), load_run(b)) for a, b in args.compare])))
+        return 0
+    if args.ensemble:
+        from ..cv_compare import load_run
+        from ..cv_ensemble import ensemble, format_ensemble
+
+        print(format_ensemble(ensemble([load_run(r) for r in args.ensemble])))
         return 0
     import os
 
