@@ -177,6 +177,11 @@ def test_cross_validation_end_to_end(
     assert main(["evaluate", "--compare", str(out), str(out)]) == 0
     total = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("ALL"))
     assert total.split()[1:4] == [str(len(predicted)), "0", "0"]
+    # and what --ensemble reads: its saved probabilities, averaged with themselves
+    assert main(["evaluate", "--ensemble", str(out), str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "mean of probabilities" in shown
+    assert "right only there 0, only in the ensemble 0" in shown
 
     # the same recipe and data again: every fold is reused, nothing trains
     def boom(*args: object, **kwargs: object) -> None:
