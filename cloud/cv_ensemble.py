@@ -48,6 +48,15 @@ def ensemble(runs: list[Run]) -> dict[str, Any]:
     if not ordered:
         raise CompareError("the runs scored no image in common")
     categories = first.categories
+    for r in runs[1:]:
+        if r.categories != categories:
+            raise CompareError(
+                f"{r.path} has categories {r.categories}, {first.path} {categories}: "
+                "an ensemble needs the same categories in the same order"
+            )
+    short = [str(r.path) for r in runs if any(len(p) != len(categories) for p in r.probs.values())]
+    if short:
+        raise CompareError(f"{short[0]}: saved probabilities not one per category")
     unknown = {r.predicted[s] for r in runs for s in ordered} - set(categories)
     if unknown:
         raise CompareError(f"answers outside {first.path}'s categories: {sorted(unknown)}")

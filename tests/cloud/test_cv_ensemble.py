@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from recyclops.app.cli import main
-from recyclops.cloud.crossval import FOLDS_DIR
+from recyclops.cloud.crossval import FOLDS_DIR, RESULT_FILE
 from recyclops.cloud.cv_compare import CompareError, load_run
 from recyclops.cloud.cv_ensemble import ensemble
 
@@ -89,6 +89,14 @@ def test_fewer_than_two_runs_or_runs_on_other_folds_are_refused(
     shifted = _write_run(tmp_path / "shifted", {}, shift=1)
     with pytest.raises(CompareError, match="other folds"):
         ensemble([load_run(a), load_run(shifted)])
+    bad = _write_run(tmp_path / "bad", {}, {i: [1.0] for i in range(N)})
+    with pytest.raises(CompareError, match="not one per category"):
+        ensemble([load_run(a), load_run(bad)])
+    renamed = _write_run(tmp_path / "renamed", {})
+    result = json.loads((renamed / FOLDS_DIR / "fold-0.json").read_text())
+    (renamed / RESULT_FILE).write_text(json.dumps({**result, "categories": CATS[::-1]}))
+    with pytest.raises(CompareError, match="same categories"):
+        ensemble([load_run(a), load_run(renamed)])
     assert main(["evaluate", "--ensemble", str(a)]) == 1
     assert "at least two runs" in capsys.readouterr().err
 
