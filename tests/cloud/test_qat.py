@@ -3,6 +3,7 @@ train only what fine-tuning trains, in place."""
 
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 from support.synthetic import shapes
@@ -47,6 +48,7 @@ def _trained(**changes: Any) -> tuple[Parts, TrainConfig, SplitArrays]:
     }
     config = TrainConfig(**recipe)
     data = _data(20, seed=3)
+    keras.utils.set_random_seed(config.seed)  # the same model whatever tests ran before
     parts = build_parts(config, 3)
     fit_cached(parts, config, data)
     return parts, config, data
