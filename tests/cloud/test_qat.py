@@ -3,7 +3,6 @@ train only what fine-tuning trains, in place."""
 
 from typing import Any
 
-import keras
 import numpy as np
 import pytest
 from support.synthetic import shapes
@@ -48,6 +47,8 @@ def _trained(**changes: Any) -> tuple[Parts, TrainConfig, SplitArrays]:
     }
     config = TrainConfig(**recipe)
     data = _data(20, seed=3)
+    import keras  # the cloud extra; the edge-only venv collects this file too
+
     keras.utils.set_random_seed(config.seed)  # the same model whatever tests ran before
     parts = build_parts(config, 3)
     fit_cached(parts, config, data)
