@@ -10,10 +10,12 @@ add their discordant counts: each pair is a fresh draw of the training noise on 
 images, so the sum is a sharper test of the same question than either pair alone.
 
 A run is read from its folder: ``crossval.json`` and the fold files written as each fold
-ended (a run cut off after some folds still counts, on its folds). Only images both runs
-scored are compared, and an image must sit in the same fold in both.
+ended (a run cut off after some folds still counts, on its folds), or from a
+``crossval.json.gz`` kept after its folder is gone (docs/cv/). Only images both runs scored
+are compared, and an image must sit in the same fold in both.
 """
 
+import gzip
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +56,14 @@ class Run:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".gz":  # a run kept for later pairing (docs/cv/)
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                data = json.load(f)
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CompareError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, EOFError, ValueError) as exc:  # EOFError: a cut-off .gz
         raise CompareError(f"{path}: unreadable: {exc}") from None
     if not isinstance(data, dict):
         raise CompareError(f"{path}: not a cross-validation result")
@@ -65,7 +71,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def load_run(path: str | Path) -> Run:
-    """A run from its ``--out`` folder (or its ``crossval.json``).
+    """A run from its ``--out`` folder (or its ``crossval.json``, gzipped or not).
 
     The fold files are read too: a run resumed and cut off again has more folds on disk than
     its last ``crossval.json``. Fold files of another recipe left in the folder are ignored."""

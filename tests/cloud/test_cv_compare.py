@@ -1,5 +1,6 @@
 """``recyclops evaluate --compare``: two cross-validation runs paired image by image."""
 
+import gzip
 import json
 from pathlib import Path
 
@@ -129,3 +130,16 @@ def test_fold_files_newer_than_the_result_count_and_other_recipes_do_not(tmp_pat
     run = load_run(out)
     assert run.folds == [0, 1] and len(run.predicted) == 40
     assert load_run(out / RESULT_FILE).folds == [0]
+
+
+def test_a_kept_gzipped_result_pairs_as_its_folder_did(tmp_path: Path) -> None:
+    """docs/cv keeps a run's crossval.json gzipped, so it can be paired after /tmp is gone."""
+    ref = _write_run(tmp_path / "ref", set(range(25)))
+    kept = tmp_path / "ref.json.gz"
+    kept.write_bytes(gzip.compress((ref / RESULT_FILE).read_bytes()))
+    new = load_run(_write_run(tmp_path / "new", set(range(40))))
+    assert compare([(load_run(kept), new)])["total"] == compare([(load_run(ref), new)])["total"]
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(kept.read_bytes()[:-20])
+    with pytest.raises(CompareError, match="cut.json.gz: unreadable"):
+        load_run(cut)
