@@ -72,7 +72,7 @@ class TrainConfig(StrictModel):
         "with live augmentation through the whole model.",
     )
     augment: bool = Field(True, title="Augment training images")
-    augment_views: int = Field(3, ge=1, le=32, title="Fixed augmented views per image (cached)")
+    augment_views: int = Field(8, ge=1, le=32, title="Fixed augmented views per image (cached)")
     flip: bool = Field(True, title="Random horizontal flip")
     rotation: float = Field(0.08, ge=0.0, le=0.5, title="Random rotation (fraction of a turn)")
     zoom: float = Field(0.15, ge=0.0, le=0.9, title="Random zoom")
