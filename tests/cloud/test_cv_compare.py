@@ -143,3 +143,19 @@ def test_a_kept_gzipped_result_pairs_as_its_folder_did(tmp_path: Path) -> None:
     cut.write_bytes(kept.read_bytes()[:-20])
     with pytest.raises(CompareError, match=r"cut\.json\.gz: unreadable"):
         load_run(cut)
+
+
+def test_the_kept_runs_load_and_pair() -> None:
+    """docs/cv: every kept run is a whole 5-fold run over the same images, pairable with the
+    others, and its pooled accuracy is what docs/cv/README.md says."""
+    folder = Path(__file__).resolve().parents[2] / "docs" / "cv"
+    readme = (folder / "README.md").read_text()
+    runs = {f.name: load_run(f) for f in sorted(folder.glob("*.json.gz"))}
+    assert runs, "no kept runs"
+    first = next(iter(runs.values()))
+    for name, run in runs.items():
+        assert run.folds == [0, 1, 2, 3, 4] and len(run.predicted) == len(first.predicted), name
+        right = sum(run.predicted[s] == run.labels[s] for s in run.predicted)
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{name}`"))
+        assert f"| {100 * right / len(run.predicted):.1f} (" in row, name
+        compare([(first, run)])  # same images, same folds
