@@ -1,4 +1,5 @@
-"""Augmentation (flip, rotation, zoom) for training batches only, never validation or test."""
+"""Augmentation (flips, rotation, zoom, brightness and contrast) for training batches only,
+never validation or test."""
 
 from typing import Any
 
@@ -17,6 +18,9 @@ def augmenter(config: TrainConfig, seed: int | None = None) -> Any | None:
     layers: list[Any] = []
     if config.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if config.vertical_flip:  # a layer of its own: Keras's "horizontal_and_vertical" flips
+        # both axes on one coin, which is only a half turn, never one axis alone
+        layers.append(keras.layers.RandomFlip("vertical", seed=seed + 5))
     if config.rotation > 0:
         layers.append(
             keras.layers.RandomRotation(config.rotation, fill_mode="reflect", seed=seed + 1)
@@ -25,6 +29,9 @@ def augmenter(config: TrainConfig, seed: int | None = None) -> Any | None:
         layers.append(
             keras.layers.RandomZoom((-config.zoom, 0.0), fill_mode="reflect", seed=seed + 2)
         )
+    if config.color > 0:
+        layers.append(keras.layers.RandomBrightness(config.color, seed=seed + 3))
+        layers.append(keras.layers.RandomContrast(config.color, seed=seed + 4))
     return keras.Sequential(layers, name="augment") if layers else None
 
 

@@ -74,8 +74,21 @@ class TrainConfig(StrictModel):
     augment: bool = Field(True, title="Augment training images")
     augment_views: int = Field(8, ge=1, le=32, title="Fixed augmented views per image (cached)")
     flip: bool = Field(True, title="Random horizontal flip")
+    vertical_flip: bool = Field(
+        False,
+        title="Random vertical flip",
+        description="Items land in a bin any way up, so upside down is a view a camera sees.",
+    )
     rotation: float = Field(0.08, ge=0.0, le=0.5, title="Random rotation (fraction of a turn)")
     zoom: float = Field(0.15, ge=0.0, le=0.9, title="Random zoom")
+    color: float = Field(
+        0.0,
+        ge=0.0,
+        le=0.9,
+        title="Random brightness and contrast (0: off)",
+        description="Each training image's brightness shifted by up to this fraction of the "
+        "range and its contrast scaled by up to 1 ± this: lighting differs between bins.",
+    )
     mixup: float = Field(
         0.0,
         ge=0.0,
