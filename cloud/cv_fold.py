@@ -169,7 +169,8 @@ def _evaluate(
 
     held, images, y, categories = ix["held"], inputs.images, inputs.y, inputs.ds.categories
     if inputs.features is None:  # pixels: the float model itself on the held-out pixels
-        float_probs = predict(inputs.parts.full(), images[held], pixels=True)
+        # raw 0..255 pixels: the exported model normalises them itself
+        float_probs = predict(inputs.parts.full(), images[held])
     else:
         cut, pooled = inputs.features.cut_train, inputs.features.pooled_train
         # untuned (no fine-tuning, or a refit that skips it): the pooled ImageNet top holds

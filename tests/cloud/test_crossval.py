@@ -253,8 +253,27 @@ def test_cross_validation_of_the_pixels_pipeline_trains_on_pixels(
     def no_cache(*args: object, **kwargs: object) -> None:
         raise AssertionError("the pixels pipeline computed cached activations")
 
+    from recyclops.cloud import convert, cv_fold
+
+    # the model each scoring exports, run on the raw held-out pixels, and what was scored
+    exported: list[np.ndarray] = []
+    scored: list[np.ndarray] = []
+    real_export = convert.export_int8
+
+    def export_spy(model, calibration, images=None, **kwargs):  # type: ignore[no-untyped-def]
+        exported.append(np.asarray(model(images.astype(np.float32))))
+        return real_export(model, calibration, images, **kwargs)
+
+    class ScoresSpy(Scores):
+        @classmethod
+        def of(cls, probs: np.ndarray, y: np.ndarray, categories: list[str]) -> Scores:
+            scored.append(np.asarray(probs, np.float32))
+            return Scores.of(probs, y, categories)
+
     monkeypatch.setattr(fit, "fit_pixels", spy)
     monkeypatch.setattr(fit, "compute_features", no_cache)
+    monkeypatch.setattr(convert, "export_int8", export_spy)
+    monkeypatch.setattr(cv_fold, "Scores", ScoresSpy)
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
     quick = {"epochs": 2, "fine_tune_epochs": 1, "representative_images": 16}
     config = TrainConfig.model_validate(
@@ -272,7 +291,12 @@ def test_cross_validation_of_the_pixels_pipeline_trains_on_pixels(
     assert len(preds) == sum(s["held_out"] for s in sizes)
     right = sum(p["int8"] == p["label"] for p in preds)
     assert result["int8"]["pooled"] == pytest.approx(right / len(preds))
-    assert all(0.0 <= f["float"]["accuracy"] <= 1.0 for f in result["folds"])
+    # the float figure is the exported model's own output on the raw 0..255 pixels (it
+    # normalises them itself; normalised twice, it once scored 26% beside 90% int8). Each
+    # scoring: int8 first, then float; one in the selection run and one in the refit per fold
+    assert len(exported) == 2 * len(sizes) and len(scored) == 2 * len(exported)
+    for model_out, float_scored in zip(exported, scored[1::2], strict=True):
+        np.testing.assert_allclose(float_scored, model_out, atol=1e-5)
 
 
 def test_a_fold_trains_the_same_alone_or_after_another(tmp_path: Path) -> None:
