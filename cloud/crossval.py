@@ -34,7 +34,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 from ..shared.atomic import atomic_write_text
 from ..shared.config import TrainConfig
 from ..shared.errors import RecyclopsError
+from .cv_distill import save_soft, soft_file, student_targets, teacher_identity
 from .dataset import Dataset
 from .pixels import model_input
 from .stats import wilson
@@ -53,6 +54,16 @@ CV_SALT = "recyclops-cv-v1"
 RESULT_FILE = "crossval.json"
 FOLDS_DIR = "folds"
 KINDS = ("int8", "float")
+
+
+@dataclass(frozen=True)
+class Distill:
+    """A teacher run keeps every fold's float probabilities (``save_soft``); a student run
+    trains each fold towards ``alpha`` x its ``teachers``' mean + (1 - alpha) x the labels."""
+
+    teachers: tuple[Path, ...] = ()
+    alpha: float = 1.0
+    save_soft: bool = False
 
 
 class CrossValError(RecyclopsError):
@@ -181,23 +192,33 @@ def run_crossval(
     inner_fraction: float | None = None,
     only: list[int] | None = None,
     verbose: int = 0,
+    distill: Distill | None = None,
 ) -> dict[str, Any]:
     """Run the folds not already saved (``only``: just these), then write and return the
-    aggregate over every fold saved for this recipe and data."""
+    aggregate over every fold saved for this recipe and data. ``distill``: this run is a
+    teacher (keeps its probabilities) or a student (trains towards its teachers')."""
     t0 = time.monotonic()
     out = Path(out_dir)
+    distill = distill or Distill()
     inner_fraction = config.validation_split if inner_fraction is None else inner_fraction
     folds = assign_folds(ds, config, k, inner_fraction)
     key = recipe_key(config, folds, inner_fraction)
     wanted = sorted(set(range(k) if only is None else only))
     if any(f not in range(k) for f in wanted):
         raise CrossValError(f"folds {wanted}: each must be in 0..{k - 1}")
+    if (distill.teachers or distill.save_soft) and config.pipeline != "cached":
+        raise CrossValError("distillation is measured on the cached pipeline only")
+    if distill.teachers:  # a student's folds also depend on what taught them
+        teachers = teacher_identity(distill.teachers, wanted, distill.alpha)
+        key = hashlib.sha256(f"{key}:{teachers}".encode()).hexdigest()[:16]
     results = {f: r for f in range(k) if (r := _load_fold(out, f, key)) is not None}
+    if distill.save_soft:  # a teacher fold saved without its probabilities runs again
+        results = {f: r for f, r in results.items() if soft_file(out, f).is_file()}
     todo = [f for f in wanted if f not in results]
     features_seconds = 0.0
     if todo:
         logger.info("cross-validation %s: folds %s to run, %s saved", key, todo, sorted(results))
-        features_seconds = _run_folds(config, ds, folds, key, todo, out, results, verbose)
+        features_seconds = _run_folds(config, ds, folds, key, todo, out, results, verbose, distill)
     done = [results[f] for f in sorted(results)]
     result = {
         "schema_version": 1,
@@ -208,6 +229,11 @@ def run_crossval(
         "config": config.model_dump(exclude={"channel"}),
         "inner_fraction": inner_fraction,
         "input": model_input(config).model_dump(),
+        "distill": (
+            {"teachers": [str(t) for t in distill.teachers], "alpha": distill.alpha}
+            if distill.teachers
+            else None
+        ),
         "images": {"cross_validated": len(folds.labels), "test_untouched": len(folds.test)},
         "fold_sizes": [
             {
@@ -270,6 +296,7 @@ def _run_folds(
     out: Path,
     results: dict[int, dict[str, Any]],
     verbose: int,
+    distill: Distill,
 ) -> float:
     """Pixels and base activations once, then each fold's training, conversion and scoring."""
     import keras
@@ -299,10 +326,17 @@ def _run_folds(
     restore = snapshot(parts)  # every fold and refit starts from here, whatever ran before
     features_seconds = time.monotonic() - t0
     logger.info("base activations for %d images: %.0f s", len(y), features_seconds)
-    inputs = FoldInputs(ds, parts, features, px.images, y)
+    base_inputs = FoldInputs(ds, parts, features, px.images, y, keep_soft=distill.save_soft)
     for f in todo:
         restore()
         keras.utils.set_random_seed(config.seed + f)
+        trained = folds.training(f) + folds.inner(f)  # what the fold's final model learns
+        inputs = base_inputs
+        if distill.teachers:
+            targets = student_targets(
+                distill.teachers, f, px.shas, y, ds.categories, trained, distill.alpha
+            )
+            inputs = replace(base_inputs, targets=targets)
         ix = {
             name: np.array([row[s] for s in shas if s in row], np.int64)
             for name, shas in (
@@ -320,6 +354,11 @@ def _run_folds(
             selected = {k_: result.pop(k_) for k_ in keep}
             result = {**result, **refit, "selected": selected}
         result.update(fold=f, key=key)
+        soft = result.pop("soft", None)
+        if soft is not None:  # before the fold file: a fold file means the fold is complete
+            if not config.refit:  # then the selected model, trained without the inner slice
+                trained = folds.training(f)
+            save_soft(out, f, key, px.shas, trained, ds.categories, soft)
         # the scored model's int8 probabilities too: ensembles of runs and per-class
         # thresholds can then be measured on saved folds, without training again
         result["predictions"] = [

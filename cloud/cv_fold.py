@@ -18,13 +18,17 @@ from .evaluate import Scores
 class FoldInputs:
     """What every fold indexes: the data set, the model (reset to its starting weights before
     each training), the cached activations (None for ``pipeline = "pixels"``) and the pixels
-    and labels of every image."""
+    and labels of every image. A distilled student's fold adds its training ``targets`` (one
+    row per image); a teacher run keeps the trained float model's probabilities
+    (``keep_soft``, returned as the result's ``soft``)."""
 
     ds: Dataset
     parts: Any
     features: Any
     images: np.ndarray
     y: np.ndarray
+    targets: np.ndarray | None = None
+    keep_soft: bool = False
 
 
 def train_fold(
@@ -39,9 +43,12 @@ def train_fold(
     tr, val = ix["train"], ix["val"]
     history = _fit(config, inputs, tr, val, verbose, select=True)
     t_fit = time.monotonic() - t0
+    soft = view_probs(inputs, tune) if inputs.keep_soft and not config.refit else None
     # with a refit, this model only chooses epochs: the refit is the one made for int8
     result = _score(config, inputs, ix, tune, qat=not config.refit)
     result["images"] = {"training": len(tr), "inner_val": len(val), "held_out": len(ix["held"])}
+    if soft is not None:
+        result["soft"] = soft
     # with the validation curve: where a stage collapses or peaks shows in the fold file
     result["stages"] = [
         {k: s[k] for k in ("stage", "epochs", "best_val_accuracy", "best_epochs")}
@@ -76,7 +83,11 @@ def refit_fold(
     _fit(cfg, inputs, both, ix["val"], verbose, select=False)
     t_fit = time.monotonic() - t0
     tune = cfg.fine_tune and cfg.fine_tune_epochs > 0
+    # the teacher is the float refit, before its quantisation-aware epochs change it
+    soft = view_probs(inputs, tune) if inputs.keep_soft else None
     result = _score(cfg, inputs, {**ix, "train": both}, tune, qat=True)
+    if soft is not None:
+        result["soft"] = soft
     convert = result.pop("convert_seconds")
     seconds = dict(selected["seconds"])
     seconds["refit"] = round(t_fit + result.get("qat", {}).get("seconds", 0.0), 1)
@@ -99,26 +110,27 @@ def _fit(
     or ``pixels`` (live augmentation through the whole model) on the fold's images."""
     from .fit import SplitArrays, fit_cached, fit_pixels
 
+    targets = None if inputs.targets is None else inputs.targets[tr]
     if inputs.features is None:  # pipeline = "pixels"
         images, y, n = inputs.images, inputs.y, len(inputs.ds.categories)
-        data = SplitArrays(images[tr], y[tr], images[val], y[val], n)
+        data = SplitArrays(images[tr], y[tr], images[val], y[val], n, targets)
         return fit_pixels(inputs.parts, config, data, verbose=verbose, select=select)
     return fit_cached(
         inputs.parts,
         config,
-        _labels(inputs, tr, val),
+        _labels(inputs, tr, val, targets),
         verbose=verbose,
         features=_features(inputs.features, tr, val),
         select=select,
     )
 
 
-def _labels(inputs: FoldInputs, tr: np.ndarray, val: np.ndarray) -> Any:
+def _labels(inputs: FoldInputs, tr: np.ndarray, val: np.ndarray, targets: np.ndarray | None) -> Any:
     """Labels only: fit_cached trains on the activations given, never on these pixels."""
     from .fit import SplitArrays
 
-    none = inputs.images[:0]
-    return SplitArrays(none, inputs.y[tr], none, inputs.y[val], len(inputs.ds.categories))
+    none, n = inputs.images[:0], len(inputs.ds.categories)
+    return SplitArrays(none, inputs.y[tr], none, inputs.y[val], n, targets)
 
 
 def _features(features: Any, tr: np.ndarray, val: np.ndarray) -> Any:
@@ -184,6 +196,19 @@ def _evaluate(
         "int8_predicted": [categories[int(p)] for p in int8_probs.argmax(axis=1)],
         "int8_probs": np.round(int8_probs.astype(np.float64), 4).tolist(),
     }
+
+
+def view_probs(inputs: FoldInputs, tune: bool) -> np.ndarray:
+    """The trained float model's probabilities on every image, averaged over its fixed views
+    (a teacher's test-time augmentation; the cached pipeline only)."""
+    features = inputs.features
+    if features is None:
+        raise ValueError("teacher probabilities need the cached pipeline")
+    acts = features.cut_train if tune else features.pooled_train
+    total = np.zeros((acts.shape[1], len(inputs.ds.categories)), np.float64)
+    for v in range(len(acts)):
+        total += _float_probs(inputs.parts, acts[v], tune)
+    return (total / len(acts)).astype(np.float32)
 
 
 def _float_probs(parts: Any, acts: np.ndarray, tune: bool, batch: int = 64) -> np.ndarray:

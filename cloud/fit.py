@@ -29,17 +29,35 @@ class SplitArrays:
     x_val: np.ndarray
     y_val: np.ndarray
     num_classes: int
+    # training targets other than the one-hot labels (N x classes, rows summing to 1): a
+    # distilled student's mix of labels and its teachers' probabilities; None: the labels
+    t_train: np.ndarray | None = None
 
     def merged(self) -> "SplitArrays":
         """Training plus validation images as one training set (a refit); the validation
         arrays stay only so that curves are still logged."""
+        t_train = None
+        if self.t_train is not None:  # validation images train on their labels
+            t_train = np.concatenate([self.t_train, _onehot(self.y_val, self.num_classes)])
         return SplitArrays(
             np.concatenate([self.x_train, self.x_val]),
             np.concatenate([self.y_train, self.y_val]),
             self.x_val,
             self.y_val,
             self.num_classes,
+            t_train,
         )
+
+    def targets(self) -> np.ndarray:
+        """What the training images are trained towards: ``t_train``, else one-hot labels."""
+        if self.t_train is None:
+            return _onehot(self.y_train, self.num_classes)
+        if self.t_train.shape != (len(self.y_train), self.num_classes):
+            raise ValueError(
+                f"training targets {self.t_train.shape} do not match "
+                f"{len(self.y_train)} images x {self.num_classes} classes"
+            )
+        return self.t_train.astype(np.float32)
 
     def sample_weights(self, enabled: bool) -> np.ndarray:
         """Inverse class frequency, mean 1 over the training set (or all ones)."""
@@ -82,9 +100,8 @@ def predict(model: Any, x: np.ndarray, pixels: bool = False, dtype: Any = np.flo
 
 def _view_dataset(
     feats: np.ndarray,
-    y: np.ndarray,
+    targets: np.ndarray,
     w: np.ndarray,
-    n: int,
     batch: int,
     seed: int,
     mix: float = 0.0,
@@ -95,8 +112,9 @@ def _view_dataset(
 
     views = feats.shape[0]
     table = tf.constant(feats)
-    labels = tf.data.Dataset.from_tensor_slices((np.arange(len(y)), _onehot(y, n), w))
-    labels = labels.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    n = len(targets)
+    labels = tf.data.Dataset.from_tensor_slices((np.arange(n), targets, w))
+    labels = labels.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     rand = tf.data.Dataset.random(seed=seed)
     pairs = tf.data.Dataset.zip((labels, rand))
 
@@ -192,7 +210,8 @@ def fit_cached(
     pooled_train, pooled_val = features.pooled_train, features.pooled_val
     w = data.sample_weights(config.class_weights)
     history: dict[str, Any] = {"stages": []}
-    train = _view_dataset(pooled_train, data.y_train, w, n, config.batch_size, seed, config.mixup)
+    targets = data.targets()
+    train = _view_dataset(pooled_train, targets, w, config.batch_size, seed, config.mixup)
     steps = -(-len(data.y_train) // config.batch_size)
     _compile(parts.pooled_head, config, config.learning_rate, steps * config.epochs)
     val = (pooled_val, _onehot(data.y_val, n))
@@ -209,9 +228,7 @@ def fit_cached(
         set_upper_trainable(parts, True)
         inp = keras.Input(cut_train.shape[2:])
         tuned = keras.Model(inp, parts.head(parts.upper(inp, training=parts.upper_training)))
-        train = _view_dataset(
-            cut_train, data.y_train, w, n, config.batch_size, seed + 1, config.mixup
-        )
+        train = _view_dataset(cut_train, targets, w, config.batch_size, seed + 1, config.mixup)
         _compile(tuned, config, config.fine_tune_lr, steps * config.fine_tune_epochs, warmup=steps)
         val = (cut_val, _onehot(data.y_val, n))
         cbs, best2 = stage_callbacks(
@@ -276,9 +293,8 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 def pixel_dataset(
     x: np.ndarray,
-    y: np.ndarray,
+    targets: np.ndarray,
     w: np.ndarray,
-    n: int,
     batch: int,
     seed: int,
     aug: Any | None,
@@ -286,8 +302,8 @@ def pixel_dataset(
 ) -> Any:
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, _onehot(y, n), w))
-    ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True).batch(batch)
+    ds = tf.data.Dataset.from_tensor_slices((x, targets, w))
+    ds = ds.shuffle(len(targets), seed=seed, reshuffle_each_iteration=True).batch(batch)
 
     def prep(xb: Any, yb: Any, wb: Any) -> Any:
         xb = tf.cast(xb, tf.float32)
@@ -315,9 +331,8 @@ def fit_pixels(
     w = data.sample_weights(config.class_weights)
     train = pixel_dataset(
         data.x_train,
-        data.y_train,
+        data.targets(),
         w,
-        n,
         config.batch_size,
         config.seed,
         augmenter(config),

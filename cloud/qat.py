@@ -253,9 +253,8 @@ def quantisation_aware(
     weights = data.sample_weights(config.class_weights)
     batches = pixel_dataset(
         data.x_train,
-        data.y_train,
+        data.targets(),
         weights,
-        data.num_classes,
         config.batch_size,
         config.seed + 11,
         augmenter(config),

@@ -74,6 +74,28 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
         "(mean of saved probabilities, else a vote) and score the ensemble against its best "
         "member",
     )
+    parser.add_argument(
+        "--save-soft",
+        action="store_true",
+        help="a teacher run: keep every fold's float probabilities on every image (mean over "
+        "its fixed views) for a student's --teachers",
+    )
+    parser.add_argument(
+        "--teachers",
+        nargs="+",
+        type=Path,
+        metavar="RUN",
+        help="a distilled student: train each fold towards these teacher runs' probabilities "
+        "for the same fold (runs made with --save-soft on the same data and folds)",
+    )
+    parser.add_argument(
+        "--distill",
+        type=float,
+        default=0.5,
+        metavar="ALPHA",
+        help="with --teachers: the teachers' weight in the training targets, the labels "
+        "having the rest (default 0.5)",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
@@ -93,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
-    from ..crossval import RESULT_FILE, run_crossval
+    from ..crossval import RESULT_FILE, Distill, run_crossval
     from ..dataset import dataset_from_folders, load_dataset
 
     config = load_config(args)
@@ -114,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         inner_fraction=args.inner_val,
         only=args.folds,
         verbose=2 if args.verbose else 0,
+        distill=Distill(tuple(args.teachers or ()), args.distill, args.save_soft),
     )
     print(format_table(result))
     print(f"written: {Path(args.out) / RESULT_FILE}")

@@ -130,7 +130,8 @@ def throughput(root: Path, quick: bool) -> list[list]:
     parts = build_parts(config, len(cats))
     model = parts.full()
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    data = pixel_dataset(px.images, y, np.ones(len(y), np.float32), len(cats), 32, 0, None)
+    onehot = np.eye(len(cats), dtype=np.float32)[y]
+    data = pixel_dataset(px.images, onehot, np.ones(len(y), np.float32), 32, 0, None)
     t0 = time.monotonic()
     model.fit(data, epochs=timed, verbose=0)
     t_px = (time.monotonic() - t0) / timed * total + t_decode
