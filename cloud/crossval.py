@@ -64,6 +64,7 @@ class Distill:
     teachers: tuple[Path, ...] = ()
     alpha: float = 1.0
     save_soft: bool = False
+    temperature: float = 1.0
 
 
 class CrossValError(RecyclopsError):
@@ -209,7 +210,7 @@ def run_crossval(
     if (distill.teachers or distill.save_soft) and config.pipeline != "cached":
         raise CrossValError("distillation is measured on the cached pipeline only")
     if distill.teachers:  # a student's folds also depend on what taught them
-        teachers = teacher_identity(distill.teachers, wanted, distill.alpha)
+        teachers = teacher_identity(distill.teachers, wanted, distill.alpha, distill.temperature)
         key = hashlib.sha256(f"{key}:{teachers}".encode()).hexdigest()[:16]
     results = {f: r for f in range(k) if (r := _load_fold(out, f, key)) is not None}
     if distill.save_soft:  # a teacher fold saved without its probabilities runs again
@@ -230,7 +231,11 @@ def run_crossval(
         "inner_fraction": inner_fraction,
         "input": model_input(config).model_dump(),
         "distill": (
-            {"teachers": [str(t) for t in distill.teachers], "alpha": distill.alpha}
+            {
+                "teachers": [str(t) for t in distill.teachers],
+                "alpha": distill.alpha,
+                "temperature": distill.temperature,
+            }
             if distill.teachers
             else None
         ),
@@ -334,7 +339,14 @@ def _run_folds(
         inputs = base_inputs
         if distill.teachers:
             targets = student_targets(
-                distill.teachers, f, px.shas, y, ds.categories, trained, distill.alpha
+                distill.teachers,
+                f,
+                px.shas,
+                y,
+                ds.categories,
+                trained,
+                distill.alpha,
+                distill.temperature,
             )
             inputs = replace(base_inputs, targets=targets)
         ix = {

@@ -66,10 +66,22 @@ def _load(teacher: Path, fold: int) -> dict[str, np.ndarray]:
         raise DistillError(f"{path}: unreadable teacher probabilities: {exc}") from None
 
 
-def teacher_identity(teachers: Sequence[Path], folds: list[int], alpha: float) -> str:
+def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T) row by row (T = 1: unchanged)."""
+    if temperature == 1.0:
+        return probs.astype(np.float64)
+    logits = np.log(np.clip(probs.astype(np.float64), 1e-12, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def teacher_identity(
+    teachers: Sequence[Path], folds: list[int], alpha: float, temperature: float = 1.0
+) -> str:
     """What a student's saved folds depend on beyond its own recipe: its teachers' recipes
-    (their fold keys) and the weight of their probabilities."""
-    text = f"distill {alpha!r}"
+    (their fold keys), the weight of their probabilities and their temperature."""
+    text = f"distill {alpha!r}" + (f" T {temperature!r}" if temperature != 1.0 else "")
     for t in teachers:
         keys = sorted({str(_load(t, f)["key"]) for f in folds})
         text += f"|{','.join(keys)}"
@@ -84,14 +96,20 @@ def student_targets(
     categories: list[str],
     trained: list[str],
     alpha: float,
+    temperature: float = 1.0,
 ) -> np.ndarray:
     """Training targets for every row of ``shas``: ``(1 - alpha)`` one-hot label plus
-    ``alpha`` times the mean teacher probability. Only a teacher trained on exactly
-    ``trained`` (the student's fold-k training images) may teach fold k."""
+    ``alpha`` times the mean teacher probability, each teacher's softened by
+    ``temperature`` first (softmax(log p / T): a teacher's probabilities on the images it
+    trained on are nearly its labels, and T > 1 brings out how it ranks the other classes).
+    Only a teacher trained on exactly ``trained`` (the student's fold-k training images) may
+    teach fold k."""
     if not teachers:
         raise DistillError("distillation needs at least one teacher run")
     if not 0.0 < alpha <= 1.0:
         raise DistillError(f"--distill {alpha}: the teachers' weight must be in (0, 1]")
+    if not temperature > 0.0:
+        raise DistillError(f"--distill-temperature {temperature}: must be above 0")
     want = sorted(trained)
     total = np.zeros((len(shas), len(categories)), np.float64)
     for t in teachers:
@@ -111,7 +129,7 @@ def student_targets(
         missing = [s for s in shas if s not in row]
         if missing:
             raise DistillError(f"{where}: no probabilities for {len(missing)} images")
-        total += data["probs"][[row[s] for s in shas]]
+        total += soften(data["probs"][[row[s] for s in shas]], temperature)
     mean = total / len(teachers)
     onehot = np.eye(len(categories))[labels]
     return ((1.0 - alpha) * onehot + alpha * mean).astype(np.float32)

@@ -96,6 +96,14 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
         help="with --teachers: the teachers' weight in the training targets, the labels "
         "having the rest (default 0.5)",
     )
+    parser.add_argument(
+        "--distill-temperature",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="with --teachers: soften each teacher's probabilities, softmax(log p / T), "
+        "before they are averaged (default 1: as saved)",
+    )
     add_train_flags(parser, skip=frozenset({"channel"}))
     parser.set_defaults(func=run)
 
@@ -136,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         inner_fraction=args.inner_val,
         only=args.folds,
         verbose=2 if args.verbose else 0,
-        distill=Distill(tuple(args.teachers or ()), args.distill, args.save_soft),
+        distill=Distill(
+            tuple(args.teachers or ()), args.distill, args.save_soft, args.distill_temperature
+        ),
     )
     print(format_table(result))
     print(f"written: {Path(args.out) / RESULT_FILE}")

@@ -41,6 +41,19 @@ def test_targets_mix_the_labels_with_the_mean_of_the_teachers(tmp_path: Path) ->
     np.testing.assert_allclose(alone[0], [0.8, 0.2, 0], atol=1e-6)
 
 
+def test_a_temperature_softens_each_teacher_before_the_mean(tmp_path: Path) -> None:
+    probs = [[0.81, 0.18, 0.01], [0.01, 0.98, 0.01], [0.0, 0.0, 1.0]]
+    t = _teacher(tmp_path, "t", probs, SHAS)
+    got = student_targets([t], 0, SHAS, np.arange(3), CATS, SHAS, alpha=1.0, temperature=2.0)
+    root = np.sqrt(np.array([0.81, 0.18, 0.01]))  # softmax(log p / 2) = sqrt(p), normalised
+    np.testing.assert_allclose(got[0], root / root.sum(), atol=1e-6)
+    assert got[2].argmax() == 2 and got[2, 2] == pytest.approx(1.0, abs=1e-4)
+    same = student_targets([t], 0, SHAS, np.arange(3), CATS, SHAS, alpha=1.0, temperature=1.0)
+    np.testing.assert_allclose(same, probs, atol=1e-6)
+    with pytest.raises(DistillError, match="temperature"):
+        student_targets([t], 0, SHAS, np.arange(3), CATS, SHAS, alpha=1.0, temperature=0.0)
+
+
 def test_a_teacher_of_other_images_or_classes_is_refused(tmp_path: Path) -> None:
     """A teacher that learnt from the student's held-out images would leak their labels."""
     saw_more = _teacher(tmp_path, "more", np.eye(3).tolist(), SHAS)
