@@ -335,7 +335,7 @@ def _run_folds(
     for f in todo:
         restore()
         keras.utils.set_random_seed(config.seed + f)
-        trained = folds.training(f) + folds.inner(f)  # what the fold's final model learns
+        trained = folds.training(f) + folds.inner(f)  # all a fold's models may learn from
         inputs = base_inputs
         if distill.teachers:
             targets = student_targets(

@@ -6,7 +6,7 @@ the labels and the mean of its teachers' fold-k probabilities.
 Why per fold: the out-of-fold probabilities a kept run saved came from models that trained on
 the other folds, the student's held-out fold among them, so training a student on them would
 leak that fold's labels into its score. Every teacher's fold file records the images that
-trained it, and a student's fold is refused unless they are exactly its own training images.
+trained it, and a student's fold is refused if any of them is not its own training image.
 """
 
 import hashlib
@@ -102,15 +102,15 @@ def student_targets(
     ``alpha`` times the mean teacher probability, each teacher's softened by
     ``temperature`` first (softmax(log p / T): a teacher's probabilities on the images it
     trained on are nearly its labels, and T > 1 brings out how it ranks the other classes).
-    Only a teacher trained on exactly ``trained`` (the student's fold-k training images) may
-    teach fold k."""
+    Only a teacher trained on none but ``trained`` (the student's fold-k training images)
+    may teach fold k."""
     if not teachers:
         raise DistillError("distillation needs at least one teacher run")
     if not 0.0 < alpha <= 1.0:
         raise DistillError(f"--distill {alpha}: the teachers' weight must be in (0, 1]")
     if not temperature > 0.0:
         raise DistillError(f"--distill-temperature {temperature}: must be above 0")
-    want = sorted(trained)
+    allowed = set(trained)
     total = np.zeros((len(shas), len(categories)), np.float64)
     for t in teachers:
         data = _load(t, fold)
@@ -119,11 +119,12 @@ def student_targets(
             raise DistillError(
                 f"{where}: classes {list(data['categories'])}, the student has {categories}"
             )
-        if list(data["trained"]) != want:
+        foreign = set(data["trained"].tolist()) - allowed
+        if foreign:
             raise DistillError(
-                f"{where}: this teacher's fold {fold} trained on {len(data['trained'])} "
-                f"images, not the student's {len(want)}: its probabilities would leak the "
-                "held-out fold (same data, --cv and --inner-val needed)"
+                f"{where}: this teacher's fold {fold} trained on {len(foreign)} images outside "
+                f"the student's {len(allowed)} training images: its probabilities would leak "
+                "the held-out fold (the same data and --cv are needed)"
             )
         row = {s: i for i, s in enumerate(data["shas"].tolist())}
         missing = [s for s in shas if s not in row]
