@@ -56,6 +56,9 @@ def test_a_temperature_softens_each_teacher_before_the_mean(tmp_path: Path) -> N
 
 def test_a_teacher_of_other_images_or_classes_is_refused(tmp_path: Path) -> None:
     """A teacher that learnt from the student's held-out images would leak their labels."""
+    fewer = _teacher(tmp_path, "fewer", np.eye(3).tolist(), SHAS[:1])  # never the held-out
+    got = student_targets([fewer], 0, SHAS, np.arange(3), CATS, SHAS[:2], alpha=1.0)
+    np.testing.assert_allclose(got, np.eye(3), atol=1e-6)
     saw_more = _teacher(tmp_path, "more", np.eye(3).tolist(), SHAS)
     with pytest.raises(DistillError, match="leak the held-out fold"):
         student_targets([saw_more], 0, SHAS, np.arange(3), CATS, SHAS[:2], alpha=1.0)
@@ -116,7 +119,8 @@ def test_a_student_fold_trains_towards_its_own_folds_teacher(
         assert list(y) == [index[ds.labels[s]] for s in images]
         expected = [0.25 * np.eye(3)[index[ds.labels[s]]] + 0.75 * soft[f][s] for s in images]
         np.testing.assert_allclose(targets, np.array(expected), atol=1e-5)
-    # a teacher run of other folds cannot teach this student (nothing trains first)
+    # a teacher whose fold 1 trained on images of the 3-fold student's fold 1 (u in [1/3, 1/2))
+    # cannot teach it; nothing trains first
     monkeypatch.setattr(fit, "fit_cached", None)
     with pytest.raises(DistillError, match="leak the held-out fold"):
-        run_crossval(config, ds, tmp_path / "s2", 3, only=[0], distill=Distill((teacher,)))
+        run_crossval(config, ds, tmp_path / "s2", 3, only=[1], distill=Distill((teacher,)))

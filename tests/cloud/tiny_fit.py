@@ -10,8 +10,10 @@ from recyclops.cloud.model import build_parts
 from recyclops.shared.config import TrainConfig
 
 
-def fit_tiny_cached(**changes: Any) -> dict[str, Any]:
-    """``fit_cached``'s history for the tiny run, with ``changes`` to its recipe."""
+def fit_tiny_cached(bn_frozen: bool = False, **changes: Any) -> dict[str, Any]:
+    """``fit_cached``'s history for the tiny run, with ``changes`` to its recipe.
+    ``bn_frozen``: the BatchNorm statistics stay put while fine-tuning, as with ImageNet
+    weights (the random base otherwise keeps updating them, whatever the learning rate)."""
     rng = np.random.default_rng(1)
     data = SplitArrays(
         rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8),
@@ -30,4 +32,6 @@ def fit_tiny_cached(**changes: Any) -> dict[str, Any]:
         "batch_size": 8,
     }
     config = TrainConfig(**{**recipe, **changes})
-    return fit_cached(build_parts(config, 3), config, data)
+    parts = build_parts(config, 3)
+    parts.bn_frozen = parts.bn_frozen or bn_frozen
+    return fit_cached(parts, config, data)
