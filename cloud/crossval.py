@@ -62,7 +62,7 @@ class Distill:
     trains each fold towards ``alpha`` x its ``teachers``' mean + (1 - alpha) x the labels."""
 
     teachers: tuple[Path, ...] = ()
-    alpha: float = 1.0
+    alpha: float = 0.5
     save_soft: bool = False
     temperature: float = 1.0
 

@@ -91,7 +91,6 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     parser.add_argument(
         "--distill",
         type=float,
-        default=0.5,
         metavar="ALPHA",
         help="with --teachers: the teachers' weight in the training targets, the labels "
         "having the rest (default 0.5)",
@@ -99,7 +98,6 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
     parser.add_argument(
         "--distill-temperature",
         type=float,
-        default=1.0,
         metavar="T",
         help="with --teachers: soften each teacher's probabilities, softmax(log p / T), "
         "before they are averaged (default 1: as saved)",
@@ -126,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     from ..crossval import RESULT_FILE, Distill, run_crossval
     from ..dataset import dataset_from_folders, load_dataset
 
+    if not args.teachers and (args.distill is not None or args.distill_temperature is not None):
+        raise ConfigError("--distill and --distill-temperature need --teachers RUN ...")
     config = load_config(args)
     tc = train_config(args, config)
     cache = Path(args.cache_dir) if args.cache_dir else None
@@ -145,7 +145,10 @@ def run(args: argparse.Namespace) -> int:
         only=args.folds,
         verbose=2 if args.verbose else 0,
         distill=Distill(
-            tuple(args.teachers or ()), args.distill, args.save_soft, args.distill_temperature
+            tuple(args.teachers or ()),
+            0.5 if args.distill is None else args.distill,
+            args.save_soft,
+            1.0 if args.distill_temperature is None else args.distill_temperature,
         ),
     )
     print(format_table(result))

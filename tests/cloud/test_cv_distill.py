@@ -73,6 +73,28 @@ def test_a_teacher_of_other_images_or_classes_is_refused(tmp_path: Path) -> None
         student_targets([saw_more], 0, SHAS, np.arange(3), CATS, SHAS, alpha=1.0)
 
 
+def test_soft_targets_follow_a_refit_and_must_fit_the_images() -> None:
+    from recyclops.cloud.fit import SplitArrays
+
+    x = np.zeros((3, 2, 2, 3), np.uint8)
+    soft = np.full((2, 3), 1 / 3, np.float32)
+    data = SplitArrays(x[:2], np.array([0, 1]), x[2:], np.array([2]), 3, soft)
+    merged = data.merged()  # the validation image joins on its label
+    np.testing.assert_allclose(merged.targets(), [[1 / 3] * 3, [1 / 3] * 3, [0, 0, 1]])
+    with pytest.raises(ValueError, match="do not match"):
+        SplitArrays(x[:2], np.array([0, 1]), x[2:], np.array([2]), 3, soft[:1]).targets()
+
+
+def test_distillation_flags_without_teachers_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recyclops.app.cli import main
+
+    for flag in ("--distill", "--distill-temperature"):
+        assert main(["evaluate", "--folders", str(tmp_path), flag, "0.7"]) != 0
+        assert "need --teachers" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_student_fold_trains_towards_its_own_folds_teacher(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
