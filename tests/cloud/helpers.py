@@ -31,7 +31,7 @@ def decision(
         time=T0 + timedelta(minutes=minutes),
         action=action,
         label=label,
-    )  # type: ignore[arg-type]
+    )
 
 
 def seed_images(

@@ -3,6 +3,7 @@ a student trains each fold towards the teachers of that same fold, never another
 
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_soft_targets_follow_a_refit_and_must_fit_the_images() -> None:
     soft = np.full((2, 3), 1 / 3, np.float32)
     data = SplitArrays(x[:2], np.array([0, 1]), x[2:], np.array([2]), 3, soft)
     merged = data.merged()  # the validation image joins on its label
-    np.testing.assert_allclose(merged.targets(), [[1 / 3] * 3, [1 / 3] * 3, [0, 0, 1]])
+    np.testing.assert_allclose(merged.targets(), np.array([[1 / 3] * 3, [1 / 3] * 3, [0, 0, 1]]))
     with pytest.raises(ValueError, match="do not match"):
         SplitArrays(x[:2], np.array([0, 1]), x[2:], np.array([2]), 3, soft[:1]).targets()
 
@@ -93,6 +94,31 @@ def test_distillation_flags_without_teachers_are_refused(
     for flag in ("--distill", "--distill-temperature"):
         assert main(["evaluate", "--folders", str(tmp_path), flag, "0.7"]) != 0
         assert "need --teachers" in capsys.readouterr().err
+
+
+def test_teacher_probabilities_are_the_models_own_mean_over_its_views() -> None:
+    """What a teacher saves from the cached activations is what its model says on the pixels
+    of each fixed view, averaged: no view skipped, none from another model."""
+    from recyclops.cloud.augment import fixed_view
+    from recyclops.cloud.cv_fold import FoldInputs, view_probs
+    from recyclops.cloud.fit import SplitArrays, compute_features, predict
+    from recyclops.cloud.model import build_parts
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(6) % 3
+    config = TrainConfig(
+        image_size=32, weights="none", fine_tune_layers=20, augment_views=3, rotation=0.2
+    )
+    parts = build_parts(config, 3)
+    data = SplitArrays(images, y, images[:0], y[:0], 3)
+    features = compute_features(parts, config, data, need_cut=True)
+    ds = SimpleNamespace(categories=CATS)  # view_probs reads the class count only
+    got = view_probs(FoldInputs(ds, parts, features, images, y), tune=True)
+    model = parts.full()
+    per_view = [predict(model, fixed_view(images, config, v)) for v in range(3)]
+    assert not np.allclose(per_view[0], per_view[1], atol=1e-3)  # the views do differ
+    np.testing.assert_allclose(got, np.mean(per_view, axis=0), atol=5e-3)  # float16 cache
 
 
 @pytest.mark.slow
