@@ -210,7 +210,7 @@ def run_crossval(
     if (distill.teachers or distill.save_soft) and config.pipeline != "cached":
         raise CrossValError("distillation is measured on the cached pipeline only")
     if distill.teachers:  # a student's folds also depend on what taught them
-        teachers = teacher_identity(distill.teachers, wanted, distill.alpha, distill.temperature)
+        teachers = teacher_identity(distill.teachers, wanted, distill.alpha, distill.temperature, k)
         key = hashlib.sha256(f"{key}:{teachers}".encode()).hexdigest()[:16]
     results = {f: r for f in range(k) if (r := _load_fold(out, f, key)) is not None}
     if distill.save_soft:  # a teacher fold saved without its probabilities runs again
@@ -304,77 +304,39 @@ def _run_folds(
     distill: Distill,
 ) -> float:
     """Pixels and base activations once, then each fold's training, conversion and scoring."""
-    import keras
+    from .cv_fold import fit_fold, prepare
 
-    from .cv_fold import FoldInputs, refit_fold, train_fold
-    from .fit import SplitArrays, compute_features
-    from .model import build_parts, snapshot
-    from .pixels import spec_pixels
-
-    keras.utils.set_random_seed(config.seed)
-    t0 = time.monotonic()
-    spec = model_input(config)  # what `recyclops train` would feed the model
-    px = spec_pixels(ds, sorted(folds.labels), spec)
-    index = {c: i for i, c in enumerate(ds.categories)}
-    y = np.array([index[ds.labels[s]] for s in px.shas], np.int64)
-    row = {s: i for i, s in enumerate(px.shas)}
-    parts = build_parts(config, len(ds.categories))
-    tune = config.fine_tune and config.fine_tune_epochs > 0
-    # Every image's fixed views, once. With weights="none" the BatchNorm statistics are
-    # estimated here from all cross-validated images (pixels only, never labels).
-    everything = SplitArrays(px.images, y, px.images[:0], y[:0], len(ds.categories))
-    features = (
-        compute_features(parts, config, everything, need_cut=tune)
-        if config.pipeline == "cached"
-        else None  # pixels: every fold runs the whole network, live augmentation
-    )
-    restore = snapshot(parts)  # every fold and refit starts from here, whatever ran before
-    features_seconds = time.monotonic() - t0
-    logger.info("base activations for %d images: %.0f s", len(y), features_seconds)
-    base_inputs = FoldInputs(ds, parts, features, px.images, y, keep_soft=distill.save_soft)
+    prep = prepare(config, ds, sorted(folds.labels), keep_soft=distill.save_soft)
+    logger.info("base activations for %d images: %.0f s", len(prep.shas), prep.seconds)
+    y = prep.inputs.y
     for f in todo:
-        restore()
-        keras.utils.set_random_seed(config.seed + f)
         trained = folds.training(f) + folds.inner(f)  # all a fold's models may learn from
-        inputs = base_inputs
+        inputs = prep.inputs
         if distill.teachers:
             targets = student_targets(
                 distill.teachers,
                 f,
-                px.shas,
+                prep.shas,
                 y,
                 ds.categories,
                 trained,
                 distill.alpha,
                 distill.temperature,
+                folds.fold,
             )
-            inputs = replace(base_inputs, targets=targets)
-        ix = {
-            name: np.array([row[s] for s in shas if s in row], np.int64)
-            for name, shas in (
-                ("train", folds.training(f)),
-                ("val", folds.inner(f)),
-                ("held", folds.held_out(f)),
-            )
-        }
-        result = train_fold(config, inputs, ix, tune, verbose)
-        if config.refit:
-            restore()
-            keras.utils.set_random_seed(config.seed + f)
-            refit = refit_fold(config, inputs, ix, result, verbose)
-            keep = ("int8", "float", "int8_predicted", "int8_probs")
-            selected = {k_: result.pop(k_) for k_ in keep}
-            result = {**result, **refit, "selected": selected}
+            inputs = replace(inputs, targets=targets)
+        ix = prep.indices(train=folds.training(f), val=folds.inner(f), held=folds.held_out(f))
+        result = fit_fold(config, prep, inputs, ix, config.seed + f, verbose)
         result.update(fold=f, key=key)
         soft = result.pop("soft", None)
         if soft is not None:  # before the fold file: a fold file means the fold is complete
             if not config.refit:  # then the selected model, trained without the inner slice
                 trained = folds.training(f)
-            save_soft(out, f, key, px.shas, trained, ds.categories, soft)
+            save_soft(soft_file(out, f), key, prep.shas, trained, ds.categories, soft)
         # the scored model's int8 probabilities too: ensembles of runs and per-class
         # thresholds can then be measured on saved folds, without training again
         result["predictions"] = [
-            {"sha256": px.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p, "probs": q}
+            {"sha256": prep.shas[i], "fold": f, "label": ds.categories[y[i]], "int8": p, "probs": q}
             for i, p, q in zip(
                 ix["held"], result.pop("int8_predicted"), result.pop("int8_probs"), strict=True
             )
@@ -395,4 +357,4 @@ def _run_folds(
             len(ix["held"]),
             result["seconds"]["total"],
         )
-    return features_seconds
+    return prep.seconds

@@ -31,6 +31,81 @@ class FoldInputs:
     keep_soft: bool = False
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Everything the folds of one run share: the inputs, each image's row, and ``restore``,
+    which puts the model back to its starting weights before each training."""
+
+    inputs: FoldInputs
+    shas: list[str]
+    row: dict[str, int]
+    restore: Any
+    tune: bool
+    seconds: float
+
+    def indices(self, **groups: list[str]) -> dict[str, np.ndarray]:
+        """Rows of these images, group by group (``train``, ``val``, ``held``)."""
+        return {
+            name: np.array([self.row[s] for s in shas if s in self.row], np.int64)
+            for name, shas in groups.items()
+        }
+
+
+def prepare(config: TrainConfig, ds: Dataset, shas: list[str], keep_soft: bool) -> Prepared:
+    """The pixels of ``shas`` as ``recyclops train`` would feed them, and (cached pipeline)
+    every image's fixed views through the frozen lower network, once for all folds."""
+    import keras
+
+    from .fit import SplitArrays, compute_features
+    from .model import build_parts, snapshot
+    from .pixels import model_input, spec_pixels
+
+    keras.utils.set_random_seed(config.seed)
+    t0 = time.monotonic()
+    px = spec_pixels(ds, shas, model_input(config))
+    index = {c: i for i, c in enumerate(ds.categories)}
+    y = np.array([index[ds.labels[s]] for s in px.shas], np.int64)
+    parts = build_parts(config, len(ds.categories))
+    tune = config.fine_tune and config.fine_tune_epochs > 0
+    # With weights="none" the BatchNorm statistics are estimated here from all the images
+    # (pixels only, never labels).
+    everything = SplitArrays(px.images, y, px.images[:0], y[:0], len(ds.categories))
+    features = (
+        compute_features(parts, config, everything, need_cut=tune)
+        if config.pipeline == "cached"
+        else None  # pixels: every fold runs the whole network, live augmentation
+    )
+    restore = snapshot(parts)  # every fold and refit starts from here, whatever ran before
+    inputs = FoldInputs(ds, parts, features, px.images, y, keep_soft=keep_soft)
+    row = {s: i for i, s in enumerate(px.shas)}
+    return Prepared(inputs, list(px.shas), row, restore, tune, time.monotonic() - t0)
+
+
+def fit_fold(
+    config: TrainConfig,
+    prep: Prepared,
+    inputs: FoldInputs,
+    ix: dict[str, np.ndarray],
+    seed: int,
+    verbose: int,
+) -> dict[str, Any]:
+    """One fold from the starting weights: the selection run, then (``refit``) the refit,
+    whose scores become the fold's and the selected model's are kept as ``selected``."""
+    import keras
+
+    prep.restore()
+    keras.utils.set_random_seed(seed)
+    result = train_fold(config, inputs, ix, prep.tune, verbose)
+    if config.refit:
+        prep.restore()
+        keras.utils.set_random_seed(seed)
+        refit = refit_fold(config, inputs, ix, result, verbose)
+        keep = ("int8", "float", "int8_predicted", "int8_probs")
+        selected = {k_: result.pop(k_) for k_ in keep}
+        result = {**result, **refit, "selected": selected}
+    return result
+
+
 def train_fold(
     config: TrainConfig,
     inputs: FoldInputs,

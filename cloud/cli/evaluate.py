@@ -81,6 +81,13 @@ def configure(parser: argparse.ArgumentParser, add_common: AddCommon) -> None:
         "its fixed views) for a student's --teachers",
     )
     parser.add_argument(
+        "--teach-pairs",
+        action="store_true",
+        help="a teacher run for out-of-sample distillation: for every pair of folds (j, k) "
+        "the students of --folds need, train on the other K - 2 folds and keep the "
+        "probabilities (K(K - 1)/2 trainings for all folds); a student names it in --teachers",
+    )
+    parser.add_argument(
         "--teachers",
         nargs="+",
         type=Path,
@@ -126,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.teachers and (args.distill is not None or args.distill_temperature is not None):
         raise ConfigError("--distill and --distill-temperature need --teachers RUN ...")
+    if args.teach_pairs and args.teachers:
+        raise ConfigError("--teach-pairs trains teachers; it cannot also be a --teachers student")
     config = load_config(args)
     tc = train_config(args, config)
     cache = Path(args.cache_dir) if args.cache_dir else None
@@ -136,6 +145,21 @@ def run(args: argparse.Namespace) -> int:
     else:
         ds = load_dataset(args.data)
         ds.cache_dir = cache
+    if args.teach_pairs:
+        from ..cv_pairs import PAIRS_FILE, format_pairs, run_pair_teachers
+
+        pairs = run_pair_teachers(
+            tc,
+            ds,
+            args.out,
+            args.cv,
+            inner_fraction=args.inner_val,
+            only=args.folds,
+            verbose=2 if args.verbose else 0,
+        )
+        print(format_pairs(pairs))
+        print(f"written: {Path(args.out) / PAIRS_FILE}")
+        return 0
     result = run_crossval(
         tc,
         ds,

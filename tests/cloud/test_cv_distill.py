@@ -23,7 +23,7 @@ SHAS = ["a" * 64, "b" * 64, "c" * 64]
 
 def _teacher(tmp_path: Path, name: str, probs: list[list[float]], trained: list[str]) -> Path:
     out = tmp_path / name
-    save_soft(out, 0, f"key-{name}", SHAS, trained, CATS, np.array(probs, np.float32))
+    save_soft(soft_file(out, 0), f"key-{name}", SHAS, trained, CATS, np.array(probs, np.float32))
     return out
 
 
