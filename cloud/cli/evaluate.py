@@ -145,18 +145,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         ds = load_dataset(args.data)
         ds.cache_dir = cache
+    common: dict[str, Any] = {
+        "inner_fraction": args.inner_val,
+        "only": args.folds,
+        "verbose": 2 if args.verbose else 0,
+    }
     if args.teach_pairs:
         from ..cv_pairs import PAIRS_FILE, format_pairs, run_pair_teachers
 
-        pairs = run_pair_teachers(
-            tc,
-            ds,
-            args.out,
-            args.cv,
-            inner_fraction=args.inner_val,
-            only=args.folds,
-            verbose=2 if args.verbose else 0,
-        )
+        pairs = run_pair_teachers(tc, ds, args.out, args.cv, **common)
         print(format_pairs(pairs))
         print(f"written: {Path(args.out) / PAIRS_FILE}")
         return 0
@@ -165,9 +162,7 @@ def run(args: argparse.Namespace) -> int:
         ds,
         args.out,
         args.cv,
-        inner_fraction=args.inner_val,
-        only=args.folds,
-        verbose=2 if args.verbose else 0,
+        **common,
         distill=Distill(
             tuple(args.teachers or ()),
             0.5 if args.distill is None else args.distill,

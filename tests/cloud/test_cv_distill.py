@@ -12,7 +12,7 @@ import pytest
 from recyclops.cloud import fit
 from recyclops.cloud.crossval import Distill, assign_folds, run_crossval
 from recyclops.cloud.cv_distill import DistillError, save_soft, soft_file, student_targets
-from recyclops.cloud.dataset import dataset_from_folders
+from recyclops.cloud.dataset import Dataset, dataset_from_folders
 from recyclops.shared.config import TrainConfig
 
 from .helpers import TINY_TOML
@@ -121,15 +121,20 @@ def test_teacher_probabilities_are_the_models_own_mean_over_its_views() -> None:
     np.testing.assert_allclose(got, np.mean(per_view, axis=0), atol=5e-3)  # float16 cache
 
 
-@pytest.mark.slow
-def test_a_student_fold_trains_towards_its_own_folds_teacher(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def quick_shapes(tmp_path: Path) -> tuple[TrainConfig, Dataset]:
+    """The tiny recipe with a refit, seconds a fold, on 16 synthetic shapes per class."""
     root = shapes_folder(tmp_path, 16, seed=7)
     tiny = tomllib.loads(TINY_TOML.read_text())["train"]
     quick = {"epochs": 2, "fine_tune_epochs": 1, "representative_images": 16, "refit": True}
     config = TrainConfig.model_validate({**tiny, **quick, "qat_epochs": 0})
-    ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
+    return config, dataset_from_folders(root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_a_student_fold_trains_towards_its_own_folds_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, ds = quick_shapes(tmp_path)
     teacher = tmp_path / "teacher"
     run_crossval(config, ds, teacher, 2, distill=Distill(save_soft=True))
     folds = assign_folds(ds, config, 2, config.validation_split)

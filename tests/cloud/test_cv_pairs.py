@@ -1,7 +1,6 @@
 """Out-of-sample distillation: a teacher per pair of folds teaches each student only the
 images it never saw, and never saw the student's held-out fold either."""
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,8 @@ from recyclops.cloud.cv_pairs import format_pairs, run_pair_teachers
 from recyclops.cloud.dataset import dataset_from_folders
 from recyclops.shared.config import TrainConfig
 
-from .helpers import TINY_TOML
 from .test_crossval import CATS, shapes_folder
-from .test_cv_distill import SHAS
+from .test_cv_distill import SHAS, quick_shapes
 
 # a, b, c are in folds 0, 1, 2; the student of fold 0 trains on b and c
 FOLD_OF = dict(zip(SHAS, [0, 1, 2], strict=True))
@@ -81,11 +79,7 @@ def test_pairs_need_three_folds(tmp_path: Path) -> None:
 def test_pair_teachers_train_blind_to_both_folds_and_teach_a_student(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = shapes_folder(tmp_path, 16, seed=7)
-    tiny = tomllib.loads(TINY_TOML.read_text())["train"]
-    quick = {"epochs": 2, "fine_tune_epochs": 1, "representative_images": 16, "refit": True}
-    config = TrainConfig.model_validate({**tiny, **quick, "qat_epochs": 0})
-    ds = dataset_from_folders(root, cache_dir=tmp_path / "cache")
+    config, ds = quick_shapes(tmp_path)
     teacher = tmp_path / "teacher"
     result = run_pair_teachers(config, ds, teacher, 3, only=[0])
     assert [p["pair"] for p in result["pairs"]] == [[0, 1], [0, 2]]
@@ -121,3 +115,13 @@ def test_pair_teachers_train_blind_to_both_folds_and_teach_a_student(
         assert folds.fold[s] != 0 and target.shape == (len(index),)
     with pytest.raises(DistillError, match="pair of folds"):  # fold 1 needs pair 1-2
         run_crossval(config, ds, tmp_path / "s1", 3, only=[1], distill=Distill((teacher,)))
+
+
+def test_a_pair_teacher_cannot_also_be_a_student(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from recyclops.app.cli import main
+
+    args = ["evaluate", "--folders", str(tmp_path), "--teach-pairs", "--teachers", str(tmp_path)]
+    assert main(args) != 0
+    assert "--teach-pairs trains teachers" in capsys.readouterr().err
