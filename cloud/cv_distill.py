@@ -93,14 +93,15 @@ def _sources(teacher: Path, fold: int, k: int) -> list[tuple[Path, int | None]]:
         if not single.is_file():
             raise DistillError(
                 f"{single}: no teacher probabilities for fold {fold}; run the teacher with "
-                f"'recyclops evaluate --cv {k} --save-soft [--teach-pairs] --out {teacher}'"
+                f"'recyclops evaluate --cv {k} --save-soft --out {teacher}' (or, out of "
+                "sample, --teach-pairs)"
             )
         return [(single, None)]
     for path, j in pairs:
         if not path.is_file():
             raise DistillError(
                 f"{path}: no teacher probabilities for the pair of folds {j} and {fold}; run "
-                f"'recyclops evaluate --cv {k} --save-soft --teach-pairs --folds {fold} "
+                f"'recyclops evaluate --cv {k} --teach-pairs --folds {fold} "
                 f"--out {teacher}'"
             )
     return list(pairs)
